@@ -1,0 +1,17 @@
+//! vastwatch: watches Vast.ai serverless fleets, stores every snapshot, and tells operators
+//! what is wrong and what to do about it.
+//!
+//! The modules follow the data flow: [`schedule`] ticks, [`poll`] fetches worker lists,
+//! [`store`] keeps them, and (in later stages) `rules`, `advise` and `notify` act on them.
+//! [`config`], [`sim`] and [`cli`] sit beside the flow. See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod model;
+pub mod poll;
+pub mod schedule;
+pub mod sim;
+pub mod store;
+pub mod time;
