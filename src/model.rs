@@ -238,7 +238,10 @@ impl FleetSummary {
             }
             add(&mut summary.load, worker.get(Field::CurLoad));
             add(&mut summary.new_load, worker.get(Field::NewLoad));
-            add(&mut summary.load_rolling, worker.get(Field::CurLoadRollingAvg));
+            add(
+                &mut summary.load_rolling,
+                worker.get(Field::CurLoadRollingAvg),
+            );
             add(&mut summary.reqs_working, worker.get(Field::ReqsWorking));
             if class == StateClass::Ready {
                 add(&mut summary.perf, worker.get(Field::Perf));

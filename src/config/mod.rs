@@ -1,1 +1,448 @@
-//! (in progress)
+//! Configuration: the YAML file becomes validated types once, at load; downstream code
+//! never re-checks. Secrets come only from environment variables named by `*_env` keys.
+
+mod error;
+mod raw;
+mod secret;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+pub use error::{FileError, suggest, unknown_key_message};
+pub use secret::Secret;
+
+use crate::model::TargetKind;
+use crate::schedule::Schedule;
+use crate::time::{format_duration, parse_duration};
+use raw::{RawApi, RawConfig, RawTarget};
+
+/// Labels that vastwatch sets itself; a target or rule may not set them.
+pub const RESERVED_LABELS: [&str; 4] = ["alertname", "target", "severity", "worker_id"];
+
+const DEFAULT_BASE_URL: &str = "https://run.vast.ai";
+const DEFAULT_API_KEY_ENV: &str = "VAST_API_KEY";
+const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// The SQLite file, resolved against the config file's folder.
+    pub database: PathBuf,
+    pub api: ApiConfig,
+    pub schedule: Schedule,
+    pub jitter: Duration,
+    pub targets: Vec<Target>,
+    pub retention: Retention,
+}
+
+/// How to reach the Vast API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub max_body: u64,
+}
+
+/// One watched fleet.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub kind: TargetKind,
+    pub vast_id: i64,
+    pub labels: BTreeMap<String, String>,
+    pub vars: BTreeMap<String, f64>,
+    /// The key used for this target: its own `api_key_env`, else `api.api_key_env`.
+    pub api_key: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub samples: Duration,
+}
+
+/// Where secrets come from; the process environment in production, a map in tests.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Environment for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, FileError> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            let message = if error.kind() == std::io::ErrorKind::NotFound {
+                "config file not found; pass --config FILE or set VASTWATCH_CONFIG".to_string()
+            } else {
+                format!("cannot read config file: {error}")
+            };
+            FileError::whole_file(path, message)
+        })?;
+        Config::parse(path, &text, env)
+    }
+
+    /// Parses and validates config text that was read from `path`.
+    pub fn parse(path: &Path, text: &str, env: &dyn Environment) -> Result<Config, FileError> {
+        let raw: RawConfig =
+            serde_saphyr::from_str(text).map_err(|e| FileError::from_yaml(path, text, &e))?;
+        Validator { path, env }.config(raw)
+    }
+
+    /// The human summary `vastwatch check` prints.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "config:    {}", self.path.display());
+        let _ = writeln!(out, "database:  {}", self.database.display());
+        let _ = writeln!(
+            out,
+            "api:       {} (timeout {}, {} polls at once, bodies up to {} bytes)",
+            self.api.base_url,
+            format_duration(self.api.timeout),
+            self.api.concurrency,
+            self.api.max_body
+        );
+        let _ = writeln!(
+            out,
+            "schedule:  {} (jitter {})",
+            self.schedule,
+            format_duration(self.jitter)
+        );
+        let _ = writeln!(
+            out,
+            "retention: samples {}",
+            format_duration(self.retention.samples)
+        );
+        let _ = writeln!(out, "targets:   {}", self.targets.len());
+        for target in &self.targets {
+            let _ = write!(
+                out,
+                "  - {} ({} {})",
+                target.name,
+                target.kind.as_str(),
+                target.vast_id
+            );
+            if !target.labels.is_empty() {
+                let labels: Vec<String> = target
+                    .labels
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect();
+                let _ = write!(out, " labels {{{}}}", labels.join(", "));
+            }
+            if !target.vars.is_empty() {
+                let vars: Vec<String> = target
+                    .vars
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect();
+                let _ = write!(out, " vars {{{}}}", vars.join(", "));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    env: &'a dyn Environment,
+}
+
+fn location<T>(spanned: &Spanned<T>) -> Option<(u64, u64)> {
+    Some((spanned.referenced.line(), spanned.referenced.column()))
+}
+
+impl Validator<'_> {
+    fn error<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> FileError {
+        FileError::at(self.path, location(at), message)
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, FileError> {
+        let base_dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let database = match &raw.database {
+            Some(database) if database.value.trim().is_empty() => {
+                return Err(self.error(database, "key `database`: must name a file"));
+            }
+            Some(database) => base_dir.join(database.value.trim_start_matches("sqlite:")),
+            None => base_dir.join("vastwatch.db"),
+        };
+        let schedule = match &raw.schedule {
+            Some(text) => Schedule::parse(&text.value)
+                .map_err(|message| self.error(text, format!("key `schedule`: {message}")))?,
+            None => Schedule::Every(Duration::from_secs(10)),
+        };
+        let jitter = self.duration(raw.jitter.as_ref(), "jitter", Duration::from_secs(2))?;
+        let (api, default_key_env) = self.api(raw.api.as_ref())?;
+        let retention = Retention {
+            samples: self.duration(
+                raw.retention.as_ref().and_then(|r| r.samples.as_ref()),
+                "retention.samples",
+                Duration::from_secs(14 * 86_400),
+            )?,
+        };
+        let mut names = HashSet::new();
+        let mut targets = Vec::with_capacity(raw.targets.value.len());
+        for raw_target in &raw.targets.value {
+            let target = self.target(raw_target, &default_key_env)?;
+            if !names.insert(target.name.clone()) {
+                return Err(self.error(
+                    &raw_target.value.name,
+                    format!(
+                        "key `name`: target `{}` is defined twice; names must be unique",
+                        target.name
+                    ),
+                ));
+            }
+            targets.push(target);
+        }
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            database,
+            api,
+            schedule,
+            jitter,
+            targets,
+            retention,
+        })
+    }
+
+    fn api(
+        &self,
+        raw: Option<&Spanned<RawApi>>,
+    ) -> Result<(ApiConfig, Option<Spanned<String>>), FileError> {
+        let empty = RawApi {
+            base_url: None,
+            api_key_env: None,
+            timeout: None,
+            concurrency: None,
+            max_body: None,
+        };
+        let api = raw.map(|spanned| &spanned.value).unwrap_or(&empty);
+        let base_url = match &api.base_url {
+            Some(url) => {
+                let parsed = reqwest::Url::parse(&url.value)
+                    .map_err(|e| self.error(url, format!("key `api.base_url`: not a URL ({e})")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(self.error(url, "key `api.base_url`: must be http:// or https://"));
+                }
+                url.value.trim_end_matches('/').to_string()
+            }
+            None => DEFAULT_BASE_URL.to_string(),
+        };
+        let concurrency = match &api.concurrency {
+            Some(value) if value.value == 0 => {
+                return Err(self.error(value, "key `api.concurrency`: must be at least 1"));
+            }
+            Some(value) => value.value as usize,
+            None => 16,
+        };
+        let max_body = match &api.max_body {
+            Some(text) => parse_size(&text.value)
+                .map_err(|message| self.error(text, format!("key `api.max_body`: {message}")))?,
+            None => DEFAULT_MAX_BODY,
+        };
+        let timeout =
+            self.duration(api.timeout.as_ref(), "api.timeout", Duration::from_secs(10))?;
+        if timeout.is_zero() {
+            let at = api.timeout.as_ref().expect("a zero timeout was written");
+            return Err(self.error(at, "key `api.timeout`: must be longer than 0s"));
+        }
+        let config = ApiConfig {
+            base_url,
+            timeout,
+            concurrency,
+            max_body,
+        };
+        Ok((config, api.api_key_env.clone()))
+    }
+
+    fn target(
+        &self,
+        raw: &Spanned<RawTarget>,
+        default_key_env: &Option<Spanned<String>>,
+    ) -> Result<Target, FileError> {
+        let target = &raw.value;
+        let name = target.name.value.trim().to_string();
+        if name.is_empty() {
+            return Err(self.error(&target.name, "key `name`: a target needs a name"));
+        }
+        let (kind, vast_id) = match (&target.endpoint, &target.worker_group) {
+            (Some(id), None) => (TargetKind::Endpoint, id),
+            (None, Some(id)) => (TargetKind::WorkerGroup, id),
+            (Some(_), Some(id)) => {
+                return Err(self.error(
+                    id,
+                    format!("target `{name}`: give `endpoint` or `worker_group`, not both"),
+                ));
+            }
+            (None, None) => {
+                return Err(self.error(
+                    raw,
+                    format!("target `{name}`: needs `endpoint: ID` or `worker_group: ID`"),
+                ));
+            }
+        };
+        if vast_id.value <= 0 {
+            return Err(self.error(
+                vast_id,
+                format!("target `{name}`: the id must be a positive number"),
+            ));
+        }
+        for label in target.labels.keys() {
+            if RESERVED_LABELS.contains(&label.as_str()) {
+                return Err(self.error(
+                    raw,
+                    format!(
+                        "target `{name}`: label `{label}` is reserved; vastwatch sets it itself"
+                    ),
+                ));
+            }
+            if !is_identifier(label) {
+                return Err(self.error(
+                    raw,
+                    format!(
+                        "target `{name}`: label name `{label}` must match [a-zA-Z_][a-zA-Z0-9_]*"
+                    ),
+                ));
+            }
+        }
+        for (var, value) in &target.vars {
+            if !is_identifier(var) {
+                return Err(self.error(
+                    raw,
+                    format!("target `{name}`: var name `{var}` must match [a-zA-Z_][a-zA-Z0-9_]*"),
+                ));
+            }
+            if !value.is_finite() {
+                return Err(self.error(
+                    raw,
+                    format!("target `{name}`: var `{var}` must be a finite number"),
+                ));
+            }
+        }
+        let api_key = match (&target.api_key_env, default_key_env) {
+            (Some(own), _) => self.secret(own, &format!("targets[{name}].api_key_env"))?,
+            (None, Some(default)) => self.secret(default, "api.api_key_env")?,
+            (None, None) => match self.env.var(DEFAULT_API_KEY_ENV) {
+                Some(value) if !value.is_empty() => Secret::new(value),
+                _ => {
+                    return Err(FileError::whole_file(
+                        self.path,
+                        format!(
+                            "environment variable `{DEFAULT_API_KEY_ENV}` is not set; it holds the \
+                             Vast API key (the default of `api.api_key_env`)"
+                        ),
+                    ));
+                }
+            },
+        };
+        Ok(Target {
+            name,
+            kind,
+            vast_id: vast_id.value,
+            labels: target.labels.clone(),
+            vars: target.vars.clone(),
+            api_key,
+        })
+    }
+
+    fn secret(&self, env_key: &Spanned<String>, key: &str) -> Result<Secret, FileError> {
+        let variable = env_key.value.trim();
+        if variable.is_empty() {
+            return Err(self.error(
+                env_key,
+                format!("key `{key}`: name an environment variable"),
+            ));
+        }
+        match self.env.var(variable) {
+            Some(value) if !value.is_empty() => Ok(Secret::new(value)),
+            Some(_) => Err(self.error(
+                env_key,
+                format!("key `{key}`: environment variable `{variable}` is empty"),
+            )),
+            None => Err(self.error(
+                env_key,
+                format!("key `{key}`: environment variable `{variable}` is not set"),
+            )),
+        }
+    }
+
+    fn duration(
+        &self,
+        raw: Option<&Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, FileError> {
+        match raw {
+            Some(text) => parse_duration(&text.value)
+                .map_err(|e| self.error(text, format!("key `{key}`: {e}"))),
+            None => Ok(default),
+        }
+    }
+}
+
+/// Whether `name` is a valid label, var or identifier name.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses `16MiB`, `512KiB`, `1GB`, `1000` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{trimmed}` is not a size; write e.g. 16MiB, 512KiB or 1000000"))?;
+    let multiplier: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "`{other}` is not a size unit; use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    let bytes = number * multiplier;
+    if !(1.0..=1e12).contains(&bytes) {
+        return Err(format!("`{trimmed}` is out of range (1 byte to 1 TB)"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! The config file exactly as written: serde structs that reject unknown keys. They carry
+//! source locations so that validation in `super` can point at the offending line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// Top level of `vastwatch.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// SQLite file, relative to the config file's folder. Default `vastwatch.db`.
+    pub database: Option<Spanned<String>>,
+    /// How to reach the Vast API.
+    pub api: Option<Spanned<RawApi>>,
+    /// Cron with a seconds field (UTC), or a duration meaning "every". Default `10s`.
+    pub schedule: Option<Spanned<String>>,
+    /// Each target's poll starts a random 0..jitter after the tick. Default `2s`.
+    pub jitter: Option<Spanned<String>>,
+    /// The fleets to watch.
+    pub targets: Spanned<Vec<Spanned<RawTarget>>>,
+    /// How long stored data is kept.
+    pub retention: Option<RawRetention>,
+}
+
+/// `api:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// Default `https://run.vast.ai`.
+    pub base_url: Option<Spanned<String>>,
+    /// Environment variable holding the API key. Default `VAST_API_KEY`.
+    pub api_key_env: Option<Spanned<String>>,
+    /// Per-request timeout. Default `10s`.
+    pub timeout: Option<Spanned<String>>,
+    /// Polls in flight at once. Default 16.
+    pub concurrency: Option<Spanned<u32>>,
+    /// Largest accepted response body, e.g. `16MiB`. Default 16 MiB.
+    pub max_body: Option<Spanned<String>>,
+}
+
+/// One entry of `targets:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// Unique; becomes the `target` label.
+    pub name: Spanned<String>,
+    /// An Endpoint id (polls `/get_endpoint_workers/`).
+    pub endpoint: Option<Spanned<i64>>,
+    /// A Worker Group id (polls `/get_autogroup_workers/`).
+    pub worker_group: Option<Spanned<i64>>,
+    /// Added to every alert of this target.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Numbers usable by name in rule expressions.
+    #[serde(default)]
+    pub vars: BTreeMap<String, f64>,
+    /// Overrides `api.api_key_env` for this target.
+    pub api_key_env: Option<Spanned<String>>,
+}
+
+/// `retention:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Raw samples older than this are deleted. Default `14d`.
+    pub samples: Option<Spanned<String>>,
+}

@@ -1,0 +1,208 @@
+//! Config loading: every error names the file, line, column and key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+
+fn env() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("VAST_API_KEY".to_string(), "key-default".to_string()),
+        ("OTHER_KEY".to_string(), "key-other".to_string()),
+        ("EMPTY_KEY".to_string(), String::new()),
+    ])
+}
+
+fn load(text: &str) -> Result<Config, String> {
+    Config::parse(Path::new("/etc/vastwatch/vastwatch.yaml"), text, &env())
+        .map_err(|e| e.to_string())
+}
+
+const FULL: &str = r#"
+database: data/vastwatch.db
+api:
+  base_url: http://127.0.0.1:8080/
+  api_key_env: VAST_API_KEY
+  timeout: 5s
+  concurrency: 4
+  max_body: 1MiB
+schedule: "*/10 * * * * *"
+jitter: 500ms
+targets:
+  - name: llama-prod
+    endpoint: 123
+    labels: {team: ml}
+    vars: {max_reqs: 4}
+  - name: llama-group
+    worker_group: 1001
+    api_key_env: OTHER_KEY
+retention:
+  samples: 7d
+"#;
+
+#[test]
+fn a_full_config_loads_into_validated_types() {
+    let config = load(FULL).expect("valid config");
+    assert_eq!(
+        config.database,
+        Path::new("/etc/vastwatch/data/vastwatch.db")
+    );
+    assert_eq!(config.api.base_url, "http://127.0.0.1:8080");
+    assert_eq!(config.api.timeout, Duration::from_secs(5));
+    assert_eq!(config.api.concurrency, 4);
+    assert_eq!(config.api.max_body, 1024 * 1024);
+    assert_eq!(config.jitter, Duration::from_millis(500));
+    assert_eq!(config.retention.samples, Duration::from_secs(7 * 86_400));
+    assert_eq!(config.schedule.to_string(), "cron \"*/10 * * * * *\" (UTC)");
+
+    let prod = &config.targets[0];
+    assert_eq!(prod.kind, TargetKind::Endpoint);
+    assert_eq!(prod.vast_id, 123);
+    assert_eq!(prod.labels["team"], "ml");
+    assert_eq!(prod.vars["max_reqs"], 4.0);
+    assert_eq!(prod.api_key.expose(), "key-default");
+
+    let group = &config.targets[1];
+    assert_eq!(group.kind, TargetKind::WorkerGroup);
+    assert_eq!(group.api_key.expose(), "key-other");
+}
+
+#[test]
+fn defaults_apply_when_keys_are_left_out() {
+    let config = load("targets:\n  - name: a\n    endpoint: 1\n").expect("valid config");
+    assert_eq!(config.database, Path::new("/etc/vastwatch/vastwatch.db"));
+    assert_eq!(config.api.base_url, "https://run.vast.ai");
+    assert_eq!(config.api.timeout, Duration::from_secs(10));
+    assert_eq!(config.api.concurrency, 16);
+    assert_eq!(config.api.max_body, 16 * 1024 * 1024);
+    assert_eq!(config.schedule.to_string(), "every 10s");
+    assert_eq!(config.jitter, Duration::from_secs(2));
+    assert_eq!(config.retention.samples, Duration::from_secs(14 * 86_400));
+    assert_eq!(config.targets[0].api_key.expose(), "key-default");
+}
+
+#[test]
+fn mistakes_name_the_file_line_column_and_key() {
+    const FILE: &str = "/etc/vastwatch/vastwatch.yaml";
+    let mut mismatches = Vec::new();
+    for (text, expected) in [
+        (
+            "api:\n  timeot: 10s\ntargets: []\n",
+            "2:3: unknown key `timeot`; did you mean `timeout`?",
+        ),
+        (
+            "targets:\n  - name: a\n    endpont: 1\n",
+            "3:5: unknown key `endpont`; did you mean `endpoint`?",
+        ),
+        (
+            "targts: []\n",
+            "1:1: unknown key `targts`; did you mean `targets`?",
+        ),
+        (
+            "api:\n  concurrency: lots\ntargets: []\n",
+            "2:16: key `concurrency`: invalid u32",
+        ),
+        (
+            "api:\n  timeout: 10\ntargets: []\n",
+            "2:12: key `api.timeout`: `10` is not a duration; write a number and a unit: ms, s, m, h or d (e.g. 30s)",
+        ),
+        (
+            "schedule: every minute\ntargets: []\n",
+            "1:11: key `schedule`: `every minute` has 2 fields; write a cron expression with a seconds field (6 fields, e.g. \"*/10 * * * * *\") or a duration such as 10s",
+        ),
+        (
+            "api:\n  max_body: 16 parsecs\ntargets: []\n",
+            "2:13: key `api.max_body`: `parsecs` is not a size unit; use B, KiB, MiB, GiB, KB, MB or GB",
+        ),
+        (
+            "api:\n  base_url: ftp://x\ntargets: []\n",
+            "2:13: key `api.base_url`: must be http:// or https://",
+        ),
+        (
+            "targets:\n  - name: a\n",
+            "2:5: target `a`: needs `endpoint: ID` or `worker_group: ID`",
+        ),
+        (
+            "targets:\n  - name: a\n    endpoint: 1\n    worker_group: 2\n",
+            "4:19: target `a`: give `endpoint` or `worker_group`, not both",
+        ),
+        (
+            "targets:\n  - name: a\n    endpoint: -4\n",
+            "3:15: target `a`: the id must be a positive number",
+        ),
+        (
+            "targets:\n  - name: a\n    endpoint: 1\n  - name: a\n    endpoint: 2\n",
+            "4:11: key `name`: target `a` is defined twice; names must be unique",
+        ),
+        (
+            "targets:\n  - name: a\n    endpoint: 1\n    labels: {severity: high}\n",
+            "2:5: target `a`: label `severity` is reserved; vastwatch sets it itself",
+        ),
+        (
+            "targets:\n  - name: a\n    endpoint: 1\n    labels: {team-name: x}\n",
+            "2:5: target `a`: label name `team-name` must match [a-zA-Z_][a-zA-Z0-9_]*",
+        ),
+        (
+            "targets:\n  - name: a\n    endpoint: 1\n    api_key_env: MISSING_KEY\n",
+            "4:18: key `targets[a].api_key_env`: environment variable `MISSING_KEY` is not set",
+        ),
+        (
+            "api:\n  api_key_env: EMPTY_KEY\ntargets:\n  - name: a\n    endpoint: 1\n",
+            "2:16: key `api.api_key_env`: environment variable `EMPTY_KEY` is empty",
+        ),
+        ("database: x\n", "1:1: missing key `targets`"),
+    ] {
+        let actual = load(text).err().unwrap_or_else(|| "loaded".to_string());
+        if actual != format!("{FILE}:{expected}") {
+            mismatches.push(format!(
+                "for {text:?}\n  expected {FILE}:{expected}\n  actual   {actual}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn a_missing_default_key_variable_is_reported_at_load() {
+    let error = Config::parse(
+        Path::new("c.yaml"),
+        "targets:\n  - name: a\n    endpoint: 1\n",
+        &BTreeMap::new(),
+    )
+    .expect_err("no key in the environment");
+    assert_eq!(
+        error.to_string(),
+        "c.yaml: environment variable `VAST_API_KEY` is not set; it holds the Vast API key (the \
+         default of `api.api_key_env`)"
+    );
+}
+
+#[test]
+fn a_missing_file_is_an_error_naming_it() {
+    let error =
+        Config::load(Path::new("/nonexistent/vastwatch.yaml"), &env()).expect_err("missing file");
+    assert_eq!(
+        error.to_string(),
+        "/nonexistent/vastwatch.yaml: config file not found; pass --config FILE or set VASTWATCH_CONFIG"
+    );
+}
+
+#[test]
+fn the_summary_lists_targets_without_secrets() {
+    let config = load(FULL).expect("valid config");
+    let summary = config.summary();
+    assert!(summary.contains("  - llama-prod (endpoint 123) labels {team=ml} vars {max_reqs=4}"));
+    assert!(summary.contains("  - llama-group (worker_group 1001)"));
+    assert!(!summary.contains("key-default") && !summary.contains("key-other"));
+    assert!(!format!("{config:?}").contains("key-default"));
+}
+
+#[test]
+fn sizes_parse_in_binary_and_decimal_units() {
+    assert_eq!(parse_size("16MiB"), Ok(16 * 1024 * 1024));
+    assert_eq!(parse_size("512KiB"), Ok(512 * 1024));
+    assert_eq!(parse_size("1MB"), Ok(1_000_000));
+    assert_eq!(parse_size("1000"), Ok(1000));
+    assert!(parse_size("0").is_err());
+    assert!(parse_size("lots").is_err());
+}
