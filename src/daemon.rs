@@ -1,1 +1,324 @@
-//! (in progress)
+//! The daemon: waits for schedule ticks, polls every target concurrently (bounded and
+//! jittered), and stores each poll as soon as it completes. [`Daemon::tick_once`] is the
+//! one-step function under the loop; tests and `poll-once` call it directly.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::clock::Clock;
+use crate::config::{Config, Target};
+use crate::model::{PollRecord, PollResult};
+use crate::poll::{ClientBuildError, PollDecision, Poller, VastClient};
+use crate::schedule::Ticker;
+use crate::store::{Deleted, Store, StoreError, TargetSpec};
+use crate::time::Timestamp;
+
+/// How long shutdown waits for in-flight polls and writes before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often old samples are deleted.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+/// Most polls written in one transaction.
+const WRITE_BATCH: usize = 2_000;
+
+/// Why the daemon could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+}
+
+/// Hooks for callers that want to see the daemon's progress (the demo prints it).
+pub trait Observer: Send + Sync {
+    /// A poll, successful or failed, was stored.
+    fn poll_stored(&self, record: &PollRecord) {
+        let _ = record;
+    }
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// Counters of what the daemon did since it started.
+#[derive(Debug, Default)]
+pub struct DaemonStats {
+    pub ticks: AtomicU64,
+    pub missed_ticks: AtomicU64,
+    pub skipped_in_flight: AtomicU64,
+    pub skipped_backing_off: AtomicU64,
+    pub polls_stored: AtomicU64,
+    pub store_errors: AtomicU64,
+}
+
+/// What one tick did.
+#[derive(Debug, Default)]
+pub struct TickReport {
+    /// Polls that completed and were stored, in completion order.
+    pub stored: Vec<PollRecord>,
+    /// Targets whose previous poll was still running.
+    pub skipped_in_flight: Vec<String>,
+    /// Targets backing off after a 429.
+    pub skipped_backing_off: Vec<String>,
+    /// Polls that completed but could not be written.
+    pub unstored: Vec<PollRecord>,
+}
+
+/// A running vastwatch: config, store, poller and clock.
+pub struct Daemon {
+    config: Arc<Config>,
+    store: Store,
+    poller: Arc<Poller>,
+    clock: Clock,
+    semaphore: Arc<Semaphore>,
+    stats: Arc<DaemonStats>,
+    observer: Arc<dyn Observer>,
+}
+
+impl Daemon {
+    /// Opens the store (applying migrations), records the configured targets and builds
+    /// the HTTP client.
+    pub async fn start(config: Config, clock: Clock) -> Result<Daemon, DaemonError> {
+        let store = Store::open(&config.database).await?;
+        let specs: Vec<TargetSpec> = config.targets.iter().map(target_spec).collect();
+        store.sync_targets(&specs).await?;
+        let client = VastClient::new(&config.api)?;
+        let semaphore = Arc::new(Semaphore::new(config.api.concurrency));
+        Ok(Daemon {
+            poller: Arc::new(Poller::new(client, clock.clone())),
+            config: Arc::new(config),
+            store,
+            clock,
+            semaphore,
+            stats: Arc::new(DaemonStats::default()),
+            observer: Arc::new(Silent),
+        })
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &DaemonStats {
+        &self.stats
+    }
+
+    /// Polls every target that is due at `at` and stores the results. Returns once every
+    /// started poll has been stored. Polls stop early (unstored) when `stop` turns true.
+    pub async fn tick_once(&self, at: Timestamp, stop: &watch::Receiver<bool>) -> TickReport {
+        self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        let mut report = TickReport::default();
+        let interval = self.config.schedule.interval_at(at);
+        let (sender, mut receiver) = mpsc::channel::<PollRecord>(self.config.targets.len().max(1));
+        let mut polls = JoinSet::new();
+        for target in &self.config.targets {
+            match self.poller.begin(&target.name, at) {
+                PollDecision::Poll => {
+                    polls.spawn(self.poll_task(target.clone(), interval, sender.clone(), stop.clone()));
+                }
+                PollDecision::SkipInFlight => {
+                    self.stats.skipped_in_flight.fetch_add(1, Ordering::Relaxed);
+                    self.stats.missed_ticks.fetch_add(1, Ordering::Relaxed);
+                    warn!(target = %target.name, tick = %at, "Previous poll still running; this tick is missed for the target.");
+                    report.skipped_in_flight.push(target.name.clone());
+                }
+                PollDecision::SkipBackingOff { until } => {
+                    self.stats.skipped_backing_off.fetch_add(1, Ordering::Relaxed);
+                    debug!(target = %target.name, until = %until, "Backing off after a 429; poll skipped.");
+                    report.skipped_backing_off.push(target.name.clone());
+                }
+            }
+        }
+        drop(sender);
+        // Group commit: write whatever has completed in one transaction, then wait for more.
+        while let Some(first) = receiver.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < WRITE_BATCH {
+                match receiver.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(_) => break,
+                }
+            }
+            self.write_batch(batch, &mut report).await;
+        }
+        while polls.join_next().await.is_some() {}
+        report
+    }
+
+    fn poll_task(
+        &self,
+        target: Target,
+        interval: Duration,
+        sender: mpsc::Sender<PollRecord>,
+        mut stop: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let poller = Arc::clone(&self.poller);
+        let semaphore = Arc::clone(&self.semaphore);
+        let clock = self.clock.clone();
+        let jitter = self.config.jitter;
+        let span = info_span!("poll", target = %target.name);
+        async move {
+            let work = async {
+                let delay = random_delay(jitter);
+                clock.sleep(delay).await;
+                let _permit = semaphore.acquire().await.ok()?;
+                Some(poller.poll_target_once(&target, interval).await)
+            };
+            let record = tokio::select! {
+                record = work => record,
+                _ = stop.wait_for(|stopping| *stopping) => None,
+            };
+            match record {
+                Some(record) => {
+                    log_poll(&record);
+                    let _ = sender.send(record).await;
+                }
+                None => poller.abandon(&target.name),
+            }
+        }
+        .instrument(span)
+    }
+
+    async fn write_batch(&self, batch: Vec<PollRecord>, report: &mut TickReport) {
+        match self.store.record_polls(&batch).await {
+            Ok(()) => {
+                self.stats
+                    .polls_stored
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                for record in &batch {
+                    self.observer.poll_stored(record);
+                }
+                report.stored.extend(batch);
+            }
+            Err(store_error) => {
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                error!(error = %store_error, polls = batch.len(), "Could not store polls.");
+                report.unstored.extend(batch);
+            }
+        }
+    }
+
+    /// Deletes samples older than `retention.samples`.
+    pub async fn retention_once(&self) -> Result<Deleted, StoreError> {
+        let cutoff = self.clock.now().saturating_sub(self.config.retention.samples);
+        let deleted = self.store.delete_samples_before(cutoff).await?;
+        if deleted.samples > 0 || deleted.polls > 0 {
+            info!(samples = deleted.samples, polls = deleted.polls, cutoff = %cutoff, "Deleted data past retention.");
+        }
+        Ok(deleted)
+    }
+
+    /// Runs until `shutdown` completes: ticks, polls, stores and applies retention. On
+    /// shutdown it stops scheduling, lets in-flight writes finish (cancelling polls still
+    /// waiting on the network) and closes the store.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        let (stop_sender, stop) = watch::channel(false);
+        let mut ticker = Ticker::new(self.config.schedule.clone(), self.clock.clone());
+        let mut ticks = JoinSet::new();
+        let retention = tokio::spawn(Arc::clone(&self).retention_loop(stop.clone()));
+        info!(
+            targets = self.config.targets.len(),
+            schedule = %self.config.schedule,
+            database = %self.config.database.display(),
+            "vastwatch is running."
+        );
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                tick = ticker.next_tick() => {
+                    let Some(tick) = tick else {
+                        warn!("The schedule has no further ticks; stopping.");
+                        break;
+                    };
+                    if tick.missed > 0 {
+                        self.stats.missed_ticks.fetch_add(tick.missed, Ordering::Relaxed);
+                        warn!(missed = tick.missed, tick = %tick.at, "Ticks were missed while the daemon was busy; they are skipped, not queued.");
+                    }
+                    let daemon = Arc::clone(&self);
+                    let stop = stop.clone();
+                    ticks.spawn(async move {
+                        daemon.tick_once(tick.at, &stop).await;
+                    }.instrument(info_span!("tick", at = %tick.at)));
+                }
+                Some(_) = ticks.join_next(), if !ticks.is_empty() => {}
+            }
+        }
+        info!("Shutting down: finishing in-flight writes.");
+        let _ = stop_sender.send(true);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while ticks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!("In-flight work did not finish within the grace period; abandoning it.");
+            ticks.abort_all();
+        }
+        let _ = retention.await;
+        if let Err(store_error) = self.store.clone().close().await {
+            warn!(error = %store_error, "Closing the database failed.");
+        }
+        info!("Stopped.");
+        Ok(())
+    }
+
+    async fn retention_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if let Err(store_error) = self.retention_once().await {
+                warn!(error = %store_error, "Retention failed; will retry.");
+            }
+            tokio::select! {
+                _ = self.clock.sleep(RETENTION_EVERY) => {}
+                _ = stop.wait_for(|stopping| *stopping) => return,
+            }
+        }
+    }
+}
+
+fn target_spec(target: &Target) -> TargetSpec {
+    TargetSpec {
+        name: target.name.clone(),
+        kind: target.kind,
+        vast_id: target.vast_id,
+    }
+}
+
+fn random_delay(jitter: Duration) -> Duration {
+    let max = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
+    if max == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::rng().random_range(0..=max))
+}
+
+fn log_poll(record: &PollRecord) {
+    let duration_ms = record.duration.as_millis() as u64;
+    match &record.result {
+        PollResult::Snapshot { workers, notes } => {
+            debug!(workers = workers.len(), duration_ms, "Poll succeeded.");
+            for note in notes {
+                warn!(note = %note, "Worker list needed repair.");
+            }
+        }
+        PollResult::Failed(failure) => {
+            warn!(outcome = %failure.kind, error = %failure.message, http_status = failure.http_status, duration_ms, "Poll failed.");
+        }
+    }
+}

@@ -1,1 +1,41 @@
-fn main() {}
+//! The `vastwatch` binary: parse the command line, set up logging, run the command, and
+//! turn its outcome into an exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use vastwatch::cli::{self, Cli, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.logging.log_format, cli.logging.log_level.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(cli::ExitStatus::Runtime as u8);
+        }
+    };
+    match runtime.block_on(cli::execute(cli)) {
+        Ok(status) => ExitCode::from(status as u8),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.status as u8)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

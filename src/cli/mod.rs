@@ -1,1 +1,227 @@
-//! (in progress)
+//! The command line: clap definitions, and one function per command. Commands return
+//! typed errors carrying their exit code; only `main` prints them.
+
+mod demo;
+mod history;
+mod output;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::clock::Clock;
+use crate::config::{Config, OfflineEnvironment, ProcessEnvironment};
+use crate::daemon::{Daemon, DaemonError};
+use crate::model::PollResult;
+use crate::store::StoreError;
+
+pub use output::Format;
+
+/// Exit codes (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success = 0,
+    /// A check found problems (a failing test, `check --strict` warnings).
+    ProblemsFound = 1,
+    /// Bad input: config, rules, arguments.
+    BadInput = 2,
+    /// Runtime failure: the database cannot be opened, a port is taken.
+    Runtime = 3,
+}
+
+/// An error that ends a command, with the exit status it maps to.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CliError {
+    pub status: ExitStatus,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        CliError {
+            status: ExitStatus::BadInput,
+            message: message.into(),
+        }
+    }
+
+    pub fn runtime(message: impl Into<String>) -> Self {
+        CliError {
+            status: ExitStatus::Runtime,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(error: StoreError) -> Self {
+        CliError::runtime(error.to_string())
+    }
+}
+
+impl From<DaemonError> for CliError {
+    fn from(error: DaemonError) -> Self {
+        CliError::runtime(error.to_string())
+    }
+}
+
+/// Watches Vast.ai serverless fleets: polls worker lists, stores every snapshot in SQLite,
+/// and reports on them.
+#[derive(Debug, Parser)]
+#[command(name = "vastwatch", version = version_line(), about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Logging flags shared by every command.
+#[derive(Debug, Args)]
+pub struct LoggingArgs {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, env = "VASTWATCH_LOG_FORMAT", default_value = "human")]
+    pub log_format: LogFormat,
+    /// Log level or filter (e.g. `debug`, `vastwatch=debug`); overrides RUST_LOG.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where the config file is.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Config file.
+    #[arg(long, short = 'c', env = "VASTWATCH_CONFIG", default_value = "vastwatch.yaml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: poll on schedule and store every snapshot, until SIGINT/SIGTERM.
+    Run(ConfigArg),
+    /// Load and validate the config; print what was loaded. Exit 0 if valid, 2 if not.
+    Check(CheckArgs),
+    /// Poll every target once, store the results, and exit.
+    PollOnce(ConfigArg),
+    /// Print stored samples: fleet rows, or one worker's rows with --worker.
+    History(history::HistoryArgs),
+    /// Serve a simulated Vast worker-list API from a scenario.
+    Simulate(demo::SimulateArgs),
+    /// Run the simulator and the daemon together and print what happens.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Exit 1 on warnings as well as errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `--version` output: the version and the build it came from.
+pub fn version_line() -> &'static str {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (build ",
+        env!("VASTWATCH_BUILD"),
+        ")"
+    )
+}
+
+/// Runs a parsed command line.
+pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
+    match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Check(args) => check(args),
+        Command::PollOnce(args) => poll_once(args).await,
+        Command::History(args) => history::history(args).await,
+        Command::Simulate(args) => demo::simulate(args).await,
+        Command::Demo(args) => demo::demo(args).await,
+    }
+}
+
+/// Loads the config from the environment's variables, mapping errors to exit code 2.
+pub fn load_config(args: &ConfigArg) -> Result<Config, CliError> {
+    Config::load(&args.config, &ProcessEnvironment).map_err(|e| CliError::bad_input(e.to_string()))
+}
+
+/// Loads the config for a command that never calls the Vast API, so secrets need not be set.
+pub fn load_config_offline(args: &ConfigArg) -> Result<Config, CliError> {
+    Config::load(&args.config, &OfflineEnvironment).map_err(|e| CliError::bad_input(e.to_string()))
+}
+
+fn check(args: CheckArgs) -> Result<ExitStatus, CliError> {
+    let config = load_config(&args.config)?;
+    print!("{}", config.summary());
+    println!("config is valid");
+    Ok(ExitStatus::Success)
+}
+
+async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
+    let config = load_config(&args)?;
+    let daemon = Arc::new(Daemon::start(config, Clock::real()).await?);
+    daemon.run(shutdown_signal()).await?;
+    Ok(ExitStatus::Success)
+}
+
+async fn poll_once(args: ConfigArg) -> Result<ExitStatus, CliError> {
+    let config = load_config(&args)?;
+    let clock = Clock::real();
+    let daemon = Daemon::start(config, clock.clone()).await?;
+    let (_stop_sender, stop) = tokio::sync::watch::channel(false);
+    let report = daemon.tick_once(clock.now(), &stop).await;
+    for record in &report.stored {
+        match &record.result {
+            PollResult::Snapshot { workers, .. } => {
+                println!("{}: ok, {} workers", record.target, workers.len())
+            }
+            PollResult::Failed(failure) => {
+                println!("{}: {} ({})", record.target, failure.kind, failure.message)
+            }
+        }
+    }
+    for target in &report.skipped_backing_off {
+        println!("{target}: skipped (backing off after a 429)");
+    }
+    daemon.store().clone().close().await?;
+    if !report.unstored.is_empty() {
+        return Err(CliError::runtime(format!(
+            "{} polls could not be stored",
+            report.unstored.len()
+        )));
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -82,6 +82,17 @@ impl Environment for ProcessEnvironment {
     }
 }
 
+/// For commands that only read the database (`history`, ...): every secret variable
+/// reads as a placeholder, so they work where the API key is not set. The placeholder is
+/// never sent anywhere because these commands never call the API.
+pub struct OfflineEnvironment;
+
+impl Environment for OfflineEnvironment {
+    fn var(&self, _name: &str) -> Option<String> {
+        Some("(not loaded by an offline command)".to_string())
+    }
+}
+
 impl Environment for BTreeMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).cloned()

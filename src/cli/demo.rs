@@ -1,0 +1,281 @@
+//! `vastwatch simulate` and `vastwatch demo`: the simulator on its own, and the simulator
+//! plus the daemon on one accelerated clock, printing what happens.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::output::format_number;
+use super::{CliError, ExitStatus, shutdown_signal};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::daemon::{Daemon, Observer};
+use crate::model::{FleetSummary, PollRecord, PollResult, TargetKind};
+use crate::sim::{Scenario, SimOptions, Simulator};
+use crate::time::{Timestamp, parse_duration};
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// A built-in scenario (steady, surge, flaky-worker, saturated, outage) or a YAML file.
+    #[arg(long, default_value = "steady")]
+    pub scenario: String,
+    /// The key clients must send; any key is accepted when not given.
+    #[arg(long, env = "VASTWATCH_SIM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Scenario seconds per wall-clock second (60 plays a scenario minute per second).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// A built-in scenario or a YAML file.
+    #[arg(long, default_value = "surge")]
+    pub scenario: String,
+    /// Scenario seconds per wall-clock second.
+    #[arg(long, default_value_t = 30.0)]
+    pub speed: f64,
+    /// How long the demo runs, in wall-clock time.
+    #[arg(long, default_value = "60s", value_parser = parse_wall_duration)]
+    pub duration: Duration,
+    /// Folder for the demo's database and config (default: a new temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+fn parse_wall_duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|error| error.to_string())
+}
+
+fn load_scenario(name_or_path: &str) -> Result<Scenario, CliError> {
+    Scenario::load(name_or_path).map_err(|error| CliError::bad_input(error.to_string()))
+}
+
+fn check_speed(speed: f64) -> Result<(), CliError> {
+    if speed.is_finite() && speed > 0.0 && speed <= 10_000.0 {
+        Ok(())
+    } else {
+        Err(CliError::bad_input(format!(
+            "--speed {speed}: must be a number above 0 and at most 10000"
+        )))
+    }
+}
+
+pub async fn simulate(args: SimulateArgs) -> Result<ExitStatus, CliError> {
+    check_speed(args.speed)?;
+    let scenario = load_scenario(&args.scenario)?;
+    let clock = Clock::accelerated(Clock::real().now(), args.speed);
+    let options = SimOptions {
+        api_key: args.api_key.clone(),
+        ..SimOptions::starting_now(clock)
+    };
+    let running = Simulator::new(scenario, options)
+        .serve(args.listen)
+        .await
+        .map_err(|error| CliError::runtime(format!("cannot listen on {}: {error}", args.listen)))?;
+    println!(
+        "Serving scenario `{}` on {} at {}x speed; Ctrl-C stops.",
+        args.scenario,
+        running.base_url(),
+        args.speed
+    );
+    for fleet in running.scenario().fleets() {
+        println!(
+            "  {} {} ({}, {} workers)",
+            fleet.kind().as_str(),
+            fleet.vast_id(),
+            fleet.name(),
+            fleet.worker_count()
+        );
+    }
+    shutdown_signal().await;
+    running
+        .shutdown()
+        .await
+        .map_err(|error| CliError::runtime(format!("simulator shutdown: {error}")))?;
+    Ok(ExitStatus::Success)
+}
+
+/// The demo's config file: one target per scenario fleet, a 10 s schedule in scenario time.
+fn demo_config_yaml(scenario: &Scenario, base_url: &str) -> String {
+    let mut yaml = String::new();
+    let _ = writeln!(yaml, "# Written by `vastwatch demo` for scenario `{}`.", scenario.name());
+    let _ = writeln!(yaml, "database: vastwatch.db");
+    let _ = writeln!(yaml, "api:\n  base_url: {base_url}\n  api_key_env: VASTWATCH_DEMO_KEY\n  timeout: 2s");
+    let _ = writeln!(yaml, "schedule: 10s\njitter: 1s\ntargets:");
+    for fleet in scenario.fleets() {
+        let key = match fleet.kind() {
+            TargetKind::Endpoint => "endpoint",
+            TargetKind::WorkerGroup => "worker_group",
+        };
+        let _ = writeln!(
+            yaml,
+            "  - name: {}\n    {key}: {}",
+            fleet.name(),
+            fleet.vast_id()
+        );
+    }
+    yaml
+}
+
+pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
+    check_speed(args.speed)?;
+    let scenario = load_scenario(&args.scenario)?;
+    let dir = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|error| {
+                CliError::runtime(format!("cannot create {}: {error}", dir.display()))
+            })?;
+            dir.clone()
+        }
+        None => tempfile::Builder::new()
+            .prefix("vastwatch-demo-")
+            .tempdir()
+            .map_err(|error| CliError::runtime(format!("cannot create a temporary folder: {error}")))?
+            .keep(),
+    };
+    let clock = Clock::accelerated(Clock::real().now(), args.speed);
+    let demo_key = format!("demo-{:016x}", rand::random::<u64>());
+    let simulator = Simulator::new(
+        scenario.clone(),
+        SimOptions {
+            api_key: Some(demo_key.clone()),
+            ..SimOptions::starting_now(clock.clone())
+        },
+    )
+    .serve(SocketAddr::from(([127, 0, 0, 1], 0)))
+    .await
+    .map_err(|error| CliError::runtime(format!("cannot start the simulator: {error}")))?;
+
+    let config_path = dir.join("vastwatch.yaml");
+    let yaml = demo_config_yaml(&scenario, &simulator.base_url());
+    std::fs::write(&config_path, &yaml).map_err(|error| {
+        CliError::runtime(format!("cannot write {}: {error}", config_path.display()))
+    })?;
+    let environment = BTreeMap::from([("VASTWATCH_DEMO_KEY".to_string(), demo_key)]);
+    let config = Config::parse(&config_path, &yaml, &environment)
+        .map_err(|error| CliError::bad_input(error.to_string()))?;
+    let database = config.database.clone();
+
+    println!(
+        "vastwatch demo: scenario `{}` at {}x speed for {} (Ctrl-C stops early)",
+        scenario.name(),
+        args.speed,
+        crate::time::format_duration(args.duration)
+    );
+    println!("  {}", scenario.description().trim());
+    println!("  simulator: {}   database: {}", simulator.base_url(), database.display());
+    println!();
+
+    let printer = Arc::new(PollPrinter {
+        start: clock.now(),
+        polls: AtomicU64::new(0),
+        failures: AtomicU64::new(0),
+    });
+    let daemon = Daemon::start(config, clock.clone())
+        .await?
+        .with_observer(printer.clone());
+    let wall_duration = args.duration;
+    Arc::new(daemon)
+        .run(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(wall_duration) => {}
+                _ = shutdown_signal() => {}
+            }
+        })
+        .await?;
+    simulator
+        .shutdown()
+        .await
+        .map_err(|error| CliError::runtime(format!("simulator shutdown: {error}")))?;
+
+    print!(
+        "{}",
+        demo_summary(
+            &database,
+            &config_path,
+            printer.polls.load(Ordering::Relaxed),
+            printer.failures.load(Ordering::Relaxed)
+        )
+    );
+    Ok(ExitStatus::Success)
+}
+
+fn demo_summary(database: &Path, config: &Path, polls: u64, failures: u64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Demo finished: {polls} polls stored ({failures} failed).");
+    let _ = writeln!(out, "  database: {}", database.display());
+    let _ = writeln!(out, "  config:   {}", config.display());
+    let _ = writeln!(out, "Try:");
+    let _ = writeln!(
+        out,
+        "  vastwatch history --config {} --limit 5",
+        config.display()
+    );
+    let _ = writeln!(
+        out,
+        "  sqlite3 {} \"SELECT target, datetime(polled_at, 'unixepoch') AS at, ready, starting, \
+         round(load_rolling, 1) AS load, round(perf, 1) AS perf, round(utilization, 2) AS util \
+         FROM fleet_samples ORDER BY polled_at DESC LIMIT 10\"",
+        database.display()
+    );
+    out
+}
+
+/// Prints one line per stored poll.
+struct PollPrinter {
+    start: Timestamp,
+    polls: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Observer for PollPrinter {
+    fn poll_stored(&self, record: &PollRecord) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        let elapsed = record.started_at.duration_since(self.start).as_secs();
+        let clock = format!(
+            "{:02}:{:02}:{:02}",
+            elapsed / 3600,
+            (elapsed / 60) % 60,
+            elapsed % 60
+        );
+        match &record.result {
+            PollResult::Snapshot { workers, .. } => {
+                println!("[{clock}] {}", fleet_line(&record.target, &FleetSummary::of(workers)));
+            }
+            PollResult::Failed(failure) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                println!(
+                    "[{clock}] {:<16} poll failed: {} ({})",
+                    record.target, failure.kind, failure.message
+                );
+            }
+        }
+    }
+}
+
+/// "llama-prod  workers 5 (ready 3, starting 1, inactive 0, failed 1)  load 240  perf 300  util 0.8"
+pub fn fleet_line(target: &str, summary: &FleetSummary) -> String {
+    let show = |value: Option<f64>| value.map_or_else(|| "-".to_string(), format_number);
+    format!(
+        "{target:<16} workers {:>2} (ready {}, starting {}, inactive {}, failed {})  load {:>7}  perf {:>7}  util {}",
+        summary.workers,
+        summary.ready,
+        summary.starting,
+        summary.inactive,
+        summary.failed,
+        show(summary.load_rolling),
+        show(summary.perf),
+        show(summary.utilization().map(|u| (u * 100.0).round() / 100.0)),
+    )
+}

@@ -1,0 +1,131 @@
+//! `vastwatch history`: stored fleet rows, or one worker's rows, as a table, JSON or CSV.
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::output::{Format, Rows};
+use super::{CliError, ConfigArg, ExitStatus, load_config_offline};
+use crate::clock::Clock;
+use crate::model::Field;
+use crate::store::{FleetRow, HistoryFilter, Store, WorkerRow};
+use crate::time::{Timestamp, parse_time_or_ago};
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only this target.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// One worker's samples (worker_samples rows) instead of fleet rows.
+    #[arg(long)]
+    pub worker: Option<i64>,
+    /// Start: RFC 3339, or an age such as 1h or 30m.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End: RFC 3339, or an age such as 10m.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only the latest N rows.
+    #[arg(long)]
+    pub limit: Option<u32>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+pub async fn history(args: HistoryArgs) -> Result<ExitStatus, CliError> {
+    let config = load_config_offline(&args.config)?;
+    let now = Clock::real().now();
+    let parse = |text: &Option<String>, flag: &str| -> Result<Option<Timestamp>, CliError> {
+        text.as_deref()
+            .map(|text| parse_time_or_ago(text, now))
+            .transpose()
+            .map_err(|message| CliError::bad_input(format!("{flag}: {message}")))
+    };
+    let filter = HistoryFilter {
+        target: args.target.clone(),
+        since: parse(&args.since, "--since")?,
+        until: parse(&args.until, "--until")?,
+        limit: args.limit,
+    };
+    if !config.database.exists() {
+        return Err(CliError::runtime(format!(
+            "database `{}` does not exist yet; run `vastwatch run` or `vastwatch poll-once` first",
+            config.database.display()
+        )));
+    }
+    let store = Store::open(&config.database).await?;
+    let rows = match args.worker {
+        Some(worker_id) => worker_rows(&store.worker_history(&filter, worker_id).await?),
+        None => fleet_rows(&store.fleet_history(&filter).await?),
+    };
+    store.close().await?;
+    print!("{}", rows.render(args.format));
+    Ok(ExitStatus::Success)
+}
+
+fn number(value: Option<f64>) -> Value {
+    value.map_or(Value::Null, |value| json!(value))
+}
+
+/// Fleet rows with the `fleet_samples` view's columns.
+pub fn fleet_rows(rows: &[FleetRow]) -> Rows {
+    let mut out = Rows::new(vec![
+        "polled_at",
+        "target",
+        "workers",
+        "ready",
+        "starting",
+        "inactive",
+        "failed",
+        "load",
+        "load_rolling",
+        "perf",
+        "reqs_working",
+        "utilization",
+    ]);
+    for row in rows {
+        let summary = &row.summary;
+        out.push(vec![
+            json!(row.polled_at.to_rfc3339()),
+            json!(row.target),
+            json!(summary.workers),
+            json!(summary.ready),
+            json!(summary.starting),
+            json!(summary.inactive),
+            json!(summary.failed),
+            number(summary.load),
+            number(summary.load_rolling),
+            number(summary.perf),
+            number(summary.reqs_working),
+            number(row.utilization),
+        ]);
+    }
+    out
+}
+
+/// Worker rows with the `worker_samples` table's columns.
+pub fn worker_rows(rows: &[WorkerRow]) -> Rows {
+    let mut columns = vec!["polled_at", "target", "worker_id", "status"];
+    columns.extend(Field::ALL.iter().map(|field| field.name()));
+    columns.push("extra");
+    let mut out = Rows::new(columns);
+    for row in rows {
+        let sample = &row.sample;
+        let mut cells = vec![
+            json!(row.polled_at.to_rfc3339()),
+            json!(row.target),
+            json!(sample.worker_id),
+            sample.status.as_ref().map_or(Value::Null, |s| json!(s)),
+        ];
+        cells.extend(Field::ALL.iter().map(|field| number(sample.get(*field))));
+        cells.push(
+            sample
+                .extra
+                .as_ref()
+                .map_or(Value::Null, |extra| json!(Value::Object(extra.clone()).to_string())),
+        );
+        out.push(cells);
+    }
+    out
+}

@@ -1,0 +1,159 @@
+//! `TestApp`: a simulator and a daemon sharing a manual clock, with a fresh database.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Row, SqlitePool};
+use tempfile::TempDir;
+use tokio::sync::watch;
+use vastwatch::clock::Clock;
+use vastwatch::config::Config;
+use vastwatch::daemon::{Daemon, TickReport};
+use vastwatch::sim::{RunningSimulator, Scenario, SimOptions, Simulator};
+use vastwatch::time::Timestamp;
+
+/// The scenario epoch of every test: 2026-01-01T00:00:00Z, a multiple of any interval.
+pub const T0: Timestamp = Timestamp::from_unix_millis(1_767_225_600_000);
+pub const TEST_KEY: &str = "test-key-4f1c9a";
+
+pub fn at(offset: Duration) -> Timestamp {
+    T0.saturating_add(offset)
+}
+
+pub fn secs(seconds: u64) -> Duration {
+    Duration::from_secs(seconds)
+}
+
+/// Starts the simulator with `scenario_yaml` on 127.0.0.1:0, reading time from `clock`.
+pub async fn start_simulator(scenario_yaml: &str, clock: &Clock, api_key: &str) -> RunningSimulator {
+    let scenario = Scenario::from_yaml(scenario_yaml, "test scenario").expect("valid scenario");
+    Simulator::new(
+        scenario,
+        SimOptions {
+            api_key: Some(api_key.to_string()),
+            clock: clock.clone(),
+            start: T0,
+        },
+    )
+    .serve(SocketAddr::from(([127, 0, 0, 1], 0)))
+    .await
+    .expect("simulator binds port 0")
+}
+
+/// Writes a config file into `dir` that polls `base_url`; `extra` adds YAML at the top
+/// level (it may override nothing that is already set here).
+pub fn write_config(dir: &Path, base_url: &str, api: &str, targets: &str, extra: &str) -> PathBuf {
+    let path = dir.join("vastwatch.yaml");
+    let yaml = format!(
+        "database: vastwatch.db\napi:\n  base_url: {base_url}\n  api_key_env: TEST_VAST_KEY\n{api}\
+         schedule: 10s\njitter: 0s\ntargets:\n{targets}{extra}"
+    );
+    std::fs::write(&path, yaml).expect("write config");
+    path
+}
+
+pub fn test_env() -> BTreeMap<String, String> {
+    BTreeMap::from([("TEST_VAST_KEY".to_string(), TEST_KEY.to_string())])
+}
+
+/// A daemon and a simulator on one manual clock.
+pub struct TestApp {
+    pub dir: TempDir,
+    pub clock: Clock,
+    pub simulator: RunningSimulator,
+    pub daemon: Daemon,
+    pub stop: watch::Receiver<bool>,
+    _stop_sender: watch::Sender<bool>,
+}
+
+impl TestApp {
+    /// One endpoint target `t` (id 1) polled every 10 s; `api` holds extra `api:` keys
+    /// (each line indented by two spaces).
+    pub async fn spawn(scenario_yaml: &str, api: &str) -> TestApp {
+        TestApp::spawn_with_targets(scenario_yaml, api, "  - name: t\n    endpoint: 1\n").await
+    }
+
+    pub async fn spawn_with_targets(scenario_yaml: &str, api: &str, targets: &str) -> TestApp {
+        let dir = TempDir::new().expect("temp dir");
+        let clock = Clock::manual(T0);
+        let simulator = start_simulator(scenario_yaml, &clock, TEST_KEY).await;
+        let config_path = write_config(dir.path(), &simulator.base_url(), api, targets, "");
+        let config = Config::load(&config_path, &test_env()).expect("valid config");
+        let daemon = Daemon::start(config, clock.clone()).await.expect("daemon starts");
+        let (stop_sender, stop) = watch::channel(false);
+        TestApp {
+            dir,
+            clock,
+            simulator,
+            daemon,
+            stop,
+            _stop_sender: stop_sender,
+        }
+    }
+
+    /// Moves the clock to T0 + `offset` and runs one tick there.
+    pub async fn tick_at(&self, offset: Duration) -> TickReport {
+        self.clock.set(at(offset));
+        self.daemon.tick_once(at(offset), &self.stop).await
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("vastwatch.db")
+    }
+
+    /// A separate read connection to the database file, as an operator's sqlite3 would be.
+    pub async fn sql(&self) -> SqlitePool {
+        open_database(&self.database()).await
+    }
+}
+
+pub async fn open_database(path: &Path) -> SqlitePool {
+    SqlitePool::connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
+        .await
+        .expect("open database")
+}
+
+/// One `polls` row, as the tests compare it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollRow {
+    pub outcome: String,
+    pub http_status: Option<i64>,
+    pub error: Option<String>,
+    pub worker_count: Option<i64>,
+}
+
+pub async fn poll_rows(pool: &SqlitePool) -> Vec<PollRow> {
+    sqlx::query("SELECT outcome, http_status, error, worker_count FROM polls ORDER BY started_at, id")
+        .fetch_all(pool)
+        .await
+        .expect("query polls")
+        .iter()
+        .map(|row| PollRow {
+            outcome: row.get("outcome"),
+            http_status: row.get("http_status"),
+            error: row.get("error"),
+            worker_count: row.get("worker_count"),
+        })
+        .collect()
+}
+
+/// Waits (on real time, polling a condition) until `condition` holds or `limit` passes.
+pub async fn wait_until<F, Fut>(limit: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the daemon against the in-process simulator on loopback port 0, with
+//! a fresh SQLite file per test, and the `vastwatch` binary driven as a user would.
+
+mod cli;
+mod helpers;
+mod polling;
+mod schedule_load;
+mod secrets;
+mod shutdown;
