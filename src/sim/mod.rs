@@ -17,3 +17,6 @@ mod server;
 pub use respond::SimResponse;
 pub use scenario::{Fleet, ResponseShape, Scenario, ScenarioError};
 pub use server::{RequestCounts, RunningSimulator, SimOptions, Simulator};
+
+#[cfg(test)]
+mod tests;
