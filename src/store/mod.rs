@@ -19,6 +19,8 @@ mod retention;
 pub mod rows;
 
 #[cfg(test)]
+mod queries_doc_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
