@@ -1,1 +1,145 @@
-//! The SQLite store: schema migrations, batched ingest of polls, history queries and retention. Every SQL statement lives here.
+//! The SQLite store: schema migrations, batched ingest of polls, history queries and
+//! retention. Every SQL statement in vastwatch lives in this module.
+//!
+//! The rest of the program sees [`Store`], the row and filter types in [`rows`], and
+//! [`StoreError`]; no sqlx type crosses the boundary except as an error source, so a
+//! PostgreSQL backend can slot in behind the same methods. Times come from the caller:
+//! the store never reads the clock.
+//!
+//! Writes go through one connection (SQLite allows one writer at a time anyway, and a
+//! single in-process writer never waits on itself); reads use a small pool beside it, which
+//! WAL mode lets run while a write is in progress.
+
+mod batch;
+mod error;
+mod history;
+mod ingest;
+mod migrations;
+mod retention;
+pub mod rows;
+
+#[cfg(test)]
+mod queries_doc_tests;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Executor, SqlitePool};
+
+pub use error::StoreError;
+pub use rows::{Deleted, FleetRow, HistoryFilter, PollRow, TargetRow, TargetSpec, WorkerRow};
+
+use error::query_error;
+
+/// How long a statement waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to open a store. [`Store::open`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The database file; created with its schema when missing. Its folder must exist.
+    pub path: PathBuf,
+    /// Connections for history reads, beside the one writer.
+    pub readers: u32,
+}
+
+impl StoreOptions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        StoreOptions {
+            path: path.into(),
+            readers: 4,
+        }
+    }
+}
+
+/// The vastwatch database. Cheap to clone: clones share the connections.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(StoreOptions::new(path)).await
+    }
+
+    pub async fn open_with(options: StoreOptions) -> Result<Store, StoreError> {
+        let path = options.path;
+        let connect = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true)
+            // A tick of a large fleet touches a few thousand pages of worker_samples and
+            // its index; keep them in memory instead of re-reading them per chunk.
+            .pragma("cache_size", "-16384")
+            .pragma("temp_store", "memory");
+        let open_error = |source: sqlx::Error| StoreError::Open {
+            reason: open_failure_reason(&path, &source),
+            path: path.clone(),
+            source,
+        };
+        let writer = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect.clone().create_if_missing(true))
+            .await
+            .map_err(open_error)?;
+        migrations::sqlite_migrator()
+            .run(&writer)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.clone(),
+                source,
+            })?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(options.readers.max(1))
+            .connect_lazy_with(connect);
+        Ok(Store {
+            path,
+            writer,
+            readers,
+        })
+    }
+
+    /// The database file this store writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Folds the write-ahead log into the database file and closes every connection.
+    /// Other clones of this store can no longer be used afterwards.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.readers.close().await;
+        self.writer
+            .execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+            .map_err(query_error("checkpointing the write-ahead log"))?;
+        self.writer.close().await;
+        Ok(())
+    }
+}
+
+/// A sentence for the common ways opening fails, so the operator need not decode
+/// SQLite's "unable to open database file".
+fn open_failure_reason(path: &Path, source: &sqlx::Error) -> String {
+    let folder = path
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty());
+    match folder {
+        Some(folder) if !folder.is_dir() => {
+            format!("folder `{}` does not exist", folder.display())
+        }
+        _ if path.is_dir() => "it is a folder, not a file".to_string(),
+        _ => source.to_string(),
+    }
+}

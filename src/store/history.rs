@@ -1,0 +1,281 @@
+//! Reading: stored targets, and fleet, worker and poll history in time order.
+
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::Store;
+use super::error::{StoreError, query_error};
+use super::rows::{FleetRow, HistoryFilter, PollRow, TargetRow, WorkerRow};
+use crate::model::{Field, FleetSummary, TargetKind, WorkerSample};
+use crate::time::Timestamp;
+
+/// Builds one history query in its two shapes: for one target (which the
+/// `(target_id, ...)`-led indexes serve) and for all targets.
+macro_rules! history_query {
+    (
+        select: $select:literal,
+        where: $condition:literal,
+        time: $time:literal,
+        target: $target:literal,
+        order: $order:literal
+    ) => {
+        (
+            concat!(
+                $select,
+                " WHERE ",
+                $condition,
+                $target,
+                " = ? AND ",
+                $time,
+                " BETWEEN ? AND ? ORDER BY ",
+                $order,
+                " LIMIT ?"
+            ),
+            concat!(
+                $select,
+                " WHERE ",
+                $condition,
+                $time,
+                " BETWEEN ? AND ? ORDER BY ",
+                $order,
+                " LIMIT ?"
+            ),
+        )
+    };
+}
+
+const FLEET_HISTORY: (&str, &str) = history_query!(
+    select: "SELECT p.id AS poll_id, t.name AS target, p.started_at AS polled_at, \
+             f.workers, f.ready, f.starting, f.inactive, f.failed, f.load, f.new_load, \
+             f.load_rolling, f.perf, f.cur_perf, f.measured_perf, f.reqs_working \
+             FROM polls AS p \
+             JOIN fleet_totals AS f ON f.poll_id = p.id \
+             JOIN targets AS t ON t.id = p.target_id",
+    where: "",
+    time: "p.started_at",
+    target: "p.target_id",
+    order: "p.started_at DESC, p.id DESC"
+);
+
+const WORKER_HISTORY: (&str, &str) = history_query!(
+    select: "SELECT s.poll_id, t.name AS target, s.polled_at, s.worker_id, s.status, \
+             s.cur_load, s.new_load, s.cur_load_rolling_avg, s.cur_perf, s.measured_perf, \
+             s.perf, s.reliability, s.dlperf, s.reqs_working, s.disk_usage, s.loaded_at, \
+             s.extra \
+             FROM worker_samples AS s \
+             JOIN targets AS t ON t.id = s.target_id",
+    where: "s.worker_id = ? AND ",
+    time: "s.polled_at",
+    target: "s.target_id",
+    order: "s.polled_at DESC, s.poll_id DESC"
+);
+
+const POLL_HISTORY: (&str, &str) = history_query!(
+    select: "SELECT p.id, t.name AS target, p.started_at, p.duration_ms, p.outcome, p.error, \
+             p.http_status, p.worker_count \
+             FROM polls AS p \
+             JOIN targets AS t ON t.id = p.target_id",
+    where: "",
+    time: "p.started_at",
+    target: "p.target_id",
+    order: "p.started_at DESC, p.id DESC"
+);
+
+impl Store {
+    /// Every stored target, configured now or in the past, by name.
+    pub async fn targets(&self) -> Result<Vec<TargetRow>, StoreError> {
+        const OPERATION: &str = "reading targets";
+        let rows = sqlx::query("SELECT id, name, kind, vast_id FROM targets ORDER BY name")
+            .fetch_all(&self.readers)
+            .await
+            .map_err(query_error(OPERATION))?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind").map_err(query_error(OPERATION))?;
+                Ok(TargetRow {
+                    id: row.try_get("id").map_err(query_error(OPERATION))?,
+                    name: row.try_get("name").map_err(query_error(OPERATION))?,
+                    kind: TargetKind::parse(&kind).ok_or_else(|| StoreError::BadRow {
+                        operation: OPERATION,
+                        detail: format!(
+                            "target kind `{kind}` is neither endpoint nor worker_group"
+                        ),
+                    })?,
+                    vast_id: row.try_get("vast_id").map_err(query_error(OPERATION))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Fleet numbers of successful polls (the `fleet_samples` view), oldest first.
+    pub async fn fleet_history(&self, filter: &HistoryFilter) -> Result<Vec<FleetRow>, StoreError> {
+        const OPERATION: &str = "reading fleet history";
+        let rows = self
+            .history(OPERATION, FLEET_HISTORY, filter, |query| query)
+            .await?;
+        rows.iter()
+            .map(|row| fleet_row(row).map_err(query_error(OPERATION)))
+            .collect()
+    }
+
+    /// One worker's samples (the `worker_samples` table), oldest first. Without a target
+    /// in the filter, the worker's samples under every target are returned.
+    pub async fn worker_history(
+        &self,
+        filter: &HistoryFilter,
+        worker_id: i64,
+    ) -> Result<Vec<WorkerRow>, StoreError> {
+        const OPERATION: &str = "reading worker history";
+        let rows = self
+            .history(OPERATION, WORKER_HISTORY, filter, |query| {
+                query.bind(worker_id)
+            })
+            .await?;
+        rows.iter().map(|row| worker_row(row, OPERATION)).collect()
+    }
+
+    /// Poll attempts, failed ones included (the `polls` table), oldest first. With a
+    /// target and a limit this is "the last N polls of a target".
+    pub async fn poll_history(&self, filter: &HistoryFilter) -> Result<Vec<PollRow>, StoreError> {
+        const OPERATION: &str = "reading poll history";
+        let rows = self
+            .history(OPERATION, POLL_HISTORY, filter, |query| query)
+            .await?;
+        rows.iter()
+            .map(|row| poll_row(row).map_err(query_error(OPERATION)))
+            .collect()
+    }
+
+    /// Runs one of the `history_query!` pairs: `bind_first` binds the parameters that come
+    /// before the filter's, then target, time range and limit follow. Rows come back
+    /// newest first from SQL (so LIMIT keeps the latest) and are returned oldest first.
+    async fn history<'q>(
+        &self,
+        operation: &'static str,
+        (for_target, for_all): (&'static str, &'static str),
+        filter: &HistoryFilter,
+        bind_first: impl FnOnce(
+            sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+        )
+            -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<SqliteRow>, StoreError> {
+        let target_id = match &filter.target {
+            Some(name) => Some(self.target_id(name, operation).await?),
+            None => None,
+        };
+        let mut query = bind_first(sqlx::query(match target_id {
+            Some(_) => for_target,
+            None => for_all,
+        }));
+        if let Some(target_id) = target_id {
+            query = query.bind(target_id);
+        }
+        let mut rows = query
+            .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+            .bind(filter.until.map_or(f64::MAX, Timestamp::unix_secs_f64))
+            .bind(filter.limit.map_or(-1, i64::from))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(query_error(operation))?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    async fn target_id(&self, name: &str, operation: &'static str) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT id FROM targets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(query_error(operation))?
+            .ok_or_else(|| StoreError::UnknownTarget {
+                name: name.to_string(),
+            })
+    }
+}
+
+/// Reads a number whatever its storage class: SQLite keeps integral REALs as integers on
+/// disk, and an operator's hand-written row may hold either.
+fn number(row: &SqliteRow, column: &str) -> Result<Option<f64>, sqlx::Error> {
+    row.try_get_unchecked(column)
+}
+
+fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp, sqlx::Error> {
+    let secs: f64 = row.try_get_unchecked(column)?;
+    Ok(Timestamp::from_unix_secs_f64(secs))
+}
+
+fn count(row: &SqliteRow, column: &str) -> Result<u32, sqlx::Error> {
+    let value: i64 = row.try_get(column)?;
+    Ok(u32::try_from(value).unwrap_or(0))
+}
+
+fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
+    let summary = FleetSummary {
+        workers: count(row, "workers")?,
+        ready: count(row, "ready")?,
+        starting: count(row, "starting")?,
+        inactive: count(row, "inactive")?,
+        failed: count(row, "failed")?,
+        load: number(row, "load")?,
+        new_load: number(row, "new_load")?,
+        load_rolling: number(row, "load_rolling")?,
+        perf: number(row, "perf")?,
+        cur_perf: number(row, "cur_perf")?,
+        measured_perf: number(row, "measured_perf")?,
+        reqs_working: number(row, "reqs_working")?,
+    };
+    Ok(FleetRow {
+        poll_id: row.try_get("poll_id")?,
+        target: row.try_get("target")?,
+        polled_at: timestamp(row, "polled_at")?,
+        utilization: summary.utilization(),
+        summary,
+    })
+}
+
+fn worker_row(row: &SqliteRow, operation: &'static str) -> Result<WorkerRow, StoreError> {
+    let read = || -> Result<(WorkerRow, Option<String>), sqlx::Error> {
+        let mut sample = WorkerSample::new(row.try_get("worker_id")?);
+        sample.status = row.try_get("status")?;
+        for field in Field::ALL {
+            sample.set(field, number(row, field.name())?);
+        }
+        let worker_row = WorkerRow {
+            poll_id: row.try_get("poll_id")?,
+            target: row.try_get("target")?,
+            polled_at: timestamp(row, "polled_at")?,
+            sample,
+        };
+        Ok((worker_row, row.try_get("extra")?))
+    };
+    let (mut worker_row, extra) = read().map_err(query_error(operation))?;
+    if let Some(extra) = extra {
+        let parsed = serde_json::from_str(&extra).map_err(|error| StoreError::BadRow {
+            operation,
+            detail: format!(
+                "`extra` of worker {} in poll {} is not a JSON object: {error}",
+                worker_row.sample.worker_id, worker_row.poll_id
+            ),
+        })?;
+        worker_row.sample.extra = Some(parsed);
+    }
+    Ok(worker_row)
+}
+
+fn poll_row(row: &SqliteRow) -> Result<PollRow, sqlx::Error> {
+    let duration_ms: i64 = row.try_get("duration_ms")?;
+    let http_status: Option<i64> = row.try_get("http_status")?;
+    let worker_count: Option<i64> = row.try_get("worker_count")?;
+    Ok(PollRow {
+        id: row.try_get("id")?,
+        target: row.try_get("target")?,
+        started_at: timestamp(row, "started_at")?,
+        duration: Duration::from_millis(u64::try_from(duration_ms).unwrap_or(0)),
+        outcome: row.try_get("outcome")?,
+        error: row.try_get("error")?,
+        http_status: http_status.and_then(|status| u16::try_from(status).ok()),
+        worker_count: worker_count.map(|count| u32::try_from(count).unwrap_or(0)),
+    })
+}

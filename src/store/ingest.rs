@@ -1,0 +1,395 @@
+//! Writing: target upserts and the batched ingest of poll records.
+//!
+//! A tick's polls are stored in one transaction with a handful of multi-row INSERTs per
+//! table (see [`super::batch`]). Poll ids are assigned here, under the write lock, so the
+//! samples of every poll can go in the same batches without a round trip per poll.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Arguments, Row, Sqlite, Transaction};
+
+use super::Store;
+use super::batch::BatchInsert;
+use super::error::{StoreError, query_error};
+use super::rows::TargetSpec;
+use crate::model::{Field, FleetSummary, PollRecord, PollResult, WorkerSample};
+
+/// Rows per full sample INSERT. Measured with `benches/ingest.rs`: larger chunks stop
+/// paying off well before the parameter limit.
+pub(super) const SAMPLE_CHUNK_ROWS: usize = 1024;
+
+const POLL_COLUMNS: usize = 8;
+static INSERT_POLLS: LazyLock<BatchInsert> = LazyLock::new(|| {
+    BatchInsert::new(
+        "INSERT INTO polls (id, target_id, started_at, duration_ms, outcome, error, \
+         http_status, worker_count)",
+        POLL_COLUMNS,
+        512,
+    )
+});
+
+const FLEET_COLUMNS: usize = 13;
+static INSERT_FLEET_TOTALS: LazyLock<BatchInsert> = LazyLock::new(|| {
+    BatchInsert::new(
+        "INSERT INTO fleet_totals (poll_id, workers, ready, starting, inactive, failed, load, \
+         new_load, load_rolling, perf, cur_perf, measured_perf, reqs_working)",
+        FLEET_COLUMNS,
+        512,
+    )
+});
+
+/// poll_id, target_id, worker_id, polled_at, status, the API fields, extra.
+const SAMPLE_COLUMNS: usize = 5 + Field::ALL.len() + 1;
+static INSERT_SAMPLES: LazyLock<BatchInsert> = LazyLock::new(|| {
+    let fields: Vec<&str> = Field::ALL.iter().map(|field| field.name()).collect();
+    BatchInsert::new(
+        &format!(
+            "INSERT INTO worker_samples (poll_id, target_id, worker_id, polled_at, status, {}, \
+             extra)",
+            fields.join(", ")
+        ),
+        SAMPLE_COLUMNS,
+        SAMPLE_CHUNK_ROWS,
+    )
+});
+
+impl Store {
+    /// Stores the configured targets, matched by name: a new name gets a row, a known one
+    /// takes the new kind and id. Targets no longer configured keep their row and history.
+    pub async fn sync_targets(&self, targets: &[TargetSpec]) -> Result<(), StoreError> {
+        const OPERATION: &str = "storing targets";
+        let mut transaction = begin_write(&self.writer, OPERATION).await?;
+        for target in targets {
+            sqlx::query(
+                "INSERT INTO targets (name, kind, vast_id) VALUES (?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, vast_id = excluded.vast_id",
+            )
+            .bind(target.name.as_str())
+            .bind(target.kind.as_str())
+            .bind(target.vast_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(query_error(OPERATION))?;
+        }
+        transaction.commit().await.map_err(query_error(OPERATION))
+    }
+
+    /// Stores poll attempts with their worker samples and fleet sums, all or nothing.
+    ///
+    /// Within one poll, worker rows are stored in id order; a worker id listed twice keeps
+    /// its last entry, a status is lower-cased and a non-finite number is stored as NULL
+    /// (its text kept in `extra`), so the stored fleet sums always match the stored rows.
+    /// A record naming a target that [`Store::sync_targets`] never stored fails the whole
+    /// call with [`StoreError::UnknownTarget`].
+    pub async fn record_polls(&self, records: &[PollRecord]) -> Result<(), StoreError> {
+        const OPERATION: &str = "storing polls";
+        if records.is_empty() {
+            return Ok(());
+        }
+        let polls: Vec<PreparedPoll<'_>> = records.iter().map(PreparedPoll::new).collect();
+
+        let mut transaction = begin_write(&self.writer, OPERATION).await?;
+        let target_ids = target_ids(&mut transaction).await?;
+        let first_poll_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM polls")
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(query_error(OPERATION))?;
+        let mut ids = Vec::with_capacity(polls.len());
+        for (offset, poll) in polls.iter().enumerate() {
+            let target_id = *target_ids.get(poll.record.target.as_str()).ok_or_else(|| {
+                StoreError::UnknownTarget {
+                    name: poll.record.target.clone(),
+                }
+            })?;
+            ids.push(PollIds {
+                poll_id: first_poll_id + offset as i64,
+                target_id,
+            });
+        }
+
+        insert_rows(
+            &mut transaction,
+            &INSERT_POLLS,
+            polls.len(),
+            polls.iter().zip(&ids),
+            POLL_COLUMNS,
+            |args, (poll, ids)| bind_poll(args, poll, ids),
+        )
+        .await?;
+        insert_rows(
+            &mut transaction,
+            &INSERT_FLEET_TOTALS,
+            polls.iter().filter(|poll| poll.summary.is_some()).count(),
+            polls
+                .iter()
+                .zip(&ids)
+                .filter_map(|(poll, ids)| Some((poll.summary.as_ref()?, ids.poll_id))),
+            FLEET_COLUMNS,
+            |args, (summary, poll_id)| bind_fleet_totals(args, summary, poll_id),
+        )
+        .await?;
+        let mut statuses = StatusInterner::default();
+        insert_rows(
+            &mut transaction,
+            &INSERT_SAMPLES,
+            polls.iter().map(|poll| poll.workers.len()).sum(),
+            polls.iter().zip(&ids).flat_map(|(poll, ids)| {
+                let polled_at = poll.record.started_at.unix_secs_f64();
+                poll.workers
+                    .iter()
+                    .map(move |worker| (worker.as_ref(), ids, polled_at))
+            }),
+            SAMPLE_COLUMNS,
+            |args, (worker, ids, polled_at)| {
+                bind_sample(args, worker, ids, polled_at, &mut statuses)
+            },
+        )
+        .await?;
+        transaction.commit().await.map_err(query_error(OPERATION))
+    }
+}
+
+/// Starts a write transaction that takes the write lock at once, so a transaction never
+/// fails halfway when it would have to upgrade a read lock another process holds.
+pub(super) async fn begin_write(
+    writer: &sqlx::SqlitePool,
+    operation: &'static str,
+) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(query_error(operation))
+}
+
+async fn target_ids(
+    transaction: &mut Transaction<'static, Sqlite>,
+) -> Result<HashMap<String, i64>, StoreError> {
+    let rows = sqlx::query("SELECT id, name FROM targets")
+        .fetch_all(&mut **transaction)
+        .await
+        .map_err(query_error("reading targets"))?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("name")?, row.try_get("id")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(query_error("reading targets"))
+}
+
+/// Inserts the `row_count` rows of `rows` with as few statements as [`BatchInsert::plan`]
+/// allows.
+async fn insert_rows<T>(
+    transaction: &mut Transaction<'static, Sqlite>,
+    insert: &'static BatchInsert,
+    row_count: usize,
+    mut rows: impl Iterator<Item = T>,
+    columns: usize,
+    mut bind: impl FnMut(&mut SqliteArguments, T) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<(), StoreError> {
+    const OPERATION: &str = "storing polls";
+    for (size, sql) in insert.plan(row_count) {
+        let mut args = SqliteArguments::default();
+        args.reserve(size * columns, 0);
+        for row in rows.by_ref().take(size) {
+            bind(&mut args, row).map_err(|source| StoreError::Query {
+                operation: OPERATION,
+                source: sqlx::Error::Encode(source),
+            })?;
+        }
+        sqlx::query_with(sql, args)
+            .execute(&mut **transaction)
+            .await
+            .map_err(query_error(OPERATION))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PollIds {
+    poll_id: i64,
+    target_id: i64,
+}
+
+/// A poll record made ready for storage.
+struct PreparedPoll<'a> {
+    record: &'a PollRecord,
+    /// Sorted by worker id, one entry per id, repaired where needed.
+    workers: Vec<Cow<'a, WorkerSample>>,
+    /// The fleet sums of `workers`; `None` for a failed poll.
+    summary: Option<FleetSummary>,
+}
+
+impl<'a> PreparedPoll<'a> {
+    fn new(record: &'a PollRecord) -> Self {
+        let PollResult::Snapshot { workers, .. } = &record.result else {
+            return PreparedPoll {
+                record,
+                workers: Vec::new(),
+                summary: None,
+            };
+        };
+        let mut by_id: Vec<&WorkerSample> = workers.iter().collect();
+        // Stable, so among entries with the same id the last one listed stays last.
+        by_id.sort_by_key(|worker| worker.worker_id);
+        let mut changed = false;
+        let mut kept: Vec<Cow<'a, WorkerSample>> = Vec::with_capacity(by_id.len());
+        for (index, worker) in by_id.iter().enumerate() {
+            let superseded = by_id
+                .get(index + 1)
+                .is_some_and(|next| next.worker_id == worker.worker_id);
+            if superseded {
+                changed = true;
+                continue;
+            }
+            if needs_repair(worker) {
+                changed = true;
+                kept.push(Cow::Owned(repaired(worker)));
+            } else {
+                kept.push(Cow::Borrowed(*worker));
+            }
+        }
+        if kept.len() < workers.len() {
+            tracing::warn!(
+                target = %record.target,
+                listed = workers.len(),
+                stored = kept.len(),
+                "Worker ids repeat in one poll; stored the last entry of each."
+            );
+        }
+        let summary = if changed {
+            let stored: Vec<WorkerSample> =
+                kept.iter().map(|worker| worker.as_ref().clone()).collect();
+            FleetSummary::of(&stored)
+        } else {
+            FleetSummary::of(workers)
+        };
+        PreparedPoll {
+            record,
+            workers: kept,
+            summary: Some(summary),
+        }
+    }
+}
+
+fn needs_repair(worker: &WorkerSample) -> bool {
+    worker
+        .values
+        .iter()
+        .flatten()
+        .any(|value| !value.is_finite())
+        || worker
+            .status
+            .as_deref()
+            .is_some_and(|status| status.chars().any(char::is_uppercase))
+}
+
+/// The poller normally does this already (SPEC section 4); the store repeats it so that
+/// what it stores is consistent whoever calls it.
+fn repaired(worker: &WorkerSample) -> WorkerSample {
+    let mut worker = worker.clone();
+    if let Some(status) = &mut worker.status {
+        *status = status.to_lowercase();
+    }
+    for field in Field::ALL {
+        if let Some(value) = worker.get(field).filter(|value| !value.is_finite()) {
+            worker.set(field, None);
+            worker
+                .extra
+                .get_or_insert_with(serde_json::Map::new)
+                .entry(field.name())
+                .or_insert_with(|| serde_json::Value::String(value.to_string()));
+        }
+    }
+    worker
+}
+
+fn bind_poll(
+    args: &mut SqliteArguments,
+    poll: &PreparedPoll<'_>,
+    ids: &PollIds,
+) -> Result<(), sqlx::error::BoxDynError> {
+    let record = poll.record;
+    let (error, http_status, worker_count) = match &record.result {
+        PollResult::Snapshot { notes, .. } => {
+            let notes = (!notes.is_empty()).then(|| notes.join("; "));
+            (notes, None, Some(poll.workers.len() as i64))
+        }
+        PollResult::Failed(failure) => (
+            Some(failure.message.clone()),
+            failure.http_status.map(i64::from),
+            None,
+        ),
+    };
+    args.add(ids.poll_id)?;
+    args.add(ids.target_id)?;
+    args.add(record.started_at.unix_secs_f64())?;
+    args.add(i64::try_from(record.duration.as_millis()).unwrap_or(i64::MAX))?;
+    args.add(record.result.outcome())?;
+    args.add(error)?;
+    args.add(http_status)?;
+    args.add(worker_count)?;
+    Ok(())
+}
+
+fn bind_fleet_totals(
+    args: &mut SqliteArguments,
+    summary: &FleetSummary,
+    poll_id: i64,
+) -> Result<(), sqlx::error::BoxDynError> {
+    args.add(poll_id)?;
+    args.add(i64::from(summary.workers))?;
+    args.add(i64::from(summary.ready))?;
+    args.add(i64::from(summary.starting))?;
+    args.add(i64::from(summary.inactive))?;
+    args.add(i64::from(summary.failed))?;
+    args.add(summary.load)?;
+    args.add(summary.new_load)?;
+    args.add(summary.load_rolling)?;
+    args.add(summary.perf)?;
+    args.add(summary.cur_perf)?;
+    args.add(summary.measured_perf)?;
+    args.add(summary.reqs_working)?;
+    Ok(())
+}
+
+fn bind_sample(
+    args: &mut SqliteArguments,
+    worker: &WorkerSample,
+    ids: &PollIds,
+    polled_at: f64,
+    statuses: &mut StatusInterner,
+) -> Result<(), sqlx::error::BoxDynError> {
+    args.add(ids.poll_id)?;
+    args.add(ids.target_id)?;
+    args.add(worker.worker_id)?;
+    args.add(polled_at)?;
+    args.add(worker.status.as_deref().map(|status| statuses.get(status)))?;
+    for value in worker.values {
+        args.add(value)?;
+    }
+    let extra = match &worker.extra {
+        Some(extra) if !extra.is_empty() => Some(serde_json::to_string(extra)?),
+        _ => None,
+    };
+    args.add(extra)?;
+    Ok(())
+}
+
+/// Shares one allocation per distinct status across a batch: a tick repeats a dozen
+/// statuses tens of thousands of times.
+#[derive(Default)]
+struct StatusInterner {
+    seen: HashMap<String, Arc<str>>,
+}
+
+impl StatusInterner {
+    fn get(&mut self, status: &str) -> Arc<str> {
+        if let Some(shared) = self.seen.get(status) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(status);
+        self.seen.insert(status.to_string(), shared.clone());
+        shared
+    }
+}

@@ -1,0 +1,59 @@
+//! The SQLite schema migrations, embedded in the binary so a bare `vastwatch` can create
+//! its database anywhere.
+//!
+//! Each file in `migrations/sqlite/` is listed here once, in version order; a test checks
+//! that the list and the folder agree. Never edit a released migration: sqlx stores each
+//! one's checksum and refuses a database whose history differs. Add a new file instead.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// `(version, description, sql)`, named as sqlx names `<VERSION>_<DESCRIPTION>.sql` files,
+/// so switching to `sqlx::migrate!` later finds the same versions and checksums.
+pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "history",
+    include_str!("../../migrations/sqlite/0001_history.sql"),
+)];
+
+/// A migrator over [`SQLITE_MIGRATIONS`].
+pub(super) fn sqlite_migrator() -> Migrator {
+    Migrator::with_migrations(
+        SQLITE_MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_the_migrations_folder_is_embedded_in_order() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        let mut files: Vec<String> = std::fs::read_dir(&folder)
+            .expect("migrations/sqlite exists")
+            .map(|entry| entry.expect("readable entry").file_name())
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let embedded: Vec<String> = SQLITE_MIGRATIONS
+            .iter()
+            .map(|(version, description, _)| format!("{version:04}_{description}.sql"))
+            .collect();
+        assert_eq!(files, embedded);
+    }
+}

@@ -1,0 +1,953 @@
+//! The store against real SQLite files: what goes in comes out, the public tables agree
+//! with each other, and retention and reopening keep them consistent.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::Row;
+use tempfile::TempDir;
+
+use super::ingest::SAMPLE_CHUNK_ROWS;
+use super::migrations::SQLITE_MIGRATIONS;
+use super::*;
+use crate::model::{
+    FailureKind, Field, FleetSummary, PollFailure, PollRecord, PollResult, StateClass, TargetKind,
+    WorkerSample,
+};
+use crate::time::Timestamp;
+
+/// A store in a fresh temporary folder, with targets `prod` (an endpoint) and `group` (a
+/// worker group).
+struct Fixture {
+    store: Store,
+    path: PathBuf,
+    _folder: TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let folder = TempDir::new().expect("temporary folder");
+    let path = folder.path().join("vastwatch.db");
+    let store = Store::open(&path).await.expect("store opens");
+    store
+        .sync_targets(&[
+            target("prod", TargetKind::Endpoint, 1),
+            target("group", TargetKind::WorkerGroup, 2),
+        ])
+        .await
+        .expect("targets stored");
+    Fixture {
+        store,
+        path,
+        _folder: folder,
+    }
+}
+
+fn target(name: &str, kind: TargetKind, vast_id: i64) -> TargetSpec {
+    TargetSpec {
+        name: name.to_string(),
+        kind,
+        vast_id,
+    }
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_unix_millis(secs * 1000)
+}
+
+/// A worker with every field present, each value distinct and derived from the id.
+fn worker(id: i64, status: &str) -> WorkerSample {
+    let mut worker = WorkerSample::new(id);
+    worker.status = Some(status.to_string());
+    for field in Field::ALL {
+        let value = if field.is_integer() {
+            (id % 5) as f64
+        } else {
+            id as f64 / 7.0 + field.index() as f64
+        };
+        worker.set(field, Some(value));
+    }
+    worker
+}
+
+fn snapshot(target: &str, secs: i64, workers: Vec<WorkerSample>) -> PollRecord {
+    PollRecord {
+        target: target.to_string(),
+        started_at: at(secs),
+        duration: Duration::from_millis(120),
+        result: PollResult::Snapshot {
+            workers,
+            notes: Vec::new(),
+        },
+    }
+}
+
+fn failure(target: &str, secs: i64, kind: FailureKind, http_status: Option<u16>) -> PollRecord {
+    PollRecord {
+        target: target.to_string(),
+        started_at: at(secs),
+        duration: Duration::from_millis(10_000),
+        result: PollResult::Failed(PollFailure {
+            kind,
+            message: format!("{kind} happened"),
+            http_status,
+        }),
+    }
+}
+
+async fn count(store: &Store, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&store.readers)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+}
+
+fn all_history() -> HistoryFilter {
+    HistoryFilter::default()
+}
+
+#[tokio::test]
+async fn samples_round_trip_with_every_field_nulls_and_extra() {
+    let fixture = fixture().await;
+    let full = worker(101, "running");
+    let mut sparse = WorkerSample::new(102);
+    sparse.set(Field::Perf, Some(0.0));
+    let mut with_extra = worker(103, "loading");
+    with_extra.set(Field::Reliability, None);
+    with_extra.extra = Some(
+        serde_json::json!({"loop_lag_max": 0.25, "warnings": ["disk"], "perf": "n/a"})
+            .as_object()
+            .cloned()
+            .expect("an object"),
+    );
+    let workers = vec![full, sparse, with_extra];
+    fixture
+        .store
+        .record_polls(&[snapshot("prod", 1_000, workers.clone())])
+        .await
+        .expect("stored");
+
+    let rows = fixture
+        .store
+        .fleet_history(&all_history())
+        .await
+        .expect("fleet history");
+    assert_eq!(rows.len(), 1);
+    let poll_id = rows[0].poll_id;
+    let mut stored = Vec::new();
+    for worker in &workers {
+        let history = fixture
+            .store
+            .worker_history(&all_history(), worker.worker_id)
+            .await
+            .expect("worker history");
+        assert_eq!(history.len(), 1, "worker {}", worker.worker_id);
+        assert_eq!(history[0].poll_id, poll_id);
+        assert_eq!(history[0].target, "prod");
+        assert_eq!(history[0].polled_at, at(1_000));
+        stored.push(history[0].sample.clone());
+    }
+    assert_eq!(stored, workers);
+
+    let null_columns: i64 = sqlx::query_scalar(
+        "SELECT (status IS NULL) + (cur_load IS NULL) + (reliability IS NULL) + (extra IS NULL) \
+         FROM worker_samples WHERE worker_id = 102",
+    )
+    .fetch_one(&fixture.store.readers)
+    .await
+    .expect("sparse row");
+    assert_eq!(null_columns, 4, "absent values are NULL, never 0");
+    let reqs_type: String =
+        sqlx::query_scalar("SELECT typeof(reqs_working) FROM worker_samples WHERE worker_id = 101")
+            .fetch_one(&fixture.store.readers)
+            .await
+            .expect("typeof");
+    assert_eq!(reqs_type, "integer");
+}
+
+#[tokio::test]
+async fn failed_polls_keep_their_kind_message_and_status() {
+    let fixture = fixture().await;
+    let cases: Vec<(FailureKind, Option<u16>)> = FailureKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let status = match kind {
+                FailureKind::HttpStatus => Some(503),
+                FailureKind::RateLimited => Some(429),
+                FailureKind::ApiError => Some(401),
+                _ => None,
+            };
+            (kind, status)
+        })
+        .collect();
+    let records: Vec<PollRecord> = cases
+        .iter()
+        .enumerate()
+        .map(|(index, &(kind, status))| failure("prod", 100 + index as i64, kind, status))
+        .collect();
+    fixture.store.record_polls(&records).await.expect("stored");
+
+    let polls = fixture
+        .store
+        .poll_history(&all_history())
+        .await
+        .expect("poll history");
+    assert_eq!(polls.len(), cases.len());
+    for (poll, &(kind, status)) in polls.iter().zip(&cases) {
+        assert_eq!(poll.outcome, kind.as_str());
+        assert_eq!(
+            poll.error.as_deref(),
+            Some(format!("{kind} happened").as_str())
+        );
+        assert_eq!(poll.http_status, status);
+        assert_eq!(poll.worker_count, None);
+        assert_eq!(poll.duration, Duration::from_secs(10));
+        assert!(!poll.is_ok());
+    }
+    assert_eq!(
+        count(&fixture.store, "SELECT count(*) FROM fleet_samples").await,
+        0
+    );
+    assert_eq!(
+        count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_stores_its_worker_count_and_notes() {
+    let fixture = fixture().await;
+    let mut with_notes = snapshot("prod", 10, vec![worker(1, "running"), worker(2, "idle")]);
+    if let PollResult::Snapshot { notes, .. } = &mut with_notes.result {
+        notes.push("worker 3: perf is not a number".to_string());
+        notes.push("worker 4: dropped, no id".to_string());
+    }
+    let records = [with_notes, snapshot("prod", 20, Vec::new())];
+    fixture.store.record_polls(&records).await.expect("stored");
+
+    let polls = fixture
+        .store
+        .poll_history(&all_history())
+        .await
+        .expect("polls");
+    let summary: Vec<(&str, Option<&str>, Option<u32>)> = polls
+        .iter()
+        .map(|poll| {
+            (
+                poll.outcome.as_str(),
+                poll.error.as_deref(),
+                poll.worker_count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "ok",
+                Some("worker 3: perf is not a number; worker 4: dropped, no id"),
+                Some(2)
+            ),
+            ("ok", None, Some(0)),
+        ]
+    );
+}
+
+/// `CASE` over the reference doc's status lists, to recount classes from raw rows.
+fn class_sql(statuses: &[&str]) -> String {
+    let quoted: Vec<String> = statuses
+        .iter()
+        .map(|status| format!("'{status}'"))
+        .collect();
+    format!("sum(status IN ({}))", quoted.join(", "))
+}
+
+#[tokio::test]
+async fn fleet_samples_equal_the_sums_over_stored_worker_rows() {
+    let fixture = fixture().await;
+    let every_status: Vec<&str> = [
+        StateClass::READY,
+        StateClass::STARTING,
+        StateClass::INACTIVE,
+        StateClass::FAILED,
+        &["mystery", "offline_soon"],
+    ]
+    .concat();
+    let mut records = Vec::new();
+    for poll in 0..6i64 {
+        let mut workers: Vec<WorkerSample> = every_status
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| (*index as i64 + poll) % 3 != 0)
+            .map(|(index, status)| worker(1_000 + index as i64 * 10 + poll, status))
+            .collect();
+        // Missing values must be skipped by the sums, not counted as zero.
+        workers[0].set(Field::Perf, None);
+        workers[1].set(Field::CurLoadRollingAvg, None);
+        workers[1].status = None;
+        records.push(snapshot("prod", 100 + poll * 30, workers));
+    }
+    records.push(snapshot("group", 500, Vec::new()));
+    fixture.store.record_polls(&records).await.expect("stored");
+
+    let recount = format!(
+        "SELECT poll_id, count(*) AS workers, {} AS ready, {} AS starting, {} AS inactive, \
+         {} AS failed, sum(cur_load) AS load, sum(cur_load_rolling_avg) AS load_rolling, \
+         sum(CASE WHEN status IN ({}) THEN perf END) AS perf, \
+         sum(reqs_working) AS reqs_working \
+         FROM worker_samples GROUP BY poll_id ORDER BY poll_id",
+        class_sql(StateClass::READY),
+        class_sql(StateClass::STARTING),
+        class_sql(StateClass::INACTIVE),
+        class_sql(StateClass::FAILED),
+        StateClass::READY
+            .iter()
+            .map(|status| format!("'{status}'"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let recounted = sqlx::query(sqlx::AssertSqlSafe(recount))
+        .fetch_all(&fixture.store.readers)
+        .await
+        .expect("recount");
+    let view = sqlx::query("SELECT * FROM fleet_samples ORDER BY poll_id")
+        .fetch_all(&fixture.store.readers)
+        .await
+        .expect("view");
+    assert_eq!(view.len(), records.len(), "one row per successful poll");
+    assert_eq!(
+        recounted.len(),
+        records.len() - 1,
+        "the empty poll has no rows"
+    );
+
+    for (raw, row) in recounted.iter().zip(&view) {
+        let poll_id: i64 = raw.get("poll_id");
+        assert_eq!(row.get::<i64, _>("poll_id"), poll_id);
+        assert_eq!(row.get::<String, _>("target"), "prod");
+        for column in ["workers", "ready", "starting", "inactive", "failed"] {
+            assert_eq!(
+                row.get::<i64, _>(column),
+                raw.get::<i64, _>(column),
+                "{column} of poll {poll_id}"
+            );
+        }
+        for column in ["load", "load_rolling", "perf", "reqs_working"] {
+            let stored: f64 = row.get_unchecked(column);
+            let summed: f64 = raw.get_unchecked(column);
+            assert!(
+                (stored - summed).abs() <= 1e-9 * summed.abs().max(1.0),
+                "{column} of poll {poll_id}: view {stored}, rows {summed}"
+            );
+        }
+        let utilization: f64 = row.get("utilization");
+        let expected = raw.get::<f64, _>("load_rolling") / raw.get::<f64, _>("perf");
+        assert!((utilization - expected).abs() <= 1e-9 * expected.abs());
+    }
+
+    let empty = view.last().expect("the empty poll's row");
+    assert_eq!(empty.get::<String, _>("target"), "group");
+    assert_eq!(empty.get::<i64, _>("workers"), 0);
+    assert_eq!(empty.get::<Option<f64>, _>("load"), None);
+    assert_eq!(empty.get::<Option<f64>, _>("utilization"), None);
+}
+
+#[tokio::test]
+async fn class_counts_follow_the_reference_doc() {
+    // (statuses in one poll, expected [workers, ready, starting, inactive, failed])
+    let cases: &[(&[Option<&str>], [u32; 5])] = &[
+        (
+            &[Some("idle"), Some("ready"), Some("running")],
+            [3, 3, 0, 0, 0],
+        ),
+        (
+            &[Some("model_loading"), Some("update_rebooting")],
+            [2, 0, 2, 0, 0],
+        ),
+        (
+            &[Some("stopped"), Some("exited"), Some("inactive")],
+            [3, 0, 0, 3, 0],
+        ),
+        (
+            &[Some("error"), Some("unavail"), Some("destroying")],
+            [3, 0, 0, 0, 3],
+        ),
+        (&[Some("mystery"), None, Some("")], [3, 0, 0, 0, 0]),
+        (&[Some("RUNNING"), Some("Loading")], [2, 1, 1, 0, 0]),
+        (&[], [0, 0, 0, 0, 0]),
+    ];
+    let fixture = fixture().await;
+    let records: Vec<PollRecord> = cases
+        .iter()
+        .enumerate()
+        .map(|(index, (statuses, _))| {
+            let workers = statuses
+                .iter()
+                .enumerate()
+                .map(|(id, status)| {
+                    let mut worker = worker(id as i64, "");
+                    worker.status = status.map(str::to_string);
+                    worker
+                })
+                .collect();
+            snapshot("prod", index as i64, workers)
+        })
+        .collect();
+    fixture.store.record_polls(&records).await.expect("stored");
+
+    let rows = fixture
+        .store
+        .fleet_history(&all_history())
+        .await
+        .expect("history");
+    assert_eq!(rows.len(), cases.len());
+    for (row, (statuses, expected)) in rows.iter().zip(cases) {
+        let summary = &row.summary;
+        let actual = [
+            summary.workers,
+            summary.ready,
+            summary.starting,
+            summary.inactive,
+            summary.failed,
+        ];
+        assert_eq!(&actual, expected, "statuses {statuses:?}");
+    }
+}
+
+#[tokio::test]
+async fn utilization_is_missing_when_perf_is_zero_or_missing() {
+    // (ready worker's perf, rolling load, expected utilization)
+    let cases: &[(Option<f64>, Option<f64>, Option<f64>)] = &[
+        (Some(100.0), Some(50.0), Some(0.5)),
+        (Some(0.0), Some(50.0), None),
+        (None, Some(50.0), None),
+        (Some(100.0), None, None),
+    ];
+    let fixture = fixture().await;
+    let records: Vec<PollRecord> = cases
+        .iter()
+        .enumerate()
+        .map(|(index, &(perf, load, _))| {
+            let mut worker = WorkerSample::new(7);
+            worker.status = Some("running".to_string());
+            worker.set(Field::Perf, perf);
+            worker.set(Field::CurLoadRollingAvg, load);
+            snapshot("prod", index as i64, vec![worker])
+        })
+        .collect();
+    fixture.store.record_polls(&records).await.expect("stored");
+
+    let from_rows: Vec<Option<f64>> = fixture
+        .store
+        .fleet_history(&all_history())
+        .await
+        .expect("history")
+        .iter()
+        .map(|row| row.utilization)
+        .collect();
+    let from_view: Vec<Option<f64>> =
+        sqlx::query_scalar("SELECT utilization FROM fleet_samples ORDER BY polled_at")
+            .fetch_all(&fixture.store.readers)
+            .await
+            .expect("view");
+    let expected: Vec<Option<f64>> = cases.iter().map(|case| case.2).collect();
+    assert_eq!(from_rows, expected);
+    assert_eq!(from_view, expected);
+}
+
+#[tokio::test]
+async fn reopening_applies_no_migration_twice_and_keeps_the_data() {
+    let fixture = fixture().await;
+    fixture
+        .store
+        .record_polls(&[snapshot("prod", 10, vec![worker(1, "running")])])
+        .await
+        .expect("stored");
+    fixture.store.close().await.expect("closed");
+
+    for _ in 0..2 {
+        let store = Store::open(&fixture.path).await.expect("reopens");
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM _sqlx_migrations").await,
+            SQLITE_MIGRATIONS.len() as i64
+        );
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM worker_samples").await,
+            1
+        );
+        assert_eq!(store.targets().await.expect("targets").len(), 2);
+        store.close().await.expect("closed");
+    }
+}
+
+#[tokio::test]
+async fn the_database_runs_in_wal_mode_and_close_folds_the_log_back() {
+    let fixture = fixture().await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&fixture.store.readers)
+        .await
+        .expect("journal mode");
+    assert_eq!(mode, "wal");
+    fixture
+        .store
+        .record_polls(&[snapshot("prod", 10, vec![worker(1, "running")])])
+        .await
+        .expect("stored");
+    fixture.store.close().await.expect("closed");
+    let wal = fixture.path.with_extension("db-wal");
+    let wal_size = std::fs::metadata(&wal).map_or(0, |metadata| metadata.len());
+    assert_eq!(wal_size, 0, "{} still holds pages", wal.display());
+}
+
+#[tokio::test]
+async fn sync_targets_upserts_by_name_and_keeps_removed_targets() {
+    let fixture = fixture().await;
+    fixture
+        .store
+        .record_polls(&[snapshot("group", 10, vec![worker(1, "running")])])
+        .await
+        .expect("stored");
+    // `prod` changes kind and id, `group` leaves the config, `new` arrives.
+    fixture
+        .store
+        .sync_targets(&[
+            target("prod", TargetKind::WorkerGroup, 9),
+            target("new", TargetKind::Endpoint, 3),
+        ])
+        .await
+        .expect("synced");
+
+    let targets: Vec<(String, TargetKind, i64)> = fixture
+        .store
+        .targets()
+        .await
+        .expect("targets")
+        .into_iter()
+        .map(|row| (row.name, row.kind, row.vast_id))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("group".to_string(), TargetKind::WorkerGroup, 2),
+            ("new".to_string(), TargetKind::Endpoint, 3),
+            ("prod".to_string(), TargetKind::WorkerGroup, 9),
+        ]
+    );
+    let group_history = HistoryFilter {
+        target: Some("group".to_string()),
+        ..HistoryFilter::default()
+    };
+    assert_eq!(
+        fixture
+            .store
+            .fleet_history(&group_history)
+            .await
+            .expect("history")
+            .len(),
+        1,
+        "a removed target keeps its history"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_target_fails_the_whole_batch_and_stores_nothing() {
+    let fixture = fixture().await;
+    let records = [
+        snapshot("prod", 10, vec![worker(1, "running")]),
+        snapshot("nobody", 10, vec![worker(2, "running")]),
+    ];
+    let error = fixture
+        .store
+        .record_polls(&records)
+        .await
+        .expect_err("unknown target");
+    assert!(
+        matches!(&error, StoreError::UnknownTarget { name } if name == "nobody"),
+        "{error}"
+    );
+    assert_eq!(count(&fixture.store, "SELECT count(*) FROM polls").await, 0);
+    assert_eq!(
+        count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn repeated_ids_keep_the_last_entry_and_bad_values_are_repaired() {
+    let fixture = fixture().await;
+    let first = worker(5, "loading");
+    let last = worker(5, "running").with(Field::Perf, 42.0);
+    let mut shouting = worker(6, "RUNNING");
+    shouting.set(Field::Reliability, Some(f64::NAN));
+    shouting.set(Field::CurLoad, Some(f64::INFINITY));
+    fixture
+        .store
+        .record_polls(&[snapshot(
+            "prod",
+            10,
+            vec![worker(9, "idle"), first, shouting, last],
+        )])
+        .await
+        .expect("stored");
+
+    let five = fixture
+        .store
+        .worker_history(&all_history(), 5)
+        .await
+        .expect("history");
+    assert_eq!(five.len(), 1);
+    assert_eq!(five[0].sample.status.as_deref(), Some("running"));
+    assert_eq!(five[0].sample.get(Field::Perf), Some(42.0));
+
+    let six = &fixture
+        .store
+        .worker_history(&all_history(), 6)
+        .await
+        .expect("history")[0]
+        .sample;
+    assert_eq!(six.status.as_deref(), Some("running"));
+    assert_eq!(six.get(Field::Reliability), None);
+    assert_eq!(six.get(Field::CurLoad), None);
+    let extra = six.extra.as_ref().expect("raw values kept");
+    assert_eq!(extra["reliability"], "NaN");
+    assert_eq!(extra["cur_load"], "inf");
+
+    let fleet = &fixture
+        .store
+        .fleet_history(&all_history())
+        .await
+        .expect("fleet")[0];
+    assert_eq!((fleet.summary.workers, fleet.summary.ready), (3, 3));
+    let stored_ids: Vec<i64> = sqlx::query_scalar("SELECT worker_id FROM worker_samples")
+        .fetch_all(&fixture.store.readers)
+        .await
+        .expect("ids");
+    assert_eq!(stored_ids, [5, 6, 9]);
+    let recorded: Option<i64> = sqlx::query_scalar("SELECT worker_count FROM polls")
+        .fetch_one(&fixture.store.readers)
+        .await
+        .expect("count");
+    assert_eq!(recorded, Some(3));
+}
+
+#[tokio::test]
+async fn every_sample_is_stored_across_chunk_boundaries() {
+    let chunk = SAMPLE_CHUNK_ROWS as i64;
+    // (workers per poll, polls)
+    let cases: &[(i64, i64)] = &[
+        (chunk - 1, 1),
+        (chunk, 1),
+        (chunk + 1, 1),
+        (3 * chunk + 1, 1),
+        (chunk / 2 + 3, 5),
+        (0, 3),
+    ];
+    for &(per_poll, polls) in cases {
+        let fixture = fixture().await;
+        let records: Vec<PollRecord> = (0..polls)
+            .map(|poll| {
+                let workers = (0..per_poll).map(|id| worker(id, "running")).collect();
+                snapshot(if poll % 2 == 0 { "prod" } else { "group" }, poll, workers)
+            })
+            .collect();
+        fixture.store.record_polls(&records).await.expect("stored");
+
+        let stored = sqlx::query(
+            "SELECT count(*) AS samples, count(DISTINCT poll_id) AS polls, \
+             COALESCE(sum(worker_id), 0) AS id_sum FROM worker_samples",
+        )
+        .fetch_one(&fixture.store.readers)
+        .await
+        .expect("counts");
+        let label = format!("{polls} polls of {per_poll} workers");
+        assert_eq!(stored.get::<i64, _>("samples"), per_poll * polls, "{label}");
+        assert_eq!(
+            stored.get::<i64, _>("polls"),
+            if per_poll > 0 { polls } else { 0 },
+            "{label}"
+        );
+        assert_eq!(
+            stored.get::<i64, _>("id_sum"),
+            polls * per_poll * (per_poll - 1).max(0) / 2,
+            "{label}"
+        );
+        assert_eq!(
+            count(&fixture.store, "SELECT count(*) FROM fleet_samples").await,
+            polls
+        );
+    }
+}
+
+#[tokio::test]
+async fn consecutive_batches_get_fresh_poll_ids() {
+    let fixture = fixture().await;
+    for tick in 0..3 {
+        fixture
+            .store
+            .record_polls(&[
+                snapshot("prod", tick * 10, vec![worker(1, "running")]),
+                failure("group", tick * 10, FailureKind::Timeout, None),
+            ])
+            .await
+            .expect("stored");
+    }
+    let ids: Vec<i64> = fixture
+        .store
+        .poll_history(&all_history())
+        .await
+        .expect("polls")
+        .iter()
+        .map(|poll| poll.id)
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+}
+
+#[tokio::test]
+async fn retention_deletes_only_polls_before_the_cutoff() {
+    let fixture = fixture().await;
+    fixture
+        .store
+        .record_polls(&[
+            snapshot("prod", 100, vec![worker(1, "running"), worker(2, "idle")]),
+            failure("prod", 150, FailureKind::Connect, None),
+            snapshot("group", 180, Vec::new()),
+            snapshot("prod", 200, vec![worker(1, "running")]),
+            failure("group", 200, FailureKind::HttpStatus, Some(502)),
+            snapshot("prod", 300, vec![worker(1, "running"), worker(3, "error")]),
+        ])
+        .await
+        .expect("stored");
+
+    let deleted = fixture
+        .store
+        .delete_samples_before(at(200))
+        .await
+        .expect("retention");
+    assert_eq!(
+        deleted,
+        Deleted {
+            polls: 3,
+            samples: 2
+        }
+    );
+
+    let left: Vec<(i64, String)> = fixture
+        .store
+        .poll_history(&all_history())
+        .await
+        .expect("polls")
+        .iter()
+        .map(|poll| (poll.started_at.unix_millis() / 1000, poll.outcome.clone()))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            (200, "ok".to_string()),
+            (200, "http_status".to_string()),
+            (300, "ok".to_string())
+        ]
+    );
+    assert_eq!(
+        count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
+        3
+    );
+    assert_eq!(
+        count(&fixture.store, "SELECT count(*) FROM fleet_samples").await,
+        2
+    );
+    for orphans in [
+        "SELECT count(*) FROM worker_samples WHERE poll_id NOT IN (SELECT id FROM polls)",
+        "SELECT count(*) FROM fleet_totals WHERE poll_id NOT IN (SELECT id FROM polls)",
+        "SELECT count(*) FROM polls p WHERE outcome = 'ok' \
+         AND NOT EXISTS (SELECT 1 FROM fleet_totals f WHERE f.poll_id = p.id)",
+    ] {
+        assert_eq!(count(&fixture.store, orphans).await, 0, "{orphans}");
+    }
+
+    let again = fixture
+        .store
+        .delete_samples_before(at(200))
+        .await
+        .expect("retention");
+    assert_eq!(again, Deleted::default(), "a second pass finds nothing");
+}
+
+#[tokio::test]
+async fn retention_of_many_samples_runs_in_batches_and_misses_none() {
+    let fixture = fixture().await;
+    let records: Vec<PollRecord> = (0..40)
+        .map(|poll| {
+            let workers = (0..700).map(|id| worker(id, "running")).collect();
+            snapshot("prod", poll * 10, workers)
+        })
+        .collect();
+    fixture.store.record_polls(&records).await.expect("stored");
+
+    let deleted = fixture
+        .store
+        .delete_samples_before(at(300))
+        .await
+        .expect("retention");
+    assert_eq!(
+        deleted,
+        Deleted {
+            polls: 30,
+            samples: 30 * 700
+        }
+    );
+    assert_eq!(
+        count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
+        10 * 700
+    );
+    assert_eq!(
+        count(
+            &fixture.store,
+            "SELECT CAST(min(polled_at) AS INTEGER) FROM worker_samples"
+        )
+        .await,
+        300
+    );
+}
+
+#[tokio::test]
+async fn history_narrows_by_target_time_and_limit() {
+    let fixture = fixture().await;
+    let mut records = Vec::new();
+    for tick in 0..5 {
+        let secs = 100 + tick * 10;
+        records.push(snapshot(
+            "prod",
+            secs,
+            vec![worker(1, "running"), worker(2, "idle")],
+        ));
+        records.push(snapshot("group", secs, vec![worker(1, "running")]));
+        records.push(failure("group", secs + 1, FailureKind::Timeout, None));
+    }
+    fixture.store.record_polls(&records).await.expect("stored");
+
+    let filter =
+        |target: Option<&str>, since: Option<i64>, until: Option<i64>, limit| HistoryFilter {
+            target: target.map(str::to_string),
+            since: since.map(at),
+            until: until.map(at),
+            limit,
+        };
+    // (filter, fleet rows as (target, secs), polls, samples of worker 1)
+    type Case = (HistoryFilter, Vec<(&'static str, i64)>, usize, usize);
+    let cases: Vec<Case> = vec![
+        (
+            filter(Some("prod"), Some(110), Some(130), None),
+            vec![("prod", 110), ("prod", 120), ("prod", 130)],
+            3,
+            3,
+        ),
+        (
+            filter(Some("group"), None, None, Some(2)),
+            vec![("group", 130), ("group", 140)],
+            2,
+            2,
+        ),
+        (
+            filter(None, Some(140), None, None),
+            vec![("prod", 140), ("group", 140)],
+            3,
+            2,
+        ),
+        (filter(None, None, Some(99), None), vec![], 0, 0),
+        (filter(None, None, None, Some(0)), vec![], 0, 0),
+    ];
+    for (filter, expected_fleet, expected_polls, expected_worker) in cases {
+        let fleet: Vec<(String, i64)> = fixture
+            .store
+            .fleet_history(&filter)
+            .await
+            .expect("fleet")
+            .into_iter()
+            .map(|row| (row.target, row.polled_at.unix_millis() / 1000))
+            .collect();
+        let expected_fleet: Vec<(String, i64)> = expected_fleet
+            .into_iter()
+            .map(|(target, secs)| (target.to_string(), secs))
+            .collect();
+        assert_eq!(fleet, expected_fleet, "{filter:?}");
+        let polls = fixture.store.poll_history(&filter).await.expect("polls");
+        assert_eq!(polls.len(), expected_polls, "{filter:?}");
+        assert!(
+            polls
+                .windows(2)
+                .all(|pair| pair[0].started_at <= pair[1].started_at)
+        );
+        let worker = fixture
+            .store
+            .worker_history(&filter, 1)
+            .await
+            .expect("worker");
+        assert_eq!(worker.len(), expected_worker, "{filter:?}");
+        assert!(
+            worker
+                .windows(2)
+                .all(|pair| pair[0].polled_at <= pair[1].polled_at)
+        );
+    }
+}
+
+#[tokio::test]
+async fn history_of_an_unknown_target_is_an_error() {
+    let fixture = fixture().await;
+    let filter = HistoryFilter {
+        target: Some("nobody".to_string()),
+        ..HistoryFilter::default()
+    };
+    let error = fixture
+        .store
+        .fleet_history(&filter)
+        .await
+        .expect_err("unknown");
+    assert!(matches!(error, StoreError::UnknownTarget { .. }), "{error}");
+    let error = fixture
+        .store
+        .worker_history(&filter, 1)
+        .await
+        .expect_err("unknown");
+    assert!(matches!(error, StoreError::UnknownTarget { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_path_that_cannot_be_opened_is_named_in_the_error() {
+    let folder = TempDir::new().expect("temporary folder");
+    let missing_folder = folder.path().join("nowhere").join("vastwatch.db");
+    // (path, words the message must contain)
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (missing_folder, "does not exist"),
+        (folder.path().to_path_buf(), "folder, not a file"),
+    ];
+    for (path, reason) in cases {
+        let error = Store::open(&path).await.expect_err("cannot open");
+        let message = error.to_string();
+        assert!(matches!(error, StoreError::Open { .. }), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains(reason), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_summary_matches_the_domain_summary() {
+    // The stored sums are FleetSummary::of over the stored workers, read back unchanged.
+    let fixture = fixture().await;
+    let workers = vec![
+        worker(1, "running"),
+        worker(2, "loading"),
+        worker(3, "stopped").with(Field::NewLoad, 3.5),
+    ];
+    fixture
+        .store
+        .record_polls(&[snapshot("prod", 10, workers.clone())])
+        .await
+        .expect("stored");
+    let row = &fixture
+        .store
+        .fleet_history(&all_history())
+        .await
+        .expect("fleet")[0];
+    assert_eq!(row.summary, FleetSummary::of(&workers));
+    assert_eq!(row.utilization, FleetSummary::of(&workers).utilization());
+}
