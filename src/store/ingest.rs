@@ -132,16 +132,23 @@ impl Store {
         )
         .await?;
         let mut statuses = StatusInterner::default();
-        insert_rows(
-            &mut transaction,
-            &INSERT_SAMPLES,
-            polls.iter().map(|poll| poll.workers.len()).sum(),
-            polls.iter().zip(&ids).flat_map(|(poll, ids)| {
+        // Collected before the await: a lazy iterator of closures here makes the future's
+        // lifetimes too general for tokio::spawn to prove it Send.
+        let samples: Vec<(&WorkerSample, &PollIds, f64)> = polls
+            .iter()
+            .zip(&ids)
+            .flat_map(|(poll, ids)| {
                 let polled_at = poll.record.started_at.unix_secs_f64();
                 poll.workers
                     .iter()
                     .map(move |worker| (worker.as_ref(), ids, polled_at))
-            }),
+            })
+            .collect();
+        insert_rows(
+            &mut transaction,
+            &INSERT_SAMPLES,
+            samples.len(),
+            samples.into_iter(),
             SAMPLE_COLUMNS,
             |args, (worker, ids, polled_at)| {
                 bind_sample(args, worker, ids, polled_at, &mut statuses)

@@ -58,7 +58,7 @@ fn check_exits_2_naming_file_line_and_column() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("bad.yaml");
     std::fs::write(&path, "targets:\n  - name: a\n    endpont: 1\n").expect("write");
-    let (code, stdout, stderr) = run(vastwatch(&["check", "--config", path.to_str().expect("utf-8")]));
+    let (code, stdout, stderr) = run(&mut vastwatch(&["check", "--config", path.to_str().expect("utf-8")]));
     assert_eq!(code, 2, "{stdout}");
     assert_eq!(
         stderr.trim(),
