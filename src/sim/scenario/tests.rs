@@ -446,3 +446,18 @@ fn the_key_under_an_error_position_is_read_from_the_line() {
         );
     }
 }
+
+#[test]
+fn the_example_in_the_user_docs_loads() {
+    let docs = include_str!("../../../docs/scenarios.md");
+    let example = docs
+        .split("## Example")
+        .nth(1)
+        .and_then(|section| section.split("```yaml\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("docs/scenarios.md has an example block");
+    let scenario =
+        Scenario::from_yaml(example, "docs/scenarios.md").unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(scenario.name(), "lunch-rush");
+    assert_eq!(scenario.fleets().len(), 2);
+}
