@@ -366,7 +366,11 @@ fn builtins_are_listed_and_load_by_name() {
         Scenario::builtin_names(),
         ["steady", "surge", "flaky-worker", "saturated", "outage"]
     );
-    assert_eq!(BUILTINS.len(), BUILTIN_NAMES.len());
+    let embedded: Vec<&str> = BUILTINS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        embedded, BUILTIN_NAMES,
+        "every embedded file is listed, in order"
+    );
     for name in Scenario::builtin_names() {
         let scenario = Scenario::load(name).unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(scenario.name(), *name);
