@@ -366,7 +366,11 @@ fn builtins_are_listed_and_load_by_name() {
         Scenario::builtin_names(),
         ["steady", "surge", "flaky-worker", "saturated", "outage"]
     );
-    assert_eq!(BUILTINS.len(), BUILTIN_NAMES.len());
+    let embedded: Vec<&str> = BUILTINS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        embedded, BUILTIN_NAMES,
+        "every embedded file is listed, in order"
+    );
     for name in Scenario::builtin_names() {
         let scenario = Scenario::load(name).unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(scenario.name(), *name);
@@ -445,4 +449,19 @@ fn the_key_under_an_error_position_is_read_from_the_line() {
             "{line} at {column}"
         );
     }
+}
+
+#[test]
+fn the_example_in_the_user_docs_loads() {
+    let docs = include_str!("../../../docs/scenarios.md");
+    let example = docs
+        .split("## Example")
+        .nth(1)
+        .and_then(|section| section.split("```yaml\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("docs/scenarios.md has an example block");
+    let scenario =
+        Scenario::from_yaml(example, "docs/scenarios.md").unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(scenario.name(), "lunch-rush");
+    assert_eq!(scenario.fleets().len(), 2);
 }
