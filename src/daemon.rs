@@ -131,7 +131,12 @@ impl Daemon {
         for target in &self.config.targets {
             match self.poller.begin(&target.name, at) {
                 PollDecision::Poll => {
-                    polls.spawn(self.poll_task(target.clone(), interval, sender.clone(), stop.clone()));
+                    polls.spawn(self.poll_task(
+                        target.clone(),
+                        interval,
+                        sender.clone(),
+                        stop.clone(),
+                    ));
                 }
                 PollDecision::SkipInFlight => {
                     self.stats.skipped_in_flight.fetch_add(1, Ordering::Relaxed);
@@ -140,7 +145,9 @@ impl Daemon {
                     report.skipped_in_flight.push(target.name.clone());
                 }
                 PollDecision::SkipBackingOff { until } => {
-                    self.stats.skipped_backing_off.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .skipped_backing_off
+                        .fetch_add(1, Ordering::Relaxed);
                     debug!(target = %target.name, until = %until, "Backing off after a 429; poll skipped.");
                     report.skipped_backing_off.push(target.name.clone());
                 }
@@ -217,7 +224,10 @@ impl Daemon {
 
     /// Deletes samples older than `retention.samples`.
     pub async fn retention_once(&self) -> Result<Deleted, StoreError> {
-        let cutoff = self.clock.now().saturating_sub(self.config.retention.samples);
+        let cutoff = self
+            .clock
+            .now()
+            .saturating_sub(self.config.retention.samples);
         let deleted = self.store.delete_samples_before(cutoff).await?;
         if deleted.samples > 0 || deleted.polls > 0 {
             info!(samples = deleted.samples, polls = deleted.polls, cutoff = %cutoff, "Deleted data past retention.");
@@ -228,7 +238,10 @@ impl Daemon {
     /// Runs until `shutdown` completes: ticks, polls, stores and applies retention. On
     /// shutdown it stops scheduling, lets in-flight writes finish (cancelling polls still
     /// waiting on the network) and closes the store.
-    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), DaemonError> {
         let (stop_sender, stop) = watch::channel(false);
         let mut ticker = Ticker::new(self.config.schedule.clone(), self.clock.clone());
         let mut ticks = JoinSet::new();

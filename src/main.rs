@@ -10,7 +10,10 @@ use vastwatch::cli::{self, Cli, LogFormat};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.logging.log_format, cli.logging.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

@@ -108,9 +108,16 @@ pub async fn simulate(args: SimulateArgs) -> Result<ExitStatus, CliError> {
 /// The demo's config file: one target per scenario fleet, a 10 s schedule in scenario time.
 fn demo_config_yaml(scenario: &Scenario, base_url: &str) -> String {
     let mut yaml = String::new();
-    let _ = writeln!(yaml, "# Written by `vastwatch demo` for scenario `{}`.", scenario.name());
+    let _ = writeln!(
+        yaml,
+        "# Written by `vastwatch demo` for scenario `{}`.",
+        scenario.name()
+    );
     let _ = writeln!(yaml, "database: vastwatch.db");
-    let _ = writeln!(yaml, "api:\n  base_url: {base_url}\n  api_key_env: VASTWATCH_DEMO_KEY\n  timeout: 2s");
+    let _ = writeln!(
+        yaml,
+        "api:\n  base_url: {base_url}\n  api_key_env: VASTWATCH_DEMO_KEY\n  timeout: 2s"
+    );
     let _ = writeln!(yaml, "schedule: 10s\njitter: 1s\ntargets:");
     for fleet in scenario.fleets() {
         let key = match fleet.kind() {
@@ -140,7 +147,9 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         None => tempfile::Builder::new()
             .prefix("vastwatch-demo-")
             .tempdir()
-            .map_err(|error| CliError::runtime(format!("cannot create a temporary folder: {error}")))?
+            .map_err(|error| {
+                CliError::runtime(format!("cannot create a temporary folder: {error}"))
+            })?
             .keep(),
     };
     let clock = Clock::accelerated(Clock::real().now(), args.speed);
@@ -173,7 +182,11 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         crate::time::format_duration(args.duration)
     );
     println!("  {}", scenario.description().trim());
-    println!("  simulator: {}   database: {}", simulator.base_url(), database.display());
+    println!(
+        "  simulator: {}   database: {}",
+        simulator.base_url(),
+        database.display()
+    );
     println!();
 
     let printer = Arc::new(PollPrinter {
@@ -213,7 +226,10 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
 fn demo_summary(database: &Path, config: &Path, polls: u64, failures: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(out);
-    let _ = writeln!(out, "Demo finished: {polls} polls stored ({failures} failed).");
+    let _ = writeln!(
+        out,
+        "Demo finished: {polls} polls stored ({failures} failed)."
+    );
     let _ = writeln!(out, "  database: {}", database.display());
     let _ = writeln!(out, "  config:   {}", config.display());
     let _ = writeln!(out, "Try:");
@@ -251,7 +267,10 @@ impl Observer for PollPrinter {
         );
         match &record.result {
             PollResult::Snapshot { workers, .. } => {
-                println!("[{clock}] {}", fleet_line(&record.target, &FleetSummary::of(workers)));
+                println!(
+                    "[{clock}] {}",
+                    fleet_line(&record.target, &FleetSummary::of(workers))
+                );
             }
             PollResult::Failed(failure) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);

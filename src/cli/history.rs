@@ -119,12 +119,9 @@ pub fn worker_rows(rows: &[WorkerRow]) -> Rows {
             sample.status.as_ref().map_or(Value::Null, |s| json!(s)),
         ];
         cells.extend(Field::ALL.iter().map(|field| number(sample.get(*field))));
-        cells.push(
-            sample
-                .extra
-                .as_ref()
-                .map_or(Value::Null, |extra| json!(Value::Object(extra.clone()).to_string())),
-        );
+        cells.push(sample.extra.as_ref().map_or(Value::Null, |extra| {
+            json!(Value::Object(extra.clone()).to_string())
+        }));
         out.push(cells);
     }
     out

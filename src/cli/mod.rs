@@ -81,7 +81,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct LoggingArgs {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, env = "VASTWATCH_LOG_FORMAT", default_value = "human")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "VASTWATCH_LOG_FORMAT",
+        default_value = "human"
+    )]
     pub log_format: LogFormat,
     /// Log level or filter (e.g. `debug`, `vastwatch=debug`); overrides RUST_LOG.
     #[arg(long, global = true)]
@@ -98,7 +104,12 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// Config file.
-    #[arg(long, short = 'c', env = "VASTWATCH_CONFIG", default_value = "vastwatch.yaml")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "VASTWATCH_CONFIG",
+        default_value = "vastwatch.yaml"
+    )]
     pub config: PathBuf,
 }
 

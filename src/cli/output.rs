@@ -153,7 +153,12 @@ mod tests {
     fn sample() -> Rows {
         let mut rows = Rows::new(vec!["target", "workers", "utilization", "note"]);
         rows.push(vec![json!("prod"), json!(3), json!(0.91234), json!(null)]);
-        rows.push(vec![json!("dev, eu"), json!(12), json!(1.0), json!("said \"hi\"")]);
+        rows.push(vec![
+            json!("dev, eu"),
+            json!(12),
+            json!(1.0),
+            json!("said \"hi\""),
+        ]);
         rows
     }
 
@@ -165,10 +170,7 @@ mod tests {
              prod     3        0.912        -\n\
              dev, eu  12       1            said \"hi\"\n"
         );
-        assert_eq!(
-            Rows::new(vec!["a"]).render(Format::Table),
-            "a\n(no rows)\n"
-        );
+        assert_eq!(Rows::new(vec!["a"]).render(Format::Table), "a\n(no rows)\n");
     }
 
     #[test]

@@ -28,7 +28,11 @@ pub fn secs(seconds: u64) -> Duration {
 }
 
 /// Starts the simulator with `scenario_yaml` on 127.0.0.1:0, reading time from `clock`.
-pub async fn start_simulator(scenario_yaml: &str, clock: &Clock, api_key: &str) -> RunningSimulator {
+pub async fn start_simulator(
+    scenario_yaml: &str,
+    clock: &Clock,
+    api_key: &str,
+) -> RunningSimulator {
     let scenario = Scenario::from_yaml(scenario_yaml, "test scenario").expect("valid scenario");
     Simulator::new(
         scenario,
@@ -82,7 +86,9 @@ impl TestApp {
         let simulator = start_simulator(scenario_yaml, &clock, TEST_KEY).await;
         let config_path = write_config(dir.path(), &simulator.base_url(), api, targets, "");
         let config = Config::load(&config_path, &test_env()).expect("valid config");
-        let daemon = Daemon::start(config, clock.clone()).await.expect("daemon starts");
+        let daemon = Daemon::start(config, clock.clone())
+            .await
+            .expect("daemon starts");
         let (stop_sender, stop) = watch::channel(false);
         TestApp {
             dir,
@@ -126,18 +132,20 @@ pub struct PollRow {
 }
 
 pub async fn poll_rows(pool: &SqlitePool) -> Vec<PollRow> {
-    sqlx::query("SELECT outcome, http_status, error, worker_count FROM polls ORDER BY started_at, id")
-        .fetch_all(pool)
-        .await
-        .expect("query polls")
-        .iter()
-        .map(|row| PollRow {
-            outcome: row.get("outcome"),
-            http_status: row.get("http_status"),
-            error: row.get("error"),
-            worker_count: row.get("worker_count"),
-        })
-        .collect()
+    sqlx::query(
+        "SELECT outcome, http_status, error, worker_count FROM polls ORDER BY started_at, id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("query polls")
+    .iter()
+    .map(|row| PollRow {
+        outcome: row.get("outcome"),
+        http_status: row.get("http_status"),
+        error: row.get("error"),
+        worker_count: row.get("worker_count"),
+    })
+    .collect()
 }
 
 /// Waits (on real time, polling a condition) until `condition` holds or `limit` passes.

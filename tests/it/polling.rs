@@ -59,15 +59,26 @@ async fn every_failure_kind_is_stored_in_polls_with_its_reason() {
             ("timeout".to_string(), None, None),
         ]
     );
-    let errors: Vec<String> = rows.iter().map(|row| row.error.clone().unwrap_or_default()).collect();
+    let errors: Vec<String> = rows
+        .iter()
+        .map(|row| row.error.clone().unwrap_or_default())
+        .collect();
     assert_eq!(errors[0], "");
     assert!(errors[1].starts_with("HTTP 503"), "{}", errors[1]);
-    assert!(errors[2].contains("API requests too frequent"), "{}", errors[2]);
+    assert!(
+        errors[2].contains("API requests too frequent"),
+        "{}",
+        errors[2]
+    );
     assert_eq!(errors[3], "API error: workers are still loading");
     assert!(errors[4].starts_with("HTTP 401: "), "{}", errors[4]);
     assert!(errors[5].starts_with("body is not JSON"), "{}", errors[5]);
     assert!(errors[6].starts_with("body is not JSON"), "{}", errors[6]);
-    assert!(errors[7].starts_with("JSON object is not a worker list"), "{}", errors[7]);
+    assert!(
+        errors[7].starts_with("JSON object is not a worker list"),
+        "{}",
+        errors[7]
+    );
     assert!(errors[8].contains("not followed"), "{}", errors[8]);
     assert!(!errors[9].is_empty());
 }
@@ -102,13 +113,18 @@ async fn a_body_over_max_body_is_a_decode_failure() {
     let workers: String = (1..=50)
         .map(|id| format!("      - {{id: {id}, perf: 100}}\n"))
         .collect();
-    let scenario = format!("name: big\nfleets:\n  - endpoint: 1\n    load: 100\n    workers:\n{workers}");
+    let scenario =
+        format!("name: big\nfleets:\n  - endpoint: 1\n    load: 100\n    workers:\n{workers}");
     let app = TestApp::spawn(&scenario, "  max_body: 1KiB\n").await;
     app.tick_at(secs(0)).await;
     let rows = poll_rows(&app.sql().await).await;
     assert_eq!(rows[0].outcome, "decode");
     assert!(
-        rows[0].error.as_deref().unwrap_or("").contains("exceeds the limit of 1024 bytes"),
+        rows[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("exceeds the limit of 1024 bytes"),
         "{:?}",
         rows[0].error
     );
@@ -131,7 +147,12 @@ fleets:
         if !report.stored.is_empty() {
             polled_at.push(step * 10);
         } else {
-            assert_eq!(report.skipped_backing_off, vec!["t".to_string()], "at {}s", step * 10);
+            assert_eq!(
+                report.skipped_backing_off,
+                vec!["t".to_string()],
+                "at {}s",
+                step * 10
+            );
         }
     }
     // 429 at 0 s: skip two intervals (10, 20); 429 at 30 s: skip 40 s (to 70); at 80 s:
@@ -279,10 +300,12 @@ async fn the_reference_example_round_trips_every_field() {
     let samples = stored_samples(&app.sql().await).await;
     assert_eq!(
         samples,
-        vec![json!({"id": 123456, "status": "running", "cur_load": 150.0, "new_load": 50.0,
+        vec![
+            json!({"id": 123456, "status": "running", "cur_load": 150.0, "new_load": 50.0,
                     "cur_load_rolling_avg": 50.0, "cur_perf": 80.0, "measured_perf": 105.87,
                     "perf": 100.57, "reliability": 0.95, "dlperf": 105.87, "reqs_working": 2,
-                    "disk_usage": 30.0, "loaded_at": 1724275993.997, "extra": null})]
+                    "disk_usage": 30.0, "loaded_at": 1724275993.997, "extra": null})
+        ]
     );
 }
 
@@ -332,10 +355,11 @@ fleets:
     app.tick_at(secs(60)).await;
     assert_eq!(app.simulator.requests_for(TargetKind::Endpoint, 7), 2);
     assert_eq!(app.simulator.requests_for(TargetKind::WorkerGroup, 8), 2);
-    let rows = sqlx::query("SELECT target, ready, starting FROM fleet_samples ORDER BY polled_at, target")
-        .fetch_all(&app.sql().await)
-        .await
-        .expect("fleet rows");
+    let rows =
+        sqlx::query("SELECT target, ready, starting FROM fleet_samples ORDER BY polled_at, target")
+            .fetch_all(&app.sql().await)
+            .await
+            .expect("fleet rows");
     let seen: Vec<(String, i64, i64)> = rows
         .iter()
         .map(|row| (row.get("target"), row.get("ready"), row.get("starting")))

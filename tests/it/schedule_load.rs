@@ -16,10 +16,17 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_second_schedule_fires_at_least_55_times_a_minute_under_load() {
     let clock = Clock::real();
-    let scenario = "name: s\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100}]\n";
+    let scenario =
+        "name: s\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100}]\n";
     let simulator = start_simulator(scenario, &clock, TEST_KEY).await;
     let dir = tempfile::TempDir::new().expect("temp dir");
-    let config_path = write_config(dir.path(), &simulator.base_url(), "", "  - name: t\n    endpoint: 1\n", "");
+    let config_path = write_config(
+        dir.path(),
+        &simulator.base_url(),
+        "",
+        "  - name: t\n    endpoint: 1\n",
+        "",
+    );
     let yaml = std::fs::read_to_string(&config_path)
         .expect("read")
         .replace("schedule: 10s", "schedule: \"* * * * * *\"");

@@ -18,7 +18,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_appear_in_no_log_line_output_or_database_byte() {
     let clock = Clock::manual(T0);
-    let scenario = "name: s\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100}]\n";
+    let scenario =
+        "name: s\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100}]\n";
     let simulator = start_simulator(scenario, &clock, SERVED_KEY).await;
     let dir = tempfile::TempDir::new().expect("temp dir");
     let targets = "  - name: good\n    endpoint: 1\n  - name: bad\n    endpoint: 1\n    api_key_env: WRONG_KEY_ENV\n  - name: unknown\n    endpoint: 404\n";
@@ -39,16 +40,26 @@ async fn keys_appear_in_no_log_line_output_or_database_byte() {
             .env("WRONG_KEY_ENV", WRONG_KEY)
             .output()
             .expect("vastwatch runs");
-        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         transcripts.push(output.stdout);
         transcripts.push(output.stderr);
     }
     let joined: Vec<u8> = transcripts.concat();
     let text = String::from_utf8_lossy(&joined);
     assert!(text.contains("good: ok, 1 workers"), "{text}");
-    assert!(text.contains("bad: api_error"), "the wrong key must fail: {text}");
+    assert!(
+        text.contains("bad: api_error"),
+        "the wrong key must fail: {text}"
+    );
     assert!(text.contains("unknown: api_error"), "{text}");
-    assert!(text.contains("TRACE") || text.contains("\"level\":\"TRACE\""), "trace logging was on");
+    assert!(
+        text.contains("TRACE") || text.contains("\"level\":\"TRACE\""),
+        "trace logging was on"
+    );
     for key in [SERVED_KEY, WRONG_KEY] {
         assert!(!contains(&joined, key), "{key} leaked into output");
         for entry in std::fs::read_dir(dir.path()).expect("list dir") {
@@ -57,7 +68,11 @@ async fn keys_appear_in_no_log_line_output_or_database_byte() {
             if path.extension().is_some_and(|ext| ext == "yaml") {
                 continue;
             }
-            assert!(!contains(&bytes, key), "{key} leaked into {}", path.display());
+            assert!(
+                !contains(&bytes, key),
+                "{key} leaked into {}",
+                path.display()
+            );
         }
     }
     simulator.shutdown().await.expect("shutdown");

@@ -31,8 +31,16 @@ async fn run_exits_0_soon_after_a_signal_with_its_writes_complete() {
         let simulator = start_simulator(scenario, &clock, TEST_KEY).await;
         let dir = tempfile::TempDir::new().expect("temp dir");
         let targets = "  - name: fast\n    endpoint: 1\n  - name: hung\n    endpoint: 2\n";
-        let config = write_config(dir.path(), &simulator.base_url(), "  timeout: 1h\n", targets, "");
-        let yaml = std::fs::read_to_string(&config).expect("read").replace("schedule: 10s", "schedule: 1s");
+        let config = write_config(
+            dir.path(),
+            &simulator.base_url(),
+            "  timeout: 1h\n",
+            targets,
+            "",
+        );
+        let yaml = std::fs::read_to_string(&config)
+            .expect("read")
+            .replace("schedule: 10s", "schedule: 1s");
         std::fs::write(&config, yaml).expect("write");
 
         let child = Command::new(env!("CARGO_BIN_EXE_vastwatch"))
@@ -44,7 +52,10 @@ async fn run_exits_0_soon_after_a_signal_with_its_writes_complete() {
             .expect("spawn vastwatch run");
         let database = dir.path().join("vastwatch.db");
         assert!(
-            wait_until(Duration::from_secs(30), || async { count_polls(&database).await >= 2 }).await,
+            wait_until(Duration::from_secs(30), || async {
+                count_polls(&database).await >= 2
+            })
+            .await,
             "the daemon stored no polls"
         );
         // A poll of `hung` is in flight now and will never answer by itself.
@@ -58,7 +69,10 @@ async fn run_exits_0_soon_after_a_signal_with_its_writes_complete() {
         let took = signalled.elapsed();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(0), "{signal}: {stderr}");
-        assert!(took < Duration::from_secs(8), "{signal}: shutdown took {took:?}");
+        assert!(
+            took < Duration::from_secs(8),
+            "{signal}: shutdown took {took:?}"
+        );
         assert!(stderr.contains("Stopped."), "{stderr}");
 
         let pool = open_database(&database).await;
