@@ -9,7 +9,16 @@ use vastwatch::cli::{self, Cli, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.logging.log_format, cli.logging.log_level.as_deref());
+    // The demo prints its own story on stdout; only warnings belong beside it by default.
+    let default_level = match cli.command {
+        cli::Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    init_logging(
+        cli.logging.log_format,
+        cli.logging.log_level.as_deref(),
+        default_level,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,10 +38,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, level: Option<&str>) {
+fn init_logging(format: LogFormat, level: Option<&str>, default_level: &str) {
     let filter = match level {
         Some(level) => EnvFilter::new(level),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

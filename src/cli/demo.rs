@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::output::format_number;
 use super::{CliError, ExitStatus, shutdown_signal};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -285,7 +284,7 @@ impl Observer for PollPrinter {
 
 /// "llama-prod  workers 5 (ready 3, starting 1, inactive 0, failed 1)  load 240  perf 300  util 0.8"
 pub fn fleet_line(target: &str, summary: &FleetSummary) -> String {
-    let show = |value: Option<f64>| value.map_or_else(|| "-".to_string(), format_number);
+    let show = |value: Option<f64>| value.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
     format!(
         "{target:<16} workers {:>2} (ready {}, starting {}, inactive {}, failed {})  load {:>7}  perf {:>7}  util {}",
         summary.workers,
@@ -295,6 +294,8 @@ pub fn fleet_line(target: &str, summary: &FleetSummary) -> String {
         summary.failed,
         show(summary.load_rolling),
         show(summary.perf),
-        show(summary.utilization().map(|u| (u * 100.0).round() / 100.0)),
+        summary
+            .utilization()
+            .map_or_else(|| "-".to_string(), |u| format!("{u:.2}")),
     )
 }
