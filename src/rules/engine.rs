@@ -1,0 +1,559 @@
+//! The evaluation engine: per target, an in-memory history window and the alert instances
+//! of every rule. [`Engine::evaluate`] is a pure function of the engine and one poll; it
+//! returns what changed, and [`Engine::apply`] commits it once the caller has stored it.
+//! The daemon, `vastwatch test` and `vastwatch replay` all drive this same code.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use minijinja::Value as TemplateValue;
+
+use super::expr::{Compiled, EvalContext, Identifiers, Scope, Snapshot, Value, compile};
+use super::file::{Rule, RuleSet, Severity};
+use super::labels::{LabelSet, fingerprint};
+use super::lifecycle::{self, AlertState, Condition, Lifecycle, Timing, Transition};
+use crate::model::{PollRecord, PollResult};
+use crate::time::Timestamp;
+
+/// The name of the built-in alert for a target whose polls keep failing.
+pub const TARGET_DOWN: &str = "VastwatchTargetDown";
+
+/// A target as the engine sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetInfo {
+    pub name: String,
+    pub labels: LabelSet,
+    pub vars: BTreeMap<String, f64>,
+}
+
+/// One alert instance's full state: what is stored in the `alerts` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    pub fingerprint: String,
+    pub alertname: String,
+    pub target: String,
+    pub worker_id: Option<i64>,
+    pub severity: Severity,
+    pub labels: LabelSet,
+    pub annotations: BTreeMap<String, String>,
+    pub lifecycle: Lifecycle,
+    pub value: Option<f64>,
+    pub last_eval_at: Timestamp,
+}
+
+/// A transition of one instance, with the record as it is after the transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertChange {
+    pub record: AlertRecord,
+    pub transition: Option<Transition>,
+    key: InstanceKey,
+}
+
+/// What evaluating one poll produced: changed instances, to be stored together.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub target: String,
+    pub at: Timestamp,
+    /// Instances whose state changed or that are active (their value and last_eval_at
+    /// moved). Stored rows are upserted from these.
+    pub changes: Vec<AlertChange>,
+    snapshot: Option<Arc<Snapshot>>,
+    failures_in_a_row: u32,
+}
+
+impl Evaluation {
+    pub fn transitions(&self) -> impl Iterator<Item = (&AlertRecord, &Transition)> {
+        self.changes
+            .iter()
+            .filter_map(|change| change.transition.as_ref().map(|t| (&change.record, t)))
+    }
+}
+
+/// Which rule an instance belongs to, and for which worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum InstanceKey {
+    Rule { rule: usize, worker_id: Option<i64> },
+    TargetDown,
+}
+
+#[derive(Debug, Default)]
+struct TargetState {
+    history: VecDeque<Arc<Snapshot>>,
+    failures_in_a_row: u32,
+    instances: HashMap<InstanceKey, AlertRecord>,
+}
+
+/// Identifier expressions compiled once, for filling template contexts.
+#[derive(Debug)]
+struct TemplateIdentifiers {
+    worker: Vec<(String, Compiled)>,
+    fleet: Vec<(String, Compiled)>,
+}
+
+impl TemplateIdentifiers {
+    fn new(identifiers: &Identifiers) -> Self {
+        let none = std::collections::BTreeSet::new();
+        let compile_all = |scope: Scope| {
+            identifiers
+                .names(scope)
+                .filter_map(|name| {
+                    compile(name, scope, identifiers, &none)
+                        .ok()
+                        .map(|compiled| (name.to_string(), compiled))
+                })
+                .collect()
+        };
+        TemplateIdentifiers {
+            worker: compile_all(Scope::Worker),
+            fleet: compile_all(Scope::Fleet),
+        }
+    }
+}
+
+/// Rules, targets, histories and alert instances.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    targets: BTreeMap<String, TargetInfo>,
+    states: HashMap<String, TargetState>,
+    target_down_after: u32,
+    /// How much history each target keeps.
+    window: Duration,
+    template_identifiers: TemplateIdentifiers,
+}
+
+/// Extra history kept beyond the longest rule window, so a window is full even when a
+/// poll lands a little late.
+const WINDOW_SLACK: Duration = Duration::from_secs(60);
+
+impl Engine {
+    pub fn new(
+        rules: Arc<RuleSet>,
+        identifiers: &Identifiers,
+        targets: Vec<TargetInfo>,
+        target_down_after: u32,
+    ) -> Engine {
+        let window = rules.longest_window() + WINDOW_SLACK;
+        let states = targets
+            .iter()
+            .map(|target| (target.name.clone(), TargetState::default()))
+            .collect();
+        Engine {
+            rules,
+            targets: targets.into_iter().map(|t| (t.name.clone(), t)).collect(),
+            states,
+            target_down_after: target_down_after.max(1),
+            window,
+            template_identifiers: TemplateIdentifiers::new(identifiers),
+        }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// How far back history must reach for every window to be full.
+    pub fn history_window(&self) -> Duration {
+        self.window
+    }
+
+    /// Loads a target's recent snapshots (oldest first) and its run of failed polls, as
+    /// read back from the store at start.
+    pub fn restore_history(
+        &mut self,
+        target: &str,
+        snapshots: Vec<Arc<Snapshot>>,
+        failures_in_a_row: u32,
+    ) {
+        if let Some(state) = self.states.get_mut(target) {
+            state.history = snapshots.into_iter().collect();
+            state.failures_in_a_row = failures_in_a_row;
+        }
+    }
+
+    /// Resumes stored pending and firing instances, so their timers continue.
+    pub fn restore_alerts(&mut self, alerts: Vec<AlertRecord>) {
+        for alert in alerts {
+            let Some(key) = self.key_of(&alert) else {
+                continue;
+            };
+            if let Some(state) = self.states.get_mut(&alert.target) {
+                state.instances.insert(key, alert);
+            }
+        }
+    }
+
+    /// Finds the instance key a stored alert belongs to: the rule whose identity labels
+    /// give the same fingerprint.
+    fn key_of(&self, alert: &AlertRecord) -> Option<InstanceKey> {
+        if alert.alertname == TARGET_DOWN {
+            return Some(InstanceKey::TargetDown);
+        }
+        let target = self.targets.get(&alert.target)?;
+        self.rules
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.name == alert.alertname && rule.applies_to(&target.name))
+            .find(|(_, rule)| {
+                fingerprint(&identity_labels(rule, target, alert.worker_id)) == alert.fingerprint
+            })
+            .map(|(rule, _)| InstanceKey::Rule {
+                rule,
+                worker_id: alert.worker_id,
+            })
+    }
+
+    /// Active (pending or firing) instances of every target.
+    pub fn active_alerts(&self) -> impl Iterator<Item = &AlertRecord> {
+        self.states
+            .values()
+            .flat_map(|state| state.instances.values())
+            .filter(|record| record.lifecycle.state.is_active())
+    }
+
+    /// Evaluates every rule of the poll's target over its history plus this poll.
+    /// Changes nothing: call [`Engine::apply`] once the result is stored.
+    pub fn evaluate(&self, record: &PollRecord) -> Evaluation {
+        let mut evaluation = Evaluation {
+            target: record.target.clone(),
+            at: record.started_at,
+            changes: Vec::new(),
+            snapshot: None,
+            failures_in_a_row: 0,
+        };
+        let (Some(target), Some(state)) = (
+            self.targets.get(&record.target),
+            self.states.get(&record.target),
+        ) else {
+            return evaluation;
+        };
+        let now = record.started_at;
+        match &record.result {
+            PollResult::Snapshot { workers, .. } => {
+                let snapshot = Arc::new(Snapshot::new(now, workers, Vec::new()));
+                let mut history = state.history.clone();
+                history.push_back(Arc::clone(&snapshot));
+                trim(&mut history, now, self.window);
+                let context = EvalContext {
+                    history: &history,
+                    vars: &target.vars,
+                };
+                for (index, rule) in self.rules.rules.iter().enumerate() {
+                    if rule.applies_to(&target.name) {
+                        self.evaluate_rule(index, rule, target, state, &context, now, &mut evaluation);
+                    }
+                }
+                evaluation.snapshot = Some(snapshot);
+                evaluation.failures_in_a_row = 0;
+            }
+            PollResult::Failed(_) => {
+                evaluation.failures_in_a_row = state.failures_in_a_row.saturating_add(1);
+            }
+        }
+        self.evaluate_target_down(target, state, now, &mut evaluation);
+        evaluation
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_rule(
+        &self,
+        index: usize,
+        rule: &Rule,
+        target: &TargetInfo,
+        state: &TargetState,
+        context: &EvalContext<'_>,
+        now: Timestamp,
+        evaluation: &mut Evaluation,
+    ) {
+        match rule.scope {
+            Scope::Fleet => {
+                let key = InstanceKey::Rule {
+                    rule: index,
+                    worker_id: None,
+                };
+                let condition = Condition {
+                    expr_true: rule.expr.eval_fleet(context) == Value::Bool(true),
+                    recover_true: rule
+                        .recover
+                        .as_ref()
+                        .map(|recover| recover.eval_fleet(context) == Value::Bool(true)),
+                };
+                let value = || number(rule.expr.eval_value_fleet(context));
+                self.advance(key, rule, target, state, condition, now, value, context, None, evaluation);
+            }
+            Scope::Worker => {
+                let Some(current) = context.history.back() else {
+                    return;
+                };
+                for (worker_index, worker) in current.workers.iter().enumerate() {
+                    let key = InstanceKey::Rule {
+                        rule: index,
+                        worker_id: Some(worker.worker_id),
+                    };
+                    let condition = Condition {
+                        expr_true: rule.expr.eval_worker(context, worker_index) == Value::Bool(true),
+                        recover_true: rule.recover.as_ref().map(|recover| {
+                            recover.eval_worker(context, worker_index) == Value::Bool(true)
+                        }),
+                    };
+                    let value = || number(rule.expr.eval_value_worker(context, worker_index));
+                    self.advance(key, rule, target, state, condition, now, value, context, Some(worker_index), evaluation);
+                }
+                // Workers that left the list resolve their alerts.
+                for (key, record) in &state.instances {
+                    let InstanceKey::Rule { rule: rule_index, worker_id: Some(worker_id) } = *key else {
+                        continue;
+                    };
+                    if rule_index != index
+                        || current.workers.binary_search_by_key(&worker_id, |w| w.worker_id).is_ok()
+                    {
+                        continue;
+                    }
+                    let (lifecycle, transition) = lifecycle::end(&record.lifecycle, now);
+                    if transition.is_some() {
+                        let mut record = record.clone();
+                        record.lifecycle = lifecycle;
+                        record.last_eval_at = now;
+                        evaluation.changes.push(AlertChange {
+                            record,
+                            transition,
+                            key: *key,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn advance(
+        &self,
+        key: InstanceKey,
+        rule: &Rule,
+        target: &TargetInfo,
+        state: &TargetState,
+        condition: Condition,
+        now: Timestamp,
+        value: impl Fn() -> Option<f64>,
+        context: &EvalContext<'_>,
+        worker_index: Option<usize>,
+        evaluation: &mut Evaluation,
+    ) {
+        let existing = state.instances.get(&key);
+        if existing.is_none() && !condition.expr_true {
+            // The common case: nothing to track, nothing to write.
+            return;
+        }
+        let worker_id = match key {
+            InstanceKey::Rule { worker_id, .. } => worker_id,
+            InstanceKey::TargetDown => None,
+        };
+        let mut record = match existing {
+            Some(record) => record.clone(),
+            None => {
+                let labels = identity_labels(rule, target, worker_id);
+                AlertRecord {
+                    fingerprint: fingerprint(&labels),
+                    alertname: rule.name.clone(),
+                    target: target.name.clone(),
+                    worker_id,
+                    severity: rule.severity,
+                    labels,
+                    annotations: BTreeMap::new(),
+                    lifecycle: Lifecycle::default(),
+                    value: None,
+                    last_eval_at: now,
+                }
+            }
+        };
+        let (lifecycle, transition) = lifecycle::step(&record.lifecycle, condition, now, rule.timing);
+        record.lifecycle = lifecycle;
+        record.last_eval_at = now;
+        record.value = value();
+        if transition.is_some_and(|t| t.to != AlertState::Inactive) {
+            record.annotations = self.render_annotations(rule, &record, context, worker_index);
+        }
+        if transition.is_some() || record.lifecycle.state.is_active() {
+            evaluation.changes.push(AlertChange {
+                record,
+                transition,
+                key,
+            });
+        }
+    }
+
+    fn evaluate_target_down(
+        &self,
+        target: &TargetInfo,
+        state: &TargetState,
+        now: Timestamp,
+        evaluation: &mut Evaluation,
+    ) {
+        let down = evaluation.failures_in_a_row >= self.target_down_after;
+        let existing = state.instances.get(&InstanceKey::TargetDown);
+        if existing.is_none() && !down {
+            return;
+        }
+        let mut record = match existing {
+            Some(record) => record.clone(),
+            None => {
+                let mut labels = target.labels.clone();
+                labels.insert("alertname".into(), TARGET_DOWN.into());
+                labels.insert("target".into(), target.name.clone());
+                labels.insert("severity".into(), Severity::Critical.as_str().into());
+                AlertRecord {
+                    fingerprint: fingerprint(&labels),
+                    alertname: TARGET_DOWN.to_string(),
+                    target: target.name.clone(),
+                    worker_id: None,
+                    severity: Severity::Critical,
+                    labels,
+                    annotations: BTreeMap::new(),
+                    lifecycle: Lifecycle::default(),
+                    value: None,
+                    last_eval_at: now,
+                }
+            }
+        };
+        let (lifecycle, transition) =
+            lifecycle::step(&record.lifecycle, Condition::holds(down), now, Timing::default());
+        record.lifecycle = lifecycle;
+        record.last_eval_at = now;
+        record.value = Some(f64::from(evaluation.failures_in_a_row));
+        if transition.is_some_and(|t| t.to == AlertState::Firing) {
+            record.annotations = BTreeMap::from([
+                (
+                    "summary".to_string(),
+                    format!(
+                        "{}: the last {} polls of the Vast API failed",
+                        target.name, evaluation.failures_in_a_row
+                    ),
+                ),
+                (
+                    "description".to_string(),
+                    "vastwatch cannot read this fleet's worker list, so no other alert can \
+                     fire for it. Check `vastwatch history` and the polls table for the \
+                     failure reason (auth, rate limiting, Vast outage)."
+                        .to_string(),
+                ),
+            ]);
+        }
+        if transition.is_some() || record.lifecycle.state.is_active() {
+            evaluation.changes.push(AlertChange {
+                record,
+                transition,
+                key: InstanceKey::TargetDown,
+            });
+        }
+    }
+
+    fn render_annotations(
+        &self,
+        rule: &Rule,
+        record: &AlertRecord,
+        context: &EvalContext<'_>,
+        worker_index: Option<usize>,
+    ) -> BTreeMap<String, String> {
+        if rule.annotations.is_empty() {
+            return BTreeMap::new();
+        }
+        let mut values: BTreeMap<String, TemplateValue> = BTreeMap::new();
+        let fleet_values: BTreeMap<String, TemplateValue> = self
+            .template_identifiers
+            .fleet
+            .iter()
+            .map(|(name, compiled)| (name.clone(), template_value(compiled.eval_fleet(context))))
+            .collect();
+        match worker_index {
+            Some(worker_index) => {
+                for (name, compiled) in &self.template_identifiers.worker {
+                    values.insert(name.clone(), template_value(compiled.eval_worker(context, worker_index)));
+                }
+                values.insert("fleet".into(), TemplateValue::from(fleet_values));
+                values.insert(
+                    "worker_id".into(),
+                    TemplateValue::from(record.worker_id.map(|id| id.to_string()).unwrap_or_default()),
+                );
+            }
+            None => values.extend(fleet_values),
+        }
+        for (name, value) in context.vars {
+            values.insert(name.clone(), TemplateValue::from(*value));
+        }
+        values.insert("target".into(), TemplateValue::from(record.target.clone()));
+        values.insert("labels".into(), TemplateValue::from(record.labels.clone()));
+        values.insert(
+            "value".into(),
+            record.value.map_or(TemplateValue::from(()), TemplateValue::from),
+        );
+        values.insert(
+            "recommendation".into(),
+            TemplateValue::from(BTreeMap::<String, TemplateValue>::new()),
+        );
+        let context = TemplateValue::from(values);
+        rule.annotations
+            .iter()
+            .map(|(name, key)| (name.clone(), self.rules.templates.render(key, &context)))
+            .collect()
+    }
+
+    /// Commits an evaluation: the history grows by its snapshot and the instances take
+    /// their new states. Inactive and resolved instances are forgotten (their rows stay).
+    pub fn apply(&mut self, evaluation: Evaluation) {
+        let Some(state) = self.states.get_mut(&evaluation.target) else {
+            return;
+        };
+        if let Some(snapshot) = evaluation.snapshot {
+            state.history.push_back(snapshot);
+            trim(&mut state.history, evaluation.at, self.window);
+        }
+        state.failures_in_a_row = evaluation.failures_in_a_row;
+        for change in evaluation.changes {
+            let key = change.key;
+            if change.record.lifecycle.state.is_active() {
+                state.instances.insert(key, change.record);
+            } else {
+                state.instances.remove(&key);
+            }
+        }
+    }
+}
+
+/// The identity labels of an instance (SPEC §6.4): the target's labels, overridden by the
+/// rule's, then the four reserved ones.
+pub fn identity_labels(rule: &Rule, target: &TargetInfo, worker_id: Option<i64>) -> LabelSet {
+    let mut labels = target.labels.clone();
+    labels.extend(rule.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels.insert("alertname".into(), rule.name.clone());
+    labels.insert("target".into(), target.name.clone());
+    labels.insert("severity".into(), rule.severity.as_str().into());
+    if let Some(worker_id) = worker_id {
+        labels.insert("worker_id".into(), worker_id.to_string());
+    }
+    labels
+}
+
+fn trim(history: &mut VecDeque<Arc<Snapshot>>, now: Timestamp, window: Duration) {
+    let oldest = now.saturating_sub(window);
+    while history.len() > 1 && history.front().is_some_and(|s| s.at < oldest) {
+        history.pop_front();
+    }
+}
+
+fn number(value: Value) -> Option<f64> {
+    match value {
+        Value::Number(number) => Some(number),
+        _ => None,
+    }
+}
+
+fn template_value(value: Value) -> TemplateValue {
+    match value {
+        Value::Number(number) => TemplateValue::from(number),
+        Value::Bool(boolean) => TemplateValue::from(boolean),
+        Value::Str(text) => TemplateValue::from(text.to_string()),
+        Value::Missing => TemplateValue::from(()),
+    }
+}

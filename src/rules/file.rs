@@ -1,0 +1,425 @@
+//! Rule files (SPEC §6.1): YAML rules become validated [`Rule`]s once, at load. Every
+//! mistake names the file, line and column — inside the expression text too — and an
+//! unknown identifier gets a did-you-mean suggestion.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::expr::{self, CompileError, Compiled, Identifiers, Scope};
+use super::labels::LabelSet;
+use super::lifecycle::Timing;
+use super::template::{TemplateError, Templates};
+use crate::config::{FileError, RESERVED_LABELS, is_identifier, suggest};
+use crate::time::parse_duration;
+
+/// Most rules one rule set may hold, so a runaway generator cannot exhaust memory.
+pub const MAX_RULES: usize = 10_000;
+/// Longest accepted expression, in characters.
+pub const MAX_EXPR_LEN: usize = 4_096;
+
+/// How bad it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A target as the rule loader needs it: its name and the vars it defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetVars {
+    pub name: String,
+    pub vars: BTreeSet<String>,
+}
+
+/// One validated rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// The `alert` name.
+    pub name: String,
+    pub scope: Scope,
+    pub expr_text: String,
+    pub expr: Compiled,
+    pub recover: Option<Compiled>,
+    pub timing: Timing,
+    pub severity: Severity,
+    /// The targets it applies to; `None` means every target.
+    pub targets: Option<BTreeSet<String>>,
+    pub labels: LabelSet,
+    /// Annotation names with their template keys in [`RuleSet::templates`].
+    pub annotations: Vec<(String, String)>,
+    /// Where the rule starts, for messages.
+    pub file: PathBuf,
+    pub line: u64,
+    /// Vars the rule's expressions read.
+    pub vars_used: BTreeSet<String>,
+    /// The longest history window the rule reads.
+    pub longest_window: Duration,
+}
+
+impl Rule {
+    pub fn applies_to(&self, target: &str) -> bool {
+        self.targets
+            .as_ref()
+            .is_none_or(|targets| targets.contains(target))
+    }
+}
+
+/// Every loaded rule, plus the annotation templates.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub templates: Templates,
+    /// The files read, with how many rules each held.
+    pub files: Vec<(PathBuf, usize)>,
+}
+
+impl RuleSet {
+    pub fn empty() -> Self {
+        RuleSet {
+            rules: Vec::new(),
+            templates: Templates::new(),
+            files: Vec::new(),
+        }
+    }
+
+    /// The longest window any rule reads, so history can be trimmed to it.
+    pub fn longest_window(&self) -> Duration {
+        self.rules
+            .iter()
+            .map(|rule| rule.longest_window)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Reads and validates rule files in order. Rule names may repeat across files only
+    /// with different targets or scopes; an identical duplicate is an error.
+    pub fn load(
+        files: &[PathBuf],
+        identifiers: &Identifiers,
+        targets: &[TargetVars],
+    ) -> Result<RuleSet, FileError> {
+        let mut set = RuleSet::empty();
+        for file in files {
+            let text = std::fs::read_to_string(file).map_err(|error| {
+                FileError::whole_file(file, format!("cannot read rule file: {error}"))
+            })?;
+            let before = set.rules.len();
+            set.parse_into(file, &text, identifiers, targets)?;
+            set.files.push((file.clone(), set.rules.len() - before));
+        }
+        Ok(set)
+    }
+
+    /// Parses one rule file's text and appends its rules.
+    pub fn parse_into(
+        &mut self,
+        file: &Path,
+        text: &str,
+        identifiers: &Identifiers,
+        targets: &[TargetVars],
+    ) -> Result<(), FileError> {
+        let raw: RawRuleFile =
+            serde_saphyr::from_str(text).map_err(|e| FileError::from_yaml(file, text, &e))?;
+        let loader = Loader {
+            file,
+            source: text,
+            identifiers,
+            targets,
+        };
+        for raw_rule in raw.rules {
+            if self.rules.len() >= MAX_RULES {
+                return Err(FileError::at(
+                    file,
+                    Some(location(&raw_rule)),
+                    format!("more than {MAX_RULES} rules; split the work across instances"),
+                ));
+            }
+            let rule = loader.rule(&raw_rule, &mut self.templates)?;
+            if let Some(existing) = self.rules.iter().find(|r| {
+                r.name == rule.name && r.scope == rule.scope && r.targets == rule.targets
+            }) {
+                return Err(FileError::at(
+                    file,
+                    Some(location(&raw_rule.value.alert)),
+                    format!(
+                        "rule `{}` is already defined at {}:{} for the same targets",
+                        rule.name,
+                        existing.file.display(),
+                        existing.line
+                    ),
+                ));
+            }
+            self.rules.push(rule);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuleFile {
+    rules: Vec<Spanned<RawRule>>,
+}
+
+/// One rule as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    alert: Spanned<String>,
+    scope: Spanned<String>,
+    expr: Spanned<String>,
+    #[serde(rename = "for")]
+    for_: Option<Spanned<String>>,
+    keep_firing_for: Option<Spanned<String>>,
+    recover: Option<Spanned<String>>,
+    severity: Option<Spanned<String>>,
+    targets: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, Spanned<String>>,
+}
+
+fn location<T>(spanned: &Spanned<T>) -> (u64, u64) {
+    (spanned.referenced.line(), spanned.referenced.column())
+}
+
+struct Loader<'a> {
+    file: &'a Path,
+    source: &'a str,
+    identifiers: &'a Identifiers,
+    targets: &'a [TargetVars],
+}
+
+impl Loader<'_> {
+    fn error<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> FileError {
+        FileError::at(self.file, Some(location(at)), message)
+    }
+
+    fn rule(&self, raw: &Spanned<RawRule>, templates: &mut Templates) -> Result<Rule, FileError> {
+        let rule = &raw.value;
+        let name = rule.alert.value.trim().to_string();
+        if !is_identifier(&name) {
+            return Err(self.error(
+                &rule.alert,
+                format!("key `alert`: `{name}` must match [a-zA-Z_][a-zA-Z0-9_]*"),
+            ));
+        }
+        let scope = match rule.scope.value.as_str() {
+            "worker" => Scope::Worker,
+            "fleet" => Scope::Fleet,
+            other => {
+                return Err(self.error(
+                    &rule.scope,
+                    format!("key `scope`: `{other}` is not a scope; use `worker` or `fleet`"),
+                ));
+            }
+        };
+        let targets = self.targets_of(rule)?;
+        let vars: BTreeSet<String> = self
+            .targets
+            .iter()
+            .filter(|target| targets.as_ref().is_none_or(|names| names.contains(&target.name)))
+            .flat_map(|target| target.vars.iter().cloned())
+            .collect();
+        let expr = self.expression(&rule.expr, "expr", scope, &vars)?;
+        let recover = rule
+            .recover
+            .as_ref()
+            .map(|text| self.expression(text, "recover", scope, &vars))
+            .transpose()?;
+        let timing = Timing {
+            for_: self.duration(rule.for_.as_ref(), "for")?,
+            keep_firing_for: self.duration(rule.keep_firing_for.as_ref(), "keep_firing_for")?,
+        };
+        let severity = match &rule.severity {
+            None => Severity::Warning,
+            Some(text) => Severity::parse(&text.value).ok_or_else(|| {
+                self.error(
+                    text,
+                    format!(
+                        "key `severity`: `{}` is not a severity; use info, warning or critical",
+                        text.value
+                    ),
+                )
+            })?,
+        };
+        for label in rule.labels.keys() {
+            if RESERVED_LABELS.contains(&label.as_str()) {
+                return Err(self.error(
+                    raw,
+                    format!("rule `{name}`: label `{label}` is reserved; vastwatch sets it itself"),
+                ));
+            }
+            if !is_identifier(label) {
+                return Err(self.error(
+                    raw,
+                    format!("rule `{name}`: label name `{label}` must match [a-zA-Z_][a-zA-Z0-9_]*"),
+                ));
+            }
+        }
+        let mut annotations = Vec::with_capacity(rule.annotations.len());
+        for (annotation, text) in &rule.annotations {
+            let key = templates
+                .add(&name, annotation, &text.value, scope, self.identifiers, &vars)
+                .map_err(|error| self.template_error(annotation, text, error))?;
+            annotations.push((annotation.clone(), key));
+        }
+        let mut vars_used = expr.vars_used();
+        let mut longest_window = expr.longest_window();
+        if let Some(recover) = &recover {
+            vars_used.extend(recover.vars_used());
+            longest_window = longest_window.max(recover.longest_window());
+        }
+        Ok(Rule {
+            name,
+            scope,
+            expr_text: rule.expr.value.clone(),
+            expr,
+            recover,
+            timing,
+            severity,
+            targets,
+            labels: rule.labels.clone(),
+            annotations,
+            file: self.file.to_path_buf(),
+            line: raw.referenced.line(),
+            vars_used,
+            longest_window,
+        })
+    }
+
+    fn targets_of(&self, rule: &RawRule) -> Result<Option<BTreeSet<String>>, FileError> {
+        let Some(targets) = &rule.targets else {
+            return Ok(None);
+        };
+        let known: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
+        for name in &targets.value {
+            if !known.contains(&name.as_str()) {
+                let hint = match suggest(name, &known) {
+                    Some(nearest) => format!("; did you mean `{nearest}`?"),
+                    None => String::new(),
+                };
+                return Err(self.error(
+                    targets,
+                    format!("key `targets`: no target is named `{name}`{hint}"),
+                ));
+            }
+        }
+        Ok(Some(targets.value.iter().cloned().collect()))
+    }
+
+    fn expression(
+        &self,
+        text: &Spanned<String>,
+        key: &str,
+        scope: Scope,
+        vars: &BTreeSet<String>,
+    ) -> Result<Compiled, FileError> {
+        if text.value.chars().count() > MAX_EXPR_LEN {
+            return Err(self.error(
+                text,
+                format!("key `{key}`: longer than {MAX_EXPR_LEN} characters"),
+            ));
+        }
+        let compiled = expr::compile(&text.value, scope, self.identifiers, vars)
+            .map_err(|error| self.expression_error(text, key, &error))?;
+        if !compiled.is_bool() {
+            return Err(self.error(
+                text,
+                format!("key `{key}`: must be a condition (true or false), not a {}", compiled.type_name()),
+            ));
+        }
+        Ok(compiled)
+    }
+
+    /// Points at the character inside the expression text where the problem is.
+    fn expression_error(&self, text: &Spanned<String>, key: &str, error: &CompileError) -> FileError {
+        let (line, column) = position_in_scalar(self.source, location(text), &text.value, error.column);
+        FileError::at(
+            self.file,
+            Some((line, column)),
+            format!("key `{key}`: {}", error.message),
+        )
+    }
+
+    fn template_error(&self, annotation: &str, text: &Spanned<String>, error: TemplateError) -> FileError {
+        let (line, column) = match error.offset {
+            Some(offset) => position_in_scalar(self.source, location(text), &text.value, offset),
+            None => location(text),
+        };
+        FileError::at(
+            self.file,
+            Some((line, column)),
+            format!("annotation `{annotation}`: {}", error.message),
+        )
+    }
+
+    fn duration(&self, text: Option<&Spanned<String>>, key: &str) -> Result<Duration, FileError> {
+        match text {
+            None => Ok(Duration::ZERO),
+            Some(text) => parse_duration(&text.value)
+                .map_err(|error| self.error(text, format!("key `{key}`: {error}"))),
+        }
+    }
+}
+
+/// Maps a character offset inside a YAML scalar's value to a file line and column. Plain
+/// and quoted scalars on one line map exactly; block scalars (`|`, `>`) map line by line.
+pub fn position_in_scalar(
+    source: &str,
+    (line, column): (u64, u64),
+    value: &str,
+    offset: usize,
+) -> (u64, u64) {
+    let Some(source_line) = source.lines().nth(line.saturating_sub(1) as usize) else {
+        return (line, column);
+    };
+    let start: String = source_line.chars().skip(column.saturating_sub(1) as usize).collect();
+    let before: String = value.chars().take(offset).collect();
+    match start.chars().next() {
+        Some('|') | Some('>') => {
+            let lines_before = before.matches('\n').count() as u64;
+            let column_in_line = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64;
+            let content_line = line + 1 + lines_before;
+            let indent = source
+                .lines()
+                .nth(content_line.saturating_sub(1) as usize)
+                .map_or(0, |l| l.chars().take_while(|c| *c == ' ').count()) as u64;
+            (content_line, indent + column_in_line + 1)
+        }
+        Some('"') | Some('\'') => (line, column + 1 + before.chars().count() as u64),
+        _ => (line, column + before.chars().count() as u64),
+    }
+}

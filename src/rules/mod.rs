@@ -1,0 +1,14 @@
+//! Rules: the expression language, rule files, the alert lifecycle and the evaluation
+//! engine. **Invariant: nothing here knows about SQL, HTTP or tokio**; the daemon feeds
+//! polls in and stores what comes out.
+
+pub mod engine;
+pub mod expr;
+pub mod file;
+pub mod labels;
+pub mod lifecycle;
+pub mod template;
+
+pub use engine::{AlertChange, AlertRecord, Engine, Evaluation, TARGET_DOWN, TargetInfo};
+pub use file::{Rule, RuleSet, Severity, TargetVars};
+pub use lifecycle::{AlertState, Lifecycle, Transition};

@@ -1,0 +1,549 @@
+//! Rule unit tests (SPEC §6.6), in the shape of `promtool test rules`: a target, worker
+//! series in promtool notation, and the alerts expected to be firing at chosen times. The
+//! engine under test is the daemon's own, fed in memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::engine::{Engine, TargetInfo};
+use super::expr::Identifiers;
+use super::file::{RuleSet, TargetVars};
+use super::labels::LabelSet;
+use super::lifecycle::AlertState;
+use crate::config::{FileError, RESERVED_LABELS};
+use crate::model::{Field, FailureKind, PollFailure, PollRecord, PollResult, WorkerSample};
+use crate::time::{Timestamp, format_duration, parse_duration};
+
+/// Series longer than this are refused, so a typo like `1x99999999` cannot exhaust memory.
+pub const MAX_SERIES_LEN: usize = 100_000;
+
+/// The scenario time origin of every rule test: 2026-01-01T00:00:00Z.
+const TEST_EPOCH: Timestamp = Timestamp::from_unix_millis(1_767_225_600_000);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTestFile {
+    rule_files: Vec<String>,
+    tests: Vec<Spanned<RawTest>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    name: String,
+    target: RawTarget,
+    interval: Option<Spanned<String>>,
+    #[serde(default)]
+    workers: Vec<Spanned<RawWorker>>,
+    /// `ok`/`fail` words per interval (default: every poll succeeds).
+    polls: Option<Spanned<String>>,
+    expect: Vec<Spanned<RawExpect>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: String,
+    endpoint: Option<i64>,
+    worker_group: Option<i64>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    vars: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorker {
+    id: i64,
+    status: Option<Spanned<String>>,
+    #[serde(flatten)]
+    fields: BTreeMap<String, Spanned<SeriesText>>,
+}
+
+/// A series written as a YAML number (`100`) or string (`100x40`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SeriesText {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    at: Spanned<String>,
+    firing: Option<Vec<BTreeMap<String, String>>>,
+    pending: Option<Vec<BTreeMap<String, String>>>,
+}
+
+/// One expectation: the alerts in a state at a time, by label subset.
+#[derive(Debug, Clone, PartialEq)]
+struct Expectation {
+    at: Duration,
+    state: AlertState,
+    alerts: Vec<LabelSet>,
+}
+
+/// One parsed test case.
+#[derive(Debug)]
+struct TestCase {
+    name: String,
+    target: TargetInfo,
+    interval: Duration,
+    /// Per snapshot index: the workers present.
+    snapshots: Vec<Vec<WorkerSample>>,
+    /// Per snapshot index: whether the poll failed.
+    failed: Vec<bool>,
+    expectations: Vec<Expectation>,
+}
+
+/// The outcome of running test files.
+#[derive(Debug, Default)]
+pub struct TestReport {
+    pub passed: usize,
+    pub failed: usize,
+    /// Human output: one line per test, with expected against actual for failures.
+    pub output: String,
+}
+
+/// Runs every test in `files`. Bad input (a file that does not parse, a rule file that
+/// does not load) is an error; failing tests are counted in the report.
+pub fn run_test_files(files: &[PathBuf], identifiers: &Identifiers) -> Result<TestReport, FileError> {
+    let mut report = TestReport::default();
+    for file in files {
+        run_test_file(file, identifiers, &mut report)?;
+    }
+    let _ = writeln!(
+        report.output,
+        "{} passed, {} failed",
+        report.passed, report.failed
+    );
+    Ok(report)
+}
+
+fn run_test_file(file: &Path, identifiers: &Identifiers, report: &mut TestReport) -> Result<(), FileError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|error| FileError::whole_file(file, format!("cannot read test file: {error}")))?;
+    let raw: RawTestFile =
+        serde_saphyr::from_str(&text).map_err(|e| FileError::from_yaml(file, &text, &e))?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    let rule_files: Vec<PathBuf> = raw.rule_files.iter().map(|path| base.join(path)).collect();
+    let _ = writeln!(report.output, "{}", file.display());
+    for raw_test in &raw.tests {
+        let case = parse_case(file, raw_test)?;
+        let target_vars = TargetVars {
+            name: case.target.name.clone(),
+            vars: case.target.vars.keys().cloned().collect(),
+        };
+        let rules = RuleSet::load_for_tests(&rule_files, identifiers, &[target_vars])?;
+        let failures = run_case(&case, Arc::new(rules), identifiers);
+        if failures.is_empty() {
+            report.passed += 1;
+            let _ = writeln!(report.output, "  PASS {}", case.name);
+        } else {
+            report.failed += 1;
+            let _ = writeln!(report.output, "  FAIL {}", case.name);
+            for failure in failures {
+                let _ = writeln!(report.output, "{failure}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError> {
+    let test = &raw.value;
+    let at = |spanned_line: u64, spanned_column: u64| Some((spanned_line, spanned_column));
+    let error = |line: u64, column: u64, message: String| FileError::at(file, at(line, column), message);
+    let test_location = (raw.referenced.line(), raw.referenced.column());
+    let interval = match &test.interval {
+        None => Duration::from_secs(30),
+        Some(text) => parse_duration(&text.value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                error(
+                    text.referenced.line(),
+                    text.referenced.column(),
+                    format!("key `interval`: `{}` is not a positive duration", text.value),
+                )
+            })?,
+    };
+    if test.target.endpoint.is_some() == test.target.worker_group.is_some() {
+        return Err(error(
+            test_location.0,
+            test_location.1,
+            format!("test `{}`: the target needs `endpoint: ID` or `worker_group: ID`", test.name),
+        ));
+    }
+    for label in test.target.labels.keys() {
+        if RESERVED_LABELS.contains(&label.as_str()) {
+            return Err(error(
+                test_location.0,
+                test_location.1,
+                format!("test `{}`: label `{label}` is reserved", test.name),
+            ));
+        }
+    }
+    let mut per_worker: Vec<(i64, Vec<Option<String>>, Vec<(Field, Vec<Option<f64>>)>)> = Vec::new();
+    for worker in &test.workers {
+        let statuses = match &worker.value.status {
+            None => Vec::new(),
+            Some(text) => expand_words(&text.value).map_err(|message| {
+                error(text.referenced.line(), text.referenced.column(), format!("key `status`: {message}"))
+            })?,
+        };
+        let mut fields = Vec::new();
+        for (name, series) in &worker.value.fields {
+            let Some(field) = Field::from_name(name) else {
+                let known: Vec<&str> = Field::ALL.iter().map(|f| f.name()).chain(["status"]).collect();
+                let hint = crate::config::suggest(name, &known)
+                    .map(|nearest| format!("; did you mean `{nearest}`?"))
+                    .unwrap_or_default();
+                return Err(error(
+                    series.referenced.line(),
+                    series.referenced.column(),
+                    format!("unknown key `{name}`: not a worker field{hint}"),
+                ));
+            };
+            let values = match &series.value {
+                SeriesText::Number(number) => vec![Some(*number)],
+                SeriesText::Text(text) => expand_numbers(text).map_err(|message| {
+                    error(series.referenced.line(), series.referenced.column(), format!("key `{name}`: {message}"))
+                })?,
+            };
+            fields.push((field, values));
+        }
+        per_worker.push((worker.value.id, statuses, fields));
+    }
+    let failed: Vec<bool> = match &test.polls {
+        None => Vec::new(),
+        Some(text) => expand_words(&text.value)
+            .and_then(|words| {
+                words
+                    .into_iter()
+                    .map(|word| match word.as_deref() {
+                        Some("ok") => Ok(false),
+                        Some("fail") => Ok(true),
+                        _ => Err("poll words are `ok` or `fail`".to_string()),
+                    })
+                    .collect()
+            })
+            .map_err(|message| error(text.referenced.line(), text.referenced.column(), format!("key `polls`: {message}")))?,
+    };
+    let length = per_worker
+        .iter()
+        .map(|(_, statuses, fields)| {
+            fields
+                .iter()
+                .map(|(_, values)| values.len())
+                .chain([statuses.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .chain([failed.len()])
+        .max()
+        .unwrap_or(0);
+    let mut snapshots = vec![Vec::new(); length];
+    for (id, statuses, fields) in &per_worker {
+        let worker_length = fields
+            .iter()
+            .map(|(_, values)| values.len())
+            .chain([statuses.len()])
+            .max()
+            .unwrap_or(0);
+        for (index, snapshot) in snapshots.iter_mut().enumerate().take(worker_length) {
+            let mut sample = WorkerSample::new(*id);
+            sample.status = statuses
+                .get(index)
+                .or(statuses.last())
+                .cloned()
+                .flatten()
+                .or_else(|| statuses.is_empty().then(|| "running".to_string()));
+            for (field, values) in fields {
+                let value = values.get(index).copied().unwrap_or_else(|| values.last().copied().flatten());
+                sample.set(*field, value);
+            }
+            snapshot.push(sample);
+        }
+    }
+    for snapshot in &mut snapshots {
+        snapshot.sort_by_key(|worker| worker.worker_id);
+    }
+    let mut expectations = Vec::new();
+    for expect in &test.expect {
+        let at_time = parse_duration(&expect.value.at.value).map_err(|e| {
+            error(expect.value.at.referenced.line(), expect.value.at.referenced.column(), format!("key `at`: {e}"))
+        })?;
+        if expect.value.firing.is_none() && expect.value.pending.is_none() {
+            return Err(error(
+                expect.referenced.line(),
+                expect.referenced.column(),
+                "an expectation needs `firing:` or `pending:` (an empty list means none)".to_string(),
+            ));
+        }
+        for (state, alerts) in [
+            (AlertState::Firing, &expect.value.firing),
+            (AlertState::Pending, &expect.value.pending),
+        ] {
+            if let Some(alerts) = alerts {
+                expectations.push(Expectation {
+                    at: at_time,
+                    state,
+                    alerts: alerts.clone(),
+                });
+            }
+        }
+    }
+    Ok(TestCase {
+        name: test.name.clone(),
+        target: TargetInfo {
+            name: test.target.name.clone(),
+            labels: test.target.labels.clone(),
+            vars: test.target.vars.clone(),
+        },
+        interval,
+        snapshots,
+        failed,
+        expectations,
+    })
+}
+
+/// Plays the case through a fresh engine and returns one message per unmet expectation.
+fn run_case(case: &TestCase, rules: Arc<RuleSet>, identifiers: &Identifiers) -> Vec<String> {
+    let mut engine = Engine::new(rules, identifiers, vec![case.target.clone()], 3);
+    let mut expectations = case.expectations.clone();
+    expectations.sort_by_key(|expectation| expectation.at);
+    let mut pending = expectations.into_iter().peekable();
+    let mut failures = Vec::new();
+    let steps = case.snapshots.len().max(case.failed.len());
+    for index in 0..steps {
+        let offset = case.interval.saturating_mul(index as u32);
+        while let Some(expectation) = pending.next_if(|e| e.at < offset) {
+            check(&engine, &expectation, &mut failures);
+        }
+        let failed = case.failed.get(index).copied().unwrap_or(false);
+        let result = if failed {
+            PollResult::Failed(PollFailure {
+                kind: FailureKind::HttpStatus,
+                message: "HTTP 503 (test)".to_string(),
+                http_status: Some(503),
+            })
+        } else {
+            PollResult::Snapshot {
+                workers: case.snapshots.get(index).cloned().unwrap_or_default(),
+                notes: Vec::new(),
+            }
+        };
+        let record = PollRecord {
+            target: case.target.name.clone(),
+            started_at: TEST_EPOCH.saturating_add(offset),
+            duration: Duration::ZERO,
+            result,
+        };
+        let evaluation = engine.evaluate(&record);
+        engine.apply(evaluation);
+    }
+    for expectation in pending {
+        check(&engine, &expectation, &mut failures);
+    }
+    failures
+}
+
+fn check(engine: &Engine, expectation: &Expectation, failures: &mut Vec<String>) {
+    let mut actual: Vec<LabelSet> = engine
+        .active_alerts()
+        .filter(|record| record.lifecycle.state == expectation.state)
+        .map(|record| record.labels.clone())
+        .collect();
+    actual.sort();
+    let mut unmatched_actual = actual.clone();
+    let mut missing = Vec::new();
+    for expected in &expectation.alerts {
+        match unmatched_actual.iter().position(|labels| is_subset(expected, labels)) {
+            Some(position) => {
+                unmatched_actual.remove(position);
+            }
+            None => missing.push(expected.clone()),
+        }
+    }
+    if missing.is_empty() && unmatched_actual.is_empty() {
+        return;
+    }
+    let mut message = format!(
+        "    at {}: {} alerts differ\n      expected: {}\n      actual:   {}",
+        format_duration(expectation.at),
+        expectation.state,
+        show_all(&expectation.alerts),
+        show_all(&actual)
+    );
+    for labels in &missing {
+        let _ = write!(message, "\n      missing:  {}", show(labels));
+    }
+    for labels in &unmatched_actual {
+        let _ = write!(message, "\n      extra:    {}", show(labels));
+    }
+    failures.push(message);
+}
+
+fn is_subset(expected: &LabelSet, actual: &LabelSet) -> bool {
+    expected.iter().all(|(name, value)| actual.get(name) == Some(value))
+}
+
+fn show(labels: &LabelSet) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
+fn show_all(alerts: &[LabelSet]) -> String {
+    if alerts.is_empty() {
+        return "(none)".to_string();
+    }
+    alerts.iter().map(show).collect::<Vec<_>>().join(" ")
+}
+
+/// Expands promtool series notation: `a+bxn` is a, a+b, …, a+n·b (n+1 values); `a-bxn`
+/// likewise; `axn` repeats a n+1 times; `_` is missing and `_xn` is n missing values.
+pub fn expand_numbers(text: &str) -> Result<Vec<Option<f64>>, String> {
+    let mut values = Vec::new();
+    for token in text.split_whitespace() {
+        if token == "_" {
+            values.push(None);
+        } else if let Some(count) = token.strip_prefix("_x") {
+            let count: usize = count
+                .parse()
+                .map_err(|_| format!("`{token}`: expected `_xN` with a whole number N"))?;
+            check_length(values.len() + count)?;
+            values.extend(std::iter::repeat_n(None, count));
+        } else {
+            let (head, count) = match token.rsplit_once('x') {
+                Some((head, count)) => (
+                    head,
+                    count
+                        .parse::<usize>()
+                        .map_err(|_| format!("`{token}`: expected `a+bxN` with a whole number N"))?,
+                ),
+                None => (token, 0),
+            };
+            let (start, step) = split_start_step(head)
+                .ok_or_else(|| format!("`{token}` is not a number or `a+bxN` series"))?;
+            check_length(values.len() + count + 1)?;
+            values.extend((0..=count).map(|i| Some(start + step * i as f64)));
+        }
+    }
+    Ok(values)
+}
+
+/// Splits `a+b` / `a-b` / `a` (where a may carry a sign or exponent) into start and step.
+fn split_start_step(text: &str) -> Option<(f64, f64)> {
+    if let Ok(start) = text.parse::<f64>() {
+        return start.is_finite().then_some((start, 0.0));
+    }
+    let bytes = text.as_bytes();
+    for index in (1..text.len()).rev() {
+        let sign = bytes[index];
+        if (sign == b'+' || sign == b'-') && !matches!(bytes[index - 1], b'e' | b'E') {
+            let start: f64 = text[..index].parse().ok()?;
+            let step: f64 = text[index + 1..].parse().ok()?;
+            let step = if sign == b'-' { -step } else { step };
+            return (start.is_finite() && step.is_finite()).then_some((start, step));
+        }
+    }
+    None
+}
+
+/// Expands a word series: `loading x3 running x30` is loading four times, then running 31
+/// times; `_` is missing.
+pub fn expand_words(text: &str) -> Result<Vec<Option<String>>, String> {
+    let mut words: Vec<Option<String>> = Vec::new();
+    for token in text.split_whitespace() {
+        match token.strip_prefix('x').map(str::parse::<usize>) {
+            Some(Ok(count)) => {
+                let Some(last) = words.last().cloned() else {
+                    return Err(format!("`{token}` repeats nothing; write a word before it"));
+                };
+                check_length(words.len() + count)?;
+                words.extend(std::iter::repeat_n(last, count));
+            }
+            _ if token == "_" => words.push(None),
+            _ => words.push(Some(token.to_lowercase())),
+        }
+    }
+    Ok(words)
+}
+
+fn check_length(length: usize) -> Result<(), String> {
+    if length > MAX_SERIES_LEN {
+        Err(format!("series longer than {MAX_SERIES_LEN} values"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The set of names a test may use for a target's vars.
+pub fn var_names(vars: &BTreeMap<String, f64>) -> BTreeSet<String> {
+    vars.keys().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_series_expand_as_promtool_does() {
+        for (text, expected) in [
+            ("1+1x3", vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)]),
+            ("10-2x2", vec![Some(10.0), Some(8.0), Some(6.0)]),
+            ("5x2", vec![Some(5.0), Some(5.0), Some(5.0)]),
+            ("0.99 0.98 0.85x1", vec![Some(0.99), Some(0.98), Some(0.85), Some(0.85)]),
+            ("_ 1 _x2", vec![None, Some(1.0), None, None]),
+            ("-1+1x1", vec![Some(-1.0), Some(0.0)]),
+            ("1e2", vec![Some(100.0)]),
+            ("1e-1+1e-1x1", vec![Some(0.1), Some(0.2)]),
+        ] {
+            assert_eq!(expand_numbers(text), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_series_are_errors() {
+        assert_eq!(
+            expand_numbers("abc"),
+            Err("`abc` is not a number or `a+bxN` series".to_string())
+        );
+        assert_eq!(
+            expand_numbers("1x"),
+            Err("`1x`: expected `a+bxN` with a whole number N".to_string())
+        );
+        assert_eq!(
+            expand_numbers("1x999999999"),
+            Err(format!("series longer than {MAX_SERIES_LEN} values"))
+        );
+        assert_eq!(
+            expand_words("x3"),
+            Err("`x3` repeats nothing; write a word before it".to_string())
+        );
+    }
+
+    #[test]
+    fn word_series_repeat_the_previous_word() {
+        let words = expand_words("LOADING x2 running _").expect("valid");
+        assert_eq!(
+            words,
+            vec![
+                Some("loading".to_string()),
+                Some("loading".to_string()),
+                Some("loading".to_string()),
+                Some("running".to_string()),
+                None
+            ]
+        );
+    }
+}
