@@ -171,7 +171,7 @@ fn bare_tick(runtime: &Runtime, records: &[PollRecord]) -> (Duration, u64) {
         let mut connection = SqliteConnectOptions::new()
             .filename(&path)
             .synchronous(SqliteSynchronous::Normal)
-            .pragma("cache_size", "-16384")
+            .pragma("cache_size", "-65536")
             .connect()
             .await
             .expect("bare connection");
