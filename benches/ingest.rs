@@ -138,7 +138,9 @@ fn fresh_database(runtime: &Runtime, folder: &Path) -> std::path::PathBuf {
 fn file_bytes(path: &Path) -> u64 {
     let wal = path.with_file_name(format!(
         "{}-wal",
-        path.file_name().and_then(|name| name.to_str()).unwrap_or("")
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("")
     ));
     [path.to_path_buf(), wal]
         .iter()
@@ -191,14 +193,16 @@ fn bare_tick(runtime: &Runtime, records: &[PollRecord]) -> (Duration, u64) {
 
 unsafe fn exec(db: *mut ffi::sqlite3, sql: &str) {
     let sql = CString::new(sql).expect("no NUL");
-    let code = unsafe { ffi::sqlite3_exec(db, sql.as_ptr(), None, ptr::null_mut(), ptr::null_mut()) };
+    let code =
+        unsafe { ffi::sqlite3_exec(db, sql.as_ptr(), None, ptr::null_mut(), ptr::null_mut()) };
     assert_eq!(code, ffi::SQLITE_OK, "{sql:?}");
 }
 
 unsafe fn prepare(db: *mut ffi::sqlite3, sql: &str) -> *mut ffi::sqlite3_stmt {
     let sql = CString::new(sql).expect("no NUL");
     let mut statement = ptr::null_mut();
-    let code = unsafe { ffi::sqlite3_prepare_v2(db, sql.as_ptr(), -1, &mut statement, ptr::null_mut()) };
+    let code =
+        unsafe { ffi::sqlite3_prepare_v2(db, sql.as_ptr(), -1, &mut statement, ptr::null_mut()) };
     assert_eq!(code, ffi::SQLITE_OK, "{sql:?}");
     statement
 }
