@@ -95,10 +95,14 @@ impl Store {
 
         let mut transaction = begin_write(&self.writer, OPERATION).await?;
         let target_ids = target_ids(&mut transaction).await?;
-        let first_poll_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM polls")
-            .fetch_one(&mut *transaction)
-            .await
-            .map_err(query_error(OPERATION))?;
+        // Ids are taken here, under the write lock, so samples can name their poll without a
+        // round trip per poll; sqlite_sequence remembers the largest id ever used.
+        let first_poll_id: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'polls'), 0) + 1",
+        )
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(query_error(OPERATION))?;
         let mut ids = Vec::with_capacity(polls.len());
         for (offset, poll) in polls.iter().enumerate() {
             let target_id = *target_ids.get(poll.record.target.as_str()).ok_or_else(|| {
