@@ -13,9 +13,10 @@ CREATE TABLE targets (
 );
 
 -- One row per poll attempt, successful or not. outcome is 'ok' or the failure kind;
--- error holds the failure message, or the notes of a successful poll.
+-- error holds the failure message, or the notes of a successful poll. AUTOINCREMENT so
+-- that an id is never reused, even after retention has deleted every older poll.
 CREATE TABLE polls (
-    id           INTEGER PRIMARY KEY,
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
     target_id    INTEGER NOT NULL REFERENCES targets (id),
     started_at   REAL    NOT NULL,
     duration_ms  INTEGER NOT NULL,

@@ -702,6 +702,34 @@ async fn consecutive_batches_get_fresh_poll_ids() {
 }
 
 #[tokio::test]
+async fn poll_ids_are_never_reused_after_retention_empties_the_table() {
+    let fixture = fixture().await;
+    for secs in [10, 20] {
+        fixture
+            .store
+            .record_polls(&[snapshot("prod", secs, vec![worker(1, "running")])])
+            .await
+            .expect("stored");
+    }
+    fixture
+        .store
+        .delete_samples_before(at(100))
+        .await
+        .expect("retention");
+    fixture
+        .store
+        .record_polls(&[snapshot("prod", 200, vec![worker(1, "running")])])
+        .await
+        .expect("stored");
+    let polls = fixture
+        .store
+        .poll_history(&all_history())
+        .await
+        .expect("polls");
+    assert_eq!(polls.iter().map(|poll| poll.id).collect::<Vec<_>>(), [3]);
+}
+
+#[tokio::test]
 async fn retention_deletes_only_polls_before_the_cutoff() {
     let fixture = fixture().await;
     fixture
