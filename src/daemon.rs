@@ -12,11 +12,13 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::clock::Clock;
-use crate::config::{Config, Target};
+use crate::config::{Config, FileError, Target};
 use crate::model::{PollRecord, PollResult};
 use crate::poll::{ClientBuildError, PollDecision, Poller, VastClient};
+use crate::rules::expr::Identifiers;
+use crate::rules::{AlertRecord, Engine, RuleSet, TargetInfo, TargetVars, Transition};
 use crate::schedule::Ticker;
-use crate::store::{Deleted, Store, StoreError, TargetSpec};
+use crate::store::{Deleted, HistoryFilter, Store, StoreError, TargetSpec};
 use crate::time::Timestamp;
 
 /// How long shutdown waits for in-flight polls and writes before giving up on them.
@@ -41,6 +43,24 @@ pub trait Observer: Send + Sync {
     fn poll_stored(&self, record: &PollRecord) {
         let _ = record;
     }
+
+    /// An alert instance changed state; the change is stored.
+    fn alert_changed(&self, alert: &AlertRecord, transition: &Transition) {
+        let _ = (alert, transition);
+    }
+}
+
+/// Loads the rule files a config names, checked against its targets and their vars.
+pub fn load_rules(config: &Config, identifiers: &Identifiers) -> Result<RuleSet, FileError> {
+    let targets: Vec<TargetVars> = config
+        .targets
+        .iter()
+        .map(|target| TargetVars {
+            name: target.name.clone(),
+            vars: target.vars.keys().cloned().collect(),
+        })
+        .collect();
+    RuleSet::load(&config.rule_files, identifiers, &targets)
 }
 
 /// An observer that ignores everything.
@@ -72,11 +92,12 @@ pub struct TickReport {
     pub unstored: Vec<PollRecord>,
 }
 
-/// A running vastwatch: config, store, poller and clock.
+/// A running vastwatch: config, store, poller, rule engine and clock.
 pub struct Daemon {
     config: Arc<Config>,
     store: Store,
     poller: Arc<Poller>,
+    engine: std::sync::Mutex<Engine>,
     clock: Clock,
     semaphore: Arc<Semaphore>,
     stats: Arc<DaemonStats>,
@@ -84,23 +105,34 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Opens the store (applying migrations), records the configured targets and builds
-    /// the HTTP client.
-    pub async fn start(config: Config, clock: Clock) -> Result<Daemon, DaemonError> {
+    /// Opens the store (applying migrations), records the configured targets, builds the
+    /// HTTP client, and resumes the rule engine from stored history and alert state.
+    pub async fn start(config: Config, rules: RuleSet, clock: Clock) -> Result<Daemon, DaemonError> {
         let store = Store::open(&config.database).await?;
         let specs: Vec<TargetSpec> = config.targets.iter().map(target_spec).collect();
         store.sync_targets(&specs).await?;
         let client = VastClient::new(&config.api)?;
         let semaphore = Arc::new(Semaphore::new(config.api.concurrency));
+        let engine = resume_engine(&config, rules, &store, clock.now()).await?;
         Ok(Daemon {
             poller: Arc::new(Poller::new(client, clock.clone())),
             config: Arc::new(config),
             store,
+            engine: std::sync::Mutex::new(engine),
             clock,
             semaphore,
             stats: Arc::new(DaemonStats::default()),
             observer: Arc::new(Silent),
         })
+    }
+
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Pending and firing alerts as the engine holds them now.
+    pub fn active_alerts(&self) -> Vec<AlertRecord> {
+        self.engine().active_alerts().cloned().collect()
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
@@ -197,14 +229,28 @@ impl Daemon {
                     log_poll(&record);
                     let _ = sender.send(record).await;
                 }
-                None => poller.abandon(&target.name),
+                None => poller.finish(&target.name),
             }
         }
         .instrument(span)
     }
 
+    /// Evaluates the batch's polls, stores polls and alert changes in one transaction, and
+    /// only then commits the evaluations to the engine, so memory never runs ahead of disk.
     async fn write_batch(&self, batch: Vec<PollRecord>, report: &mut TickReport) {
-        match self.store.record_polls(&batch).await {
+        let evaluations: Vec<_> = {
+            let engine = self.engine();
+            batch.iter().map(|record| engine.evaluate(record)).collect()
+        };
+        let changes: Vec<_> = evaluations
+            .iter()
+            .flat_map(|evaluation| evaluation.changes.iter().cloned())
+            .collect();
+        let stored = self.store.record_evaluated_polls(&batch, &changes).await;
+        for record in &batch {
+            self.poller.finish(&record.target);
+        }
+        match stored {
             Ok(()) => {
                 self.stats
                     .polls_stored
@@ -212,11 +258,29 @@ impl Daemon {
                 for record in &batch {
                     self.observer.poll_stored(record);
                 }
+                for evaluation in &evaluations {
+                    for (alert, transition) in evaluation.transitions() {
+                        info!(
+                            alertname = %alert.alertname,
+                            target = %alert.target,
+                            worker_id = alert.worker_id,
+                            from = %transition.from,
+                            to = %transition.to,
+                            "Alert changed state."
+                        );
+                        self.observer.alert_changed(alert, transition);
+                    }
+                }
+                let mut engine = self.engine();
+                for evaluation in evaluations {
+                    engine.apply(evaluation);
+                }
+                drop(engine);
                 report.stored.extend(batch);
             }
             Err(store_error) => {
                 self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                error!(error = %store_error, polls = batch.len(), "Could not store polls.");
+                error!(error = %store_error, polls = batch.len(), "Could not store polls; their evaluation is dropped.");
                 report.unstored.extend(batch);
             }
         }
@@ -303,6 +367,50 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Builds the rule engine and resumes it: alert timers from `alerts`, history windows and
+/// runs of failed polls from `polls`.
+async fn resume_engine(
+    config: &Config,
+    rules: RuleSet,
+    store: &Store,
+    now: Timestamp,
+) -> Result<Engine, StoreError> {
+    let identifiers = Identifiers::standard();
+    let targets = config
+        .targets
+        .iter()
+        .map(|target| TargetInfo {
+            name: target.name.clone(),
+            labels: target.labels.clone(),
+            vars: target.vars.clone(),
+        })
+        .collect();
+    let mut engine = Engine::new(Arc::new(rules), &identifiers, targets, config.target_down_after);
+    engine.restore_alerts(store.active_alerts().await?);
+    let since = now.saturating_sub(engine.history_window());
+    for target in &config.targets {
+        let records = store
+            .poll_records(&HistoryFilter {
+                target: Some(target.name.clone()),
+                since: Some(since),
+                until: None,
+                limit: None,
+            })
+            .await?;
+        let recent = store
+            .poll_history(&HistoryFilter {
+                target: Some(target.name.clone()),
+                since: None,
+                until: None,
+                limit: Some(config.target_down_after),
+            })
+            .await?;
+        let failures_in_a_row = recent.iter().rev().take_while(|poll| !poll.is_ok()).count() as u32;
+        engine.restore_history(&target.name, &records, failures_in_a_row);
+    }
+    Ok(engine)
 }
 
 fn target_spec(target: &Target) -> TargetSpec {

@@ -288,6 +288,10 @@ impl FailureKind {
         FailureKind::RateLimited,
     ];
 
+    pub fn parse(text: &str) -> Option<FailureKind> {
+        FailureKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::HttpStatus => "http_status",

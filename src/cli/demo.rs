@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::{Daemon, Observer};
 use crate::model::{FleetSummary, PollRecord, PollResult, TargetKind};
+use crate::rules::{AlertRecord, Transition};
 use crate::sim::{Scenario, SimOptions, Simulator};
 use crate::time::{Timestamp, parse_duration};
 
@@ -117,7 +118,7 @@ fn demo_config_yaml(scenario: &Scenario, base_url: &str) -> String {
         yaml,
         "api:\n  base_url: {base_url}\n  api_key_env: VASTWATCH_DEMO_KEY\n  timeout: 2s"
     );
-    let _ = writeln!(yaml, "schedule: 10s\njitter: 1s\ntargets:");
+    let _ = writeln!(yaml, "schedule: 10s\njitter: 1s\nrules: [rules/*.yaml]\ntargets:");
     for fleet in scenario.fleets() {
         let key = match fleet.kind() {
             TargetKind::Endpoint => "endpoint",
@@ -164,6 +165,7 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
     .await
     .map_err(|error| CliError::runtime(format!("cannot start the simulator: {error}")))?;
 
+    write_shipped_rules(&dir.join("rules"))?;
     let config_path = dir.join("vastwatch.yaml");
     let yaml = demo_config_yaml(&scenario, &simulator.base_url());
     std::fs::write(&config_path, &yaml).map_err(|error| {
@@ -192,8 +194,10 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         start: clock.now(),
         polls: AtomicU64::new(0),
         failures: AtomicU64::new(0),
+        alert_changes: AtomicU64::new(0),
     });
-    let daemon = Daemon::start(config, clock.clone())
+    let rules = super::load_rules_of(&config)?;
+    let daemon = Daemon::start(config, rules, clock.clone())
         .await?
         .with_observer(printer.clone());
     let wall_duration = args.duration;
@@ -216,10 +220,26 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
             &database,
             &config_path,
             printer.polls.load(Ordering::Relaxed),
-            printer.failures.load(Ordering::Relaxed)
+            printer.failures.load(Ordering::Relaxed),
+            printer.alert_changes.load(Ordering::Relaxed),
         )
     );
     Ok(ExitStatus::Success)
+}
+
+/// Writes the shipped rule files (embedded in the binary) where the demo's config reads
+/// them, so the demo needs nothing but the binary.
+fn write_shipped_rules(folder: &Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(folder).map_err(|error| {
+        CliError::runtime(format!("cannot create {}: {error}", folder.display()))
+    })?;
+    for (name, text) in crate::rules::SHIPPED_RULES {
+        let path = folder.join(name);
+        std::fs::write(&path, text).map_err(|error| {
+            CliError::runtime(format!("cannot write {}: {error}", path.display()))
+        })?;
+    }
+    Ok(())
 }
 
 fn demo_summary(database: &Path, config: &Path, polls: u64, failures: u64) -> String {
@@ -237,6 +257,12 @@ fn demo_summary(database: &Path, config: &Path, polls: u64, failures: u64) -> St
         "  vastwatch history --config {} --limit 5",
         config.display()
     );
+    let _ = writeln!(out, "  vastwatch alerts --config {}", config.display());
+    let _ = writeln!(
+        out,
+        "  vastwatch replay --config {} --format json",
+        config.display()
+    );
     let _ = writeln!(
         out,
         "  sqlite3 {} \"SELECT target, datetime(polled_at, 'unixepoch') AS at, ready, starting, \
@@ -252,18 +278,45 @@ struct PollPrinter {
     start: Timestamp,
     polls: AtomicU64,
     failures: AtomicU64,
+    alert_changes: AtomicU64,
 }
 
-impl Observer for PollPrinter {
-    fn poll_stored(&self, record: &PollRecord) {
-        self.polls.fetch_add(1, Ordering::Relaxed);
-        let elapsed = record.started_at.duration_since(self.start).as_secs();
-        let clock = format!(
+impl PollPrinter {
+    /// Scenario time as `hh:mm:ss` since the demo started.
+    fn clock(&self, at: Timestamp) -> String {
+        let elapsed = at.duration_since(self.start).as_secs();
+        format!(
             "{:02}:{:02}:{:02}",
             elapsed / 3600,
             (elapsed / 60) % 60,
             elapsed % 60
+        )
+    }
+}
+
+impl Observer for PollPrinter {
+    fn alert_changed(&self, alert: &AlertRecord, transition: &Transition) {
+        self.alert_changes.fetch_add(1, Ordering::Relaxed);
+        let clock = self.clock(transition.at);
+        let subject = match alert.worker_id {
+            Some(worker_id) => format!("{} worker {worker_id}", alert.target),
+            None => alert.target.clone(),
+        };
+        let summary = alert
+            .annotations
+            .get("summary")
+            .map(|summary| format!(": {summary}"))
+            .unwrap_or_default();
+        println!(
+            "[{clock}] {:<8} {} {subject}{summary}",
+            transition.to.as_str().to_uppercase(),
+            alert.alertname
         );
+    }
+
+    fn poll_stored(&self, record: &PollRecord) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        let clock = self.clock(record.started_at);
         match &record.result {
             PollResult::Snapshot { workers, .. } => {
                 println!(

@@ -4,6 +4,7 @@
 mod demo;
 mod history;
 mod output;
+mod rules;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock::Clock;
 use crate::config::{Config, OfflineEnvironment, ProcessEnvironment};
-use crate::daemon::{Daemon, DaemonError};
+use crate::daemon::{Daemon, DaemonError, load_rules};
+use crate::rules::RuleSet;
+use crate::rules::expr::Identifiers;
 use crate::model::PollResult;
 use crate::store::StoreError;
 
@@ -123,6 +126,13 @@ pub enum Command {
     PollOnce(ConfigArg),
     /// Print stored samples: fleet rows, or one worker's rows with --worker.
     History(history::HistoryArgs),
+    /// Run rule unit tests. Exit 0 if all pass, 1 if one fails, 2 on bad input.
+    Test(rules::TestArgs),
+    /// Print stored alert instances.
+    Alerts(rules::AlertsArgs),
+    /// Evaluate rules over stored history and print what would have fired. Writes and
+    /// sends nothing.
+    Replay(rules::ReplayArgs),
     /// Serve a simulated Vast worker-list API from a scenario.
     Simulate(demo::SimulateArgs),
     /// Run the simulator and the daemon together and print what happens.
@@ -155,6 +165,9 @@ pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Check(args) => check(args),
         Command::PollOnce(args) => poll_once(args).await,
         Command::History(args) => history::history(args).await,
+        Command::Test(args) => rules::test(args),
+        Command::Alerts(args) => rules::alerts(args).await,
+        Command::Replay(args) => rules::replay(args).await,
         Command::Simulate(args) => demo::simulate(args).await,
         Command::Demo(args) => demo::demo(args).await,
     }
@@ -170,16 +183,70 @@ pub fn load_config_offline(args: &ConfigArg) -> Result<Config, CliError> {
     Config::load(&args.config, &OfflineEnvironment).map_err(|e| CliError::bad_input(e.to_string()))
 }
 
+/// Loads the rule files the config names; a mistake in one is bad input (exit 2).
+pub fn load_rules_of(config: &Config) -> Result<RuleSet, CliError> {
+    load_rules(config, &Identifiers::standard()).map_err(|e| CliError::bad_input(e.to_string()))
+}
+
 fn check(args: CheckArgs) -> Result<ExitStatus, CliError> {
     let config = load_config(&args.config)?;
+    let rules = load_rules_of(&config)?;
     print!("{}", config.summary());
+    println!("rules:     {} in {} files", rules.rules.len(), rules.files.len());
+    for (file, count) in &rules.files {
+        println!("  - {} ({count} rules)", file.display());
+    }
+    let warnings = check_warnings(&config, &rules);
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
+    if args.strict && !warnings.is_empty() {
+        println!("config is valid, with {} warnings (--strict)", warnings.len());
+        return Ok(ExitStatus::ProblemsFound);
+    }
     println!("config is valid");
     Ok(ExitStatus::Success)
 }
 
+/// What `check --strict` fails on: rules that apply to no target, and vars a rule reads
+/// that a target it applies to lacks.
+pub fn check_warnings(config: &Config, rules: &RuleSet) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for rule in &rules.rules {
+        let targets: Vec<_> = config
+            .targets
+            .iter()
+            .filter(|target| rule.applies_to(&target.name))
+            .collect();
+        if targets.is_empty() {
+            warnings.push(format!(
+                "{}:{}: rule `{}` applies to no target",
+                rule.file.display(),
+                rule.line,
+                rule.name
+            ));
+        }
+        for target in targets {
+            for var in &rule.vars_used {
+                if !target.vars.contains_key(var) && !rule.var_defaults.contains_key(var) {
+                    warnings.push(format!(
+                        "{}:{}: rule `{}` uses var `{var}`, which target `{}` lacks (it reads as missing there)",
+                        rule.file.display(),
+                        rule.line,
+                        rule.name,
+                        target.name
+                    ));
+                }
+            }
+        }
+    }
+    warnings
+}
+
 async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
     let config = load_config(&args)?;
-    let daemon = Arc::new(Daemon::start(config, Clock::real()).await?);
+    let rules = load_rules_of(&config)?;
+    let daemon = Arc::new(Daemon::start(config, rules, Clock::real()).await?);
     daemon.run(shutdown_signal()).await?;
     Ok(ExitStatus::Success)
 }
@@ -187,7 +254,8 @@ async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
 async fn poll_once(args: ConfigArg) -> Result<ExitStatus, CliError> {
     let config = load_config(&args)?;
     let clock = Clock::real();
-    let daemon = Daemon::start(config, clock.clone()).await?;
+    let rules = load_rules_of(&config)?;
+    let daemon = Daemon::start(config, rules, clock.clone()).await?;
     let (_stop_sender, stop) = tokio::sync::watch::channel(false);
     let report = daemon.tick_once(clock.now(), &stop).await;
     for record in &report.stored {

@@ -38,6 +38,10 @@ pub struct Config {
     pub schedule: Schedule,
     pub jitter: Duration,
     pub targets: Vec<Target>,
+    /// Failed polls in a row that fire `VastwatchTargetDown`.
+    pub target_down_after: u32,
+    /// Rule files matched by the `rules` globs, in order, without duplicates.
+    pub rule_files: Vec<PathBuf>,
     pub retention: Retention,
 }
 
@@ -144,6 +148,11 @@ impl Config {
             "retention: samples {}",
             format_duration(self.retention.samples)
         );
+        let _ = writeln!(
+            out,
+            "alerts:    VastwatchTargetDown after {} failed polls in a row",
+            self.target_down_after
+        );
         let _ = writeln!(out, "targets:   {}", self.targets.len());
         for target in &self.targets {
             let _ = write!(
@@ -216,6 +225,14 @@ impl Validator<'_> {
                 Duration::from_secs(14 * 86_400),
             )?,
         };
+        let target_down_after = match &raw.target_down_after {
+            Some(count) if count.value == 0 => {
+                return Err(self.error(count, "key `target_down_after`: must be at least 1"));
+            }
+            Some(count) => count.value,
+            None => 3,
+        };
+        let rule_files = self.rule_files(&raw.rules, &base_dir)?;
         let mut names = HashSet::new();
         let mut targets = Vec::with_capacity(raw.targets.value.len());
         for raw_target in &raw.targets.value {
@@ -238,8 +255,48 @@ impl Validator<'_> {
             schedule,
             jitter,
             targets,
+            target_down_after,
+            rule_files,
             retention,
         })
+    }
+
+    /// Resolves `rules:` globs against the config file's folder. A plain path that does not
+    /// exist is an error; a glob that matches nothing is allowed (the folder may be empty).
+    fn rule_files(
+        &self,
+        patterns: &[Spanned<String>],
+        base_dir: &Path,
+    ) -> Result<Vec<PathBuf>, FileError> {
+        let mut files = Vec::new();
+        for pattern in patterns {
+            let joined = base_dir.join(&pattern.value);
+            let text = joined.to_string_lossy().into_owned();
+            let is_glob = pattern.value.contains(['*', '?', '[']);
+            if !is_glob {
+                if !joined.is_file() {
+                    return Err(self.error(
+                        pattern,
+                        format!("key `rules`: rule file `{}` does not exist", joined.display()),
+                    ));
+                }
+                if !files.contains(&joined) {
+                    files.push(joined);
+                }
+                continue;
+            }
+            let matches = glob::glob(&text).map_err(|error| {
+                self.error(pattern, format!("key `rules`: bad glob `{}`: {error}", pattern.value))
+            })?;
+            let mut matched: Vec<PathBuf> = matches.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+            matched.sort();
+            for file in matched {
+                if !files.contains(&file) {
+                    files.push(file);
+                }
+            }
+        }
+        Ok(files)
     }
 
     fn api(

@@ -18,8 +18,13 @@ pub struct RawConfig {
     pub schedule: Option<Spanned<String>>,
     /// Each target's poll starts a random 0..jitter after the tick. Default `2s`.
     pub jitter: Option<Spanned<String>>,
+    /// Failed polls in a row that fire VastwatchTargetDown. Default 3.
+    pub target_down_after: Option<Spanned<u32>>,
     /// The fleets to watch.
     pub targets: Spanned<Vec<Spanned<RawTarget>>>,
+    /// Rule files: paths or globs, relative to the config file's folder.
+    #[serde(default)]
+    pub rules: Vec<Spanned<String>>,
     /// How long stored data is kept.
     pub retention: Option<RawRetention>,
 }

@@ -78,8 +78,8 @@ impl Poller {
     }
 
     /// Decides whether `target` is polled at the tick `at`, and if so marks it in flight.
-    /// Every `Poll` must be followed by [`Poller::poll_target_once`] or
-    /// [`Poller::abandon`].
+    /// Every `Poll` must end with [`Poller::finish`], once the poll's result has been dealt
+    /// with (stored and evaluated, or abandoned).
     pub fn begin(&self, target: &str, at: Timestamp) -> PollDecision {
         let mut states = self.states();
         let state = states.entry(target.to_string()).or_default();
@@ -97,8 +97,10 @@ impl Poller {
         PollDecision::Poll
     }
 
-    /// Clears the in-flight mark of a poll that was cancelled before it finished.
-    pub fn abandon(&self, target: &str) {
+    /// Clears the in-flight mark: the target may be polled again. The daemon calls it after
+    /// storing and evaluating the poll, so the next poll of a target never overtakes the
+    /// evaluation of the previous one.
+    pub fn finish(&self, target: &str) {
         if let Some(state) = self.states().get_mut(target) {
             state.in_flight = false;
         }
@@ -127,7 +129,6 @@ impl Poller {
         {
             let mut states = self.states();
             let state = states.entry(target.name.clone()).or_default();
-            state.in_flight = false;
             state.backoff = if rate_limited {
                 let length = next_backoff(state.backoff.map(|b| b.length), interval);
                 Some(Backoff {

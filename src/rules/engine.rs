@@ -79,6 +79,8 @@ enum InstanceKey {
 
 #[derive(Debug, Default)]
 struct TargetState {
+    /// Per rule (by index): the vars it sees on this target.
+    rule_vars: Vec<BTreeMap<String, f64>>,
     history: VecDeque<Arc<Snapshot>>,
     failures_in_a_row: u32,
     instances: HashMap<InstanceKey, AlertRecord>,
@@ -137,7 +139,14 @@ impl Engine {
         let window = rules.longest_window() + WINDOW_SLACK;
         let states = targets
             .iter()
-            .map(|target| (target.name.clone(), TargetState::default()))
+            .map(|target| {
+                let rule_vars = rules.rules.iter().map(|rule| rule.vars_for(&target.vars)).collect();
+                let state = TargetState {
+                    rule_vars,
+                    ..TargetState::default()
+                };
+                (target.name.clone(), state)
+            })
             .collect();
         Engine {
             rules,
@@ -158,18 +167,25 @@ impl Engine {
         self.window
     }
 
-    /// Loads a target's recent snapshots (oldest first) and its run of failed polls, as
-    /// read back from the store at start.
-    pub fn restore_history(
-        &mut self,
-        target: &str,
-        snapshots: Vec<Arc<Snapshot>>,
-        failures_in_a_row: u32,
-    ) {
-        if let Some(state) = self.states.get_mut(target) {
-            state.history = snapshots.into_iter().collect();
-            state.failures_in_a_row = failures_in_a_row;
+    /// Loads a target's recent polls (oldest first) as read back from the store at start,
+    /// and its current run of failed polls.
+    pub fn restore_history(&mut self, target: &str, records: &[PollRecord], failures_in_a_row: u32) {
+        let Some(state) = self.states.get_mut(target) else {
+            return;
+        };
+        state.history = records
+            .iter()
+            .filter_map(|record| {
+                record
+                    .result
+                    .workers()
+                    .map(|workers| Arc::new(Snapshot::new(record.started_at, workers, Vec::new())))
+            })
+            .collect();
+        if let Some(last) = records.last() {
+            trim(&mut state.history, last.started_at, self.window);
         }
+        state.failures_in_a_row = failures_in_a_row;
     }
 
     /// Resumes stored pending and firing instances, so their timers continue.
@@ -236,12 +252,12 @@ impl Engine {
                 let mut history = state.history.clone();
                 history.push_back(Arc::clone(&snapshot));
                 trim(&mut history, now, self.window);
-                let context = EvalContext {
-                    history: &history,
-                    vars: &target.vars,
-                };
                 for (index, rule) in self.rules.rules.iter().enumerate() {
                     if rule.applies_to(&target.name) {
+                        let context = EvalContext {
+                            history: &history,
+                            vars: &state.rule_vars[index],
+                        };
                         self.evaluate_rule(index, rule, target, state, &context, now, &mut evaluation);
                     }
                 }

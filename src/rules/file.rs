@@ -83,11 +83,20 @@ pub struct Rule {
     pub line: u64,
     /// Vars the rule's expressions read.
     pub vars_used: BTreeSet<String>,
+    /// The rule file's var defaults; a target's vars override them.
+    pub var_defaults: BTreeMap<String, f64>,
     /// The longest history window the rule reads.
     pub longest_window: Duration,
 }
 
 impl Rule {
+    /// The vars this rule sees on a target: the file's defaults overridden by the target's.
+    pub fn vars_for(&self, target_vars: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+        let mut vars = self.var_defaults.clone();
+        vars.extend(target_vars.iter().map(|(name, value)| (name.clone(), *value)));
+        vars
+    }
+
     pub fn applies_to(&self, target: &str) -> bool {
         self.targets
             .as_ref()
@@ -129,13 +138,32 @@ impl RuleSet {
         identifiers: &Identifiers,
         targets: &[TargetVars],
     ) -> Result<RuleSet, FileError> {
+        RuleSet::load_files(files, identifiers, targets, true)
+    }
+
+    /// Like [`RuleSet::load`] for `vastwatch test`, where the test's one target stands in for
+    /// the real ones: `targets:` may name targets that do not exist here.
+    pub fn load_for_tests(
+        files: &[PathBuf],
+        identifiers: &Identifiers,
+        targets: &[TargetVars],
+    ) -> Result<RuleSet, FileError> {
+        RuleSet::load_files(files, identifiers, targets, false)
+    }
+
+    fn load_files(
+        files: &[PathBuf],
+        identifiers: &Identifiers,
+        targets: &[TargetVars],
+        strict_targets: bool,
+    ) -> Result<RuleSet, FileError> {
         let mut set = RuleSet::empty();
         for file in files {
             let text = std::fs::read_to_string(file).map_err(|error| {
                 FileError::whole_file(file, format!("cannot read rule file: {error}"))
             })?;
             let before = set.rules.len();
-            set.parse_into(file, &text, identifiers, targets)?;
+            set.parse_into(file, &text, identifiers, targets, strict_targets)?;
             set.files.push((file.clone(), set.rules.len() - before));
         }
         Ok(set)
@@ -148,14 +176,26 @@ impl RuleSet {
         text: &str,
         identifiers: &Identifiers,
         targets: &[TargetVars],
+        strict_targets: bool,
     ) -> Result<(), FileError> {
         let raw: RawRuleFile =
             serde_saphyr::from_str(text).map_err(|e| FileError::from_yaml(file, text, &e))?;
+        for (name, value) in &raw.vars.value {
+            if !is_identifier(name) || !value.is_finite() {
+                return Err(FileError::at(
+                    file,
+                    Some(location(&raw.vars)),
+                    format!("key `vars`: `{name}` needs an identifier name and a finite number"),
+                ));
+            }
+        }
         let loader = Loader {
             file,
             source: text,
             identifiers,
             targets,
+            strict_targets,
+            defaults: &raw.vars.value,
         };
         for raw_rule in raw.rules {
             if self.rules.len() >= MAX_RULES {
@@ -189,6 +229,9 @@ impl RuleSet {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRuleFile {
+    /// Defaults for vars the file's rules read; a target's own var overrides its default.
+    #[serde(default)]
+    vars: Spanned<BTreeMap<String, f64>>,
     rules: Vec<Spanned<RawRule>>,
 }
 
@@ -220,6 +263,8 @@ struct Loader<'a> {
     source: &'a str,
     identifiers: &'a Identifiers,
     targets: &'a [TargetVars],
+    strict_targets: bool,
+    defaults: &'a BTreeMap<String, f64>,
 }
 
 impl Loader<'_> {
@@ -252,6 +297,7 @@ impl Loader<'_> {
             .iter()
             .filter(|target| targets.as_ref().is_none_or(|names| names.contains(&target.name)))
             .flat_map(|target| target.vars.iter().cloned())
+            .chain(self.defaults.keys().cloned())
             .collect();
         let expr = self.expression(&rule.expr, "expr", scope, &vars)?;
         let recover = rule
@@ -316,6 +362,7 @@ impl Loader<'_> {
             file: self.file.to_path_buf(),
             line: raw.referenced.line(),
             vars_used,
+            var_defaults: self.defaults.clone(),
             longest_window,
         })
     }
@@ -326,7 +373,7 @@ impl Loader<'_> {
         };
         let known: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
         for name in &targets.value {
-            if !known.contains(&name.as_str()) {
+            if self.strict_targets && !known.contains(&name.as_str()) {
                 let hint = match suggest(name, &known) {
                     Some(nearest) => format!("; did you mean `{nearest}`?"),
                     None => String::new(),

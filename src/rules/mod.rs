@@ -8,7 +8,11 @@ pub mod file;
 pub mod labels;
 pub mod lifecycle;
 pub mod template;
+pub mod unittest;
 
 pub use engine::{AlertChange, AlertRecord, Engine, Evaluation, TARGET_DOWN, TargetInfo};
 pub use file::{Rule, RuleSet, Severity, TargetVars};
 pub use lifecycle::{AlertState, Lifecycle, Transition};
+
+/// The rule files shipped in `rules/`, embedded so the demo needs nothing but the binary.
+pub const SHIPPED_RULES: &[(&str, &str)] = &[("vast.yaml", include_str!("../../rules/vast.yaml"))];

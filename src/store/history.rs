@@ -1,5 +1,6 @@
 //! Reading: stored targets, and fleet, worker and poll history in time order.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::Row;
@@ -8,7 +9,10 @@ use sqlx::sqlite::SqliteRow;
 use super::Store;
 use super::error::{StoreError, query_error};
 use super::rows::{FleetRow, HistoryFilter, PollRow, TargetRow, WorkerRow};
-use crate::model::{Field, FleetSummary, TargetKind, WorkerSample};
+use crate::model::{
+    FailureKind, Field, FleetSummary, PollFailure, PollRecord, PollResult, TargetKind,
+    WorkerSample,
+};
 use crate::time::Timestamp;
 
 /// Builds one history query in its two shapes: for one target (which the
@@ -278,4 +282,72 @@ fn poll_row(row: &SqliteRow) -> Result<PollRow, sqlx::Error> {
         http_status: http_status.and_then(|status| u16::try_from(status).ok()),
         worker_count: worker_count.map(|count| u32::try_from(count).unwrap_or(0)),
     })
+}
+
+impl Store {
+    /// Poll attempts in time order as the records that were stored: snapshots with their
+    /// worker samples, failures with their reason. Feeds the rule engine's history at
+    /// start and `vastwatch replay`.
+    pub async fn poll_records(&self, filter: &HistoryFilter) -> Result<Vec<PollRecord>, StoreError> {
+        const OPERATION: &str = "reading poll records";
+        let polls = self.poll_history(filter).await?;
+        let ok_ids: Vec<i64> = polls.iter().filter(|poll| poll.is_ok()).map(|poll| poll.id).collect();
+        let mut samples: HashMap<i64, Vec<WorkerSample>> = HashMap::new();
+        if let (Some(first), Some(last)) = (ok_ids.iter().min(), ok_ids.iter().max()) {
+            let rows = sqlx::query(
+                "SELECT s.poll_id, t.name AS target, s.polled_at, s.worker_id, s.status, \
+                 s.cur_load, s.new_load, s.cur_load_rolling_avg, s.cur_perf, s.measured_perf, \
+                 s.perf, s.reliability, s.dlperf, s.reqs_working, s.disk_usage, s.loaded_at, \
+                 s.extra FROM worker_samples AS s JOIN targets AS t ON t.id = s.target_id \
+                 WHERE s.poll_id BETWEEN ? AND ? ORDER BY s.poll_id, s.worker_id",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(query_error(OPERATION))?;
+            for row in &rows {
+                let worker = worker_row(row, OPERATION)?;
+                samples.entry(worker.poll_id).or_default().push(worker.sample);
+            }
+        }
+        polls
+            .into_iter()
+            .map(|poll| {
+                let result = if poll.is_ok() {
+                    PollResult::Snapshot {
+                        workers: samples.remove(&poll.id).unwrap_or_default(),
+                        notes: Vec::new(),
+                    }
+                } else {
+                    let kind = FailureKind::parse(&poll.outcome).ok_or_else(|| StoreError::BadRow {
+                        operation: OPERATION,
+                        detail: format!("poll {} has unknown outcome `{}`", poll.id, poll.outcome),
+                    })?;
+                    PollResult::Failed(PollFailure {
+                        kind,
+                        message: poll.error.clone().unwrap_or_default(),
+                        http_status: poll.http_status,
+                    })
+                };
+                Ok(PollRecord {
+                    target: poll.target,
+                    started_at: poll.started_at,
+                    duration: poll.duration,
+                    result,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// When the oldest stored poll started, if any poll is stored.
+    pub async fn oldest_poll(&self) -> Result<Option<Timestamp>, StoreError> {
+        let oldest: Option<f64> = sqlx::query_scalar("SELECT min(started_at) FROM polls")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(query_error("reading the oldest poll"))?;
+        Ok(oldest.map(Timestamp::from_unix_secs_f64))
+    }
 }

@@ -12,11 +12,18 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// `(version, description, sql)`, named as sqlx names `<VERSION>_<DESCRIPTION>.sql` files,
 /// so switching to `sqlx::migrate!` later finds the same versions and checksums.
-pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "history",
-    include_str!("../../migrations/sqlite/0001_history.sql"),
-)];
+pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "history",
+        include_str!("../../migrations/sqlite/0001_history.sql"),
+    ),
+    (
+        2,
+        "alerts",
+        include_str!("../../migrations/sqlite/0002_alerts.sql"),
+    ),
+];
 
 /// A migrator over [`SQLITE_MIGRATIONS`].
 pub(super) fn sqlite_migrator() -> Migrator {

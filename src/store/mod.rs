@@ -10,6 +10,7 @@
 //! single in-process writer never waits on itself); reads use a small pool beside it, which
 //! WAL mode lets run while a write is in progress.
 
+mod alerts;
 mod batch;
 mod error;
 mod history;
@@ -30,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Executor, SqlitePool};
 
 pub use error::StoreError;
+pub use alerts::{AlertEventRow, AlertFilter};
 pub use rows::{Deleted, FleetRow, HistoryFilter, PollRow, TargetRow, TargetSpec, WorkerRow};
 
 use error::query_error;
@@ -52,6 +54,8 @@ pub struct StoreOptions {
     pub path: PathBuf,
     /// Connections for history reads, beside the one writer.
     pub readers: u32,
+    /// Open without creating, migrating or writing anything (`replay`, `alerts`).
+    pub read_only: bool,
 }
 
 impl StoreOptions {
@@ -59,6 +63,16 @@ impl StoreOptions {
         StoreOptions {
             path: path.into(),
             readers: 4,
+            read_only: false,
+        }
+    }
+
+    /// Options for commands that only read: every write fails, the file is not created
+    /// and no migration runs.
+    pub fn read_only(path: impl Into<PathBuf>) -> Self {
+        StoreOptions {
+            read_only: true,
+            ..StoreOptions::new(path)
         }
     }
 }
@@ -69,6 +83,7 @@ pub struct Store {
     path: PathBuf,
     writer: SqlitePool,
     readers: SqlitePool,
+    read_only: bool,
 }
 
 impl Store {
@@ -92,6 +107,24 @@ impl Store {
             path: path.clone(),
             source,
         };
+        if options.read_only {
+            let connect = SqliteConnectOptions::new()
+                .filename(&path)
+                .read_only(true)
+                .busy_timeout(BUSY_TIMEOUT)
+                .pragma("cache_size", READER_CACHE_SIZE);
+            let readers = SqlitePoolOptions::new()
+                .max_connections(options.readers.max(1))
+                .connect_with(connect)
+                .await
+                .map_err(open_error)?;
+            return Ok(Store {
+                path,
+                writer: readers.clone(),
+                readers,
+                read_only: true,
+            });
+        }
         let writer = SqlitePoolOptions::new()
             .min_connections(1)
             .max_connections(1)
@@ -119,6 +152,7 @@ impl Store {
             path,
             writer,
             readers,
+            read_only: false,
         })
     }
 
@@ -131,6 +165,9 @@ impl Store {
     /// Other clones of this store can no longer be used afterwards.
     pub async fn close(self) -> Result<(), StoreError> {
         self.readers.close().await;
+        if self.read_only {
+            return Ok(());
+        }
         self.writer
             .execute("PRAGMA wal_checkpoint(TRUNCATE)")
             .await

@@ -86,7 +86,7 @@ impl TestApp {
         let simulator = start_simulator(scenario_yaml, &clock, TEST_KEY).await;
         let config_path = write_config(dir.path(), &simulator.base_url(), api, targets, "");
         let config = Config::load(&config_path, &test_env()).expect("valid config");
-        let daemon = Daemon::start(config, clock.clone())
+        let daemon = Daemon::start(config, vastwatch::rules::RuleSet::empty(), clock.clone())
             .await
             .expect("daemon starts");
         let (stop_sender, stop) = watch::channel(false);

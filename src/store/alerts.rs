@@ -1,0 +1,206 @@
+//! Alert instances and transitions: written in the same transaction as the polls whose
+//! evaluation produced them, read back at start so timers resume, and listed for
+//! `vastwatch alerts`.
+
+use std::collections::BTreeMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::Store;
+use super::error::{StoreError, query_error};
+use crate::rules::{AlertChange, AlertRecord, AlertState, Lifecycle, Severity};
+use crate::time::Timestamp;
+
+const UPSERT_ALERT: &str = "INSERT INTO alerts (fingerprint, alertname, target, worker_id, \
+     severity, state, labels, annotations, active_at, fired_at, resolved_at, resolving_since, \
+     last_eval_at, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (fingerprint) DO UPDATE SET state = excluded.state, \
+     severity = excluded.severity, labels = excluded.labels, \
+     annotations = excluded.annotations, active_at = excluded.active_at, \
+     fired_at = excluded.fired_at, resolved_at = excluded.resolved_at, \
+     resolving_since = excluded.resolving_since, last_eval_at = excluded.last_eval_at, \
+     value = excluded.value";
+
+const INSERT_EVENT: &str =
+    "INSERT INTO alert_events (fingerprint, at, from_state, to_state, value) VALUES (?, ?, ?, ?, ?)";
+
+const SELECT_ALERTS: &str = "SELECT fingerprint, alertname, target, worker_id, severity, state, \
+     labels, annotations, active_at, fired_at, resolved_at, resolving_since, last_eval_at, value \
+     FROM alerts";
+
+/// Which alerts `vastwatch alerts` lists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertFilter {
+    /// Only alerts in this state; `None` lists every state.
+    pub state: Option<AlertState>,
+    /// Only alerts evaluated at or after this time.
+    pub since: Option<Timestamp>,
+    pub target: Option<String>,
+}
+
+/// One `alert_events` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertEventRow {
+    pub fingerprint: String,
+    pub alertname: String,
+    pub target: String,
+    pub worker_id: Option<i64>,
+    pub at: Timestamp,
+    pub from_state: AlertState,
+    pub to_state: AlertState,
+    pub value: Option<f64>,
+}
+
+/// Upserts each changed instance and appends its transition, inside the caller's
+/// transaction.
+pub(super) async fn write_alert_changes(
+    transaction: &mut Transaction<'static, Sqlite>,
+    changes: &[AlertChange],
+) -> Result<(), StoreError> {
+    const OPERATION: &str = "storing alert changes";
+    for change in changes {
+        let record = &change.record;
+        let lifecycle = &record.lifecycle;
+        let labels = serde_json::to_string(&record.labels).unwrap_or_else(|_| "{}".to_string());
+        let annotations =
+            serde_json::to_string(&record.annotations).unwrap_or_else(|_| "{}".to_string());
+        sqlx::query(UPSERT_ALERT)
+            .bind(record.fingerprint.as_str())
+            .bind(record.alertname.as_str())
+            .bind(record.target.as_str())
+            .bind(record.worker_id)
+            .bind(record.severity.as_str())
+            .bind(lifecycle.state.as_str())
+            .bind(labels)
+            .bind(annotations)
+            .bind(lifecycle.active_at.map(Timestamp::unix_secs_f64))
+            .bind(lifecycle.fired_at.map(Timestamp::unix_secs_f64))
+            .bind(lifecycle.resolved_at.map(Timestamp::unix_secs_f64))
+            .bind(lifecycle.resolving_since.map(Timestamp::unix_secs_f64))
+            .bind(record.last_eval_at.unix_secs_f64())
+            .bind(record.value)
+            .execute(&mut **transaction)
+            .await
+            .map_err(query_error(OPERATION))?;
+        if let Some(transition) = &change.transition {
+            sqlx::query(INSERT_EVENT)
+                .bind(record.fingerprint.as_str())
+                .bind(transition.at.unix_secs_f64())
+                .bind(transition.from.as_str())
+                .bind(transition.to.as_str())
+                .bind(record.value)
+                .execute(&mut **transaction)
+                .await
+                .map_err(query_error(OPERATION))?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Pending and firing instances, to resume their timers after a restart.
+    pub async fn active_alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        self.alerts(&AlertFilter::default())
+            .await
+            .map(|alerts| {
+                alerts
+                    .into_iter()
+                    .filter(|alert| alert.lifecycle.state.is_active())
+                    .collect()
+            })
+    }
+
+    /// Alert instances, most recently evaluated first.
+    pub async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>, StoreError> {
+        const OPERATION: &str = "reading alerts";
+        let sql = format!(
+            "{SELECT_ALERTS} WHERE (?1 IS NULL OR state = ?1) AND last_eval_at >= ?2 \
+             AND (?3 IS NULL OR target = ?3) ORDER BY last_eval_at DESC, fingerprint"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.state.map(AlertState::as_str))
+            .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+            .bind(filter.target.as_deref())
+            .fetch_all(&self.readers)
+            .await
+            .map_err(query_error(OPERATION))?;
+        rows.iter().map(|row| alert_record(row, OPERATION)).collect()
+    }
+
+    /// Transitions in time order, optionally of one instance only.
+    pub async fn alert_events(
+        &self,
+        fingerprint: Option<&str>,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<AlertEventRow>, StoreError> {
+        const OPERATION: &str = "reading alert events";
+        let rows = sqlx::query(
+            "SELECT e.fingerprint, a.alertname, a.target, a.worker_id, e.at, e.from_state, \
+             e.to_state, e.value FROM alert_events AS e JOIN alerts AS a USING (fingerprint) \
+             WHERE (?1 IS NULL OR e.fingerprint = ?1) AND e.at >= ?2 ORDER BY e.at, e.id",
+        )
+        .bind(fingerprint)
+        .bind(since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_error(OPERATION))?;
+        rows.iter()
+            .map(|row| {
+                let state = |column: &str| -> Result<AlertState, StoreError> {
+                    let text: String = row.try_get(column).map_err(query_error(OPERATION))?;
+                    AlertState::parse(&text).ok_or_else(|| StoreError::BadRow {
+                        operation: OPERATION,
+                        detail: format!("unknown alert state `{text}`"),
+                    })
+                };
+                Ok(AlertEventRow {
+                    fingerprint: row.try_get("fingerprint").map_err(query_error(OPERATION))?,
+                    alertname: row.try_get("alertname").map_err(query_error(OPERATION))?,
+                    target: row.try_get("target").map_err(query_error(OPERATION))?,
+                    worker_id: row.try_get("worker_id").map_err(query_error(OPERATION))?,
+                    at: time(row, "at", OPERATION)?.unwrap_or_default(),
+                    from_state: state("from_state")?,
+                    to_state: state("to_state")?,
+                    value: row.try_get("value").map_err(query_error(OPERATION))?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn time(row: &SqliteRow, column: &str, operation: &'static str) -> Result<Option<Timestamp>, StoreError> {
+    let secs: Option<f64> = row.try_get(column).map_err(query_error(operation))?;
+    Ok(secs.map(Timestamp::from_unix_secs_f64))
+}
+
+fn alert_record(row: &SqliteRow, operation: &'static str) -> Result<AlertRecord, StoreError> {
+    let text = |column: &str| -> Result<String, StoreError> {
+        row.try_get(column).map_err(query_error(operation))
+    };
+    let bad = |detail: String| StoreError::BadRow { operation, detail };
+    let severity = text("severity")?;
+    let state = text("state")?;
+    let labels: BTreeMap<String, String> = serde_json::from_str(&text("labels")?)
+        .map_err(|error| bad(format!("alert labels are not a JSON object of strings: {error}")))?;
+    let annotations: BTreeMap<String, String> = serde_json::from_str(&text("annotations")?)
+        .map_err(|error| bad(format!("alert annotations are not a JSON object of strings: {error}")))?;
+    Ok(AlertRecord {
+        fingerprint: text("fingerprint")?,
+        alertname: text("alertname")?,
+        target: text("target")?,
+        worker_id: row.try_get("worker_id").map_err(query_error(operation))?,
+        severity: Severity::parse(&severity).ok_or_else(|| bad(format!("unknown severity `{severity}`")))?,
+        labels,
+        annotations,
+        lifecycle: Lifecycle {
+            state: AlertState::parse(&state).ok_or_else(|| bad(format!("unknown alert state `{state}`")))?,
+            active_at: time(row, "active_at", operation)?,
+            fired_at: time(row, "fired_at", operation)?,
+            resolved_at: time(row, "resolved_at", operation)?,
+            resolving_since: time(row, "resolving_since", operation)?,
+        },
+        value: row.try_get("value").map_err(query_error(operation))?,
+        last_eval_at: time(row, "last_eval_at", operation)?.unwrap_or_default(),
+    })
+}
