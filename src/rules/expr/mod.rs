@@ -17,6 +17,8 @@ mod lexer;
 mod parser;
 
 #[cfg(test)]
+mod eval_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeSet;
