@@ -19,6 +19,8 @@ mod parser;
 #[cfg(test)]
 mod eval_tests;
 #[cfg(test)]
+mod property_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeSet;
