@@ -1,0 +1,174 @@
+//! The data expressions are evaluated over: compact snapshots of one target's polls, kept
+//! oldest first by the engine, and the target's vars.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use super::identifiers::FleetNumber;
+use crate::model::{Field, FleetSummary, StateClass, WorkerSample};
+use crate::time::Timestamp;
+
+/// One successful poll of one target, as the evaluator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub at: Timestamp,
+    /// Sorted by `worker_id` (binary search finds a worker's past samples).
+    pub workers: Vec<HistSample>,
+    pub fleet: FleetValues,
+}
+
+impl Snapshot {
+    /// Builds the compact samples (sorted by id) and the fleet values. `extras` fills the
+    /// engine-registered fleet numbers by slot; a slot it lacks is missing.
+    pub fn new(at: Timestamp, workers: &[WorkerSample], extras: Vec<Option<f64>>) -> Snapshot {
+        let summary = FleetSummary::of(workers);
+        let mut compact: Vec<HistSample> = workers.iter().map(HistSample::from_sample).collect();
+        compact.sort_by_key(|sample| sample.worker_id);
+        Snapshot {
+            at,
+            workers: compact,
+            fleet: FleetValues::from_summary(&summary, extras),
+        }
+    }
+
+    /// The position of a worker in `workers`, trying `hint` first (a worker usually keeps
+    /// its position from one snapshot to the next).
+    pub fn position_of(&self, worker_id: i64, hint: usize) -> Option<usize> {
+        if self
+            .workers
+            .get(hint)
+            .is_some_and(|sample| sample.worker_id == worker_id)
+        {
+            return Some(hint);
+        }
+        self.workers
+            .binary_search_by_key(&worker_id, |sample| sample.worker_id)
+            .ok()
+    }
+}
+
+/// A compact worker sample. NaN marks a missing value: the decoder never stores the API's
+/// NaN as a value, so this is unambiguous.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistSample {
+    pub worker_id: i64,
+    /// Indexed by [`Field::index`].
+    pub values: [f64; Field::ALL.len()],
+    /// Lower-cased status; the known statuses share one allocation each.
+    pub status: Option<Arc<str>>,
+    pub extra: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+}
+
+impl HistSample {
+    pub fn from_sample(sample: &WorkerSample) -> HistSample {
+        HistSample {
+            worker_id: sample.worker_id,
+            values: sample.values.map(|value| value.unwrap_or(f64::NAN)),
+            status: sample.status.as_deref().map(intern_status),
+            extra: sample.extra.clone().map(Arc::new),
+        }
+    }
+
+    pub fn get(&self, field: Field) -> Option<f64> {
+        present(self.values[field.index()])
+    }
+}
+
+/// The known statuses as shared strings, so that millions of stored samples do not each
+/// allocate their status.
+fn intern_status(status: &str) -> Arc<str> {
+    static KNOWN: OnceLock<Vec<Arc<str>>> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        [
+            StateClass::READY,
+            StateClass::STARTING,
+            StateClass::INACTIVE,
+            StateClass::FAILED,
+        ]
+        .concat()
+        .into_iter()
+        .map(Arc::from)
+        .collect()
+    });
+    match known.iter().find(|candidate| &***candidate == status) {
+        Some(shared) => Arc::clone(shared),
+        None => Arc::from(status),
+    }
+}
+
+/// The fleet identifiers of one snapshot, computed once when the snapshot is built, plus
+/// the engine-registered numbers by slot. NaN marks a missing value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetValues {
+    standard: [f64; FleetNumber::ALL.len()],
+    extras: Vec<f64>,
+}
+
+impl FleetValues {
+    pub fn from_summary(summary: &FleetSummary, extras: Vec<Option<f64>>) -> FleetValues {
+        let mut standard = [f64::NAN; FleetNumber::ALL.len()];
+        for number in FleetNumber::ALL {
+            let value = match number {
+                FleetNumber::Workers => Some(f64::from(summary.workers)),
+                FleetNumber::Ready => Some(f64::from(summary.ready)),
+                FleetNumber::Starting => Some(f64::from(summary.starting)),
+                FleetNumber::Inactive => Some(f64::from(summary.inactive)),
+                FleetNumber::Failed => Some(f64::from(summary.failed)),
+                FleetNumber::Load => summary.load,
+                FleetNumber::NewLoad => summary.new_load,
+                FleetNumber::LoadRolling => summary.load_rolling,
+                FleetNumber::Perf => summary.perf,
+                FleetNumber::CurPerf => summary.cur_perf,
+                FleetNumber::MeasuredPerf => summary.measured_perf,
+                FleetNumber::ReqsWorking => summary.reqs_working,
+                FleetNumber::Utilization => summary.utilization(),
+            };
+            standard[number.index()] = value.unwrap_or(f64::NAN);
+        }
+        FleetValues {
+            standard,
+            extras: extras
+                .into_iter()
+                .map(|value| value.unwrap_or(f64::NAN))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, number: FleetNumber) -> Option<f64> {
+        present(self.standard[number.index()])
+    }
+
+    /// An engine-registered number by its slot ([`super::Identifiers::fleet_extra_slot`]).
+    pub fn extra(&self, slot: usize) -> Option<f64> {
+        self.extras.get(slot).copied().and_then(present)
+    }
+
+    /// Fills an engine-registered number, e.g. once the advisor has run for this snapshot.
+    pub fn set_extra(&mut self, slot: usize, value: Option<f64>) {
+        if self.extras.len() <= slot {
+            self.extras.resize(slot + 1, f64::NAN);
+        }
+        self.extras[slot] = value.unwrap_or(f64::NAN);
+    }
+
+    pub(crate) fn standard_raw(&self, number: FleetNumber) -> f64 {
+        self.standard[number.index()]
+    }
+
+    pub(crate) fn extra_raw(&self, slot: usize) -> f64 {
+        self.extras.get(slot).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// What one evaluation reads: the target's history and vars.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalContext<'a> {
+    /// Oldest first, sorted by `at`; `back()` is the current snapshot.
+    pub history: &'a VecDeque<Arc<Snapshot>>,
+    /// The target's vars; a name it lacks is a missing value.
+    pub vars: &'a BTreeMap<String, f64>,
+}
+
+fn present(value: f64) -> Option<f64> {
+    (!value.is_nan()).then_some(value)
+}
