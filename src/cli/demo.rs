@@ -242,12 +242,18 @@ fn write_shipped_rules(folder: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn demo_summary(database: &Path, config: &Path, polls: u64, failures: u64) -> String {
+fn demo_summary(
+    database: &Path,
+    config: &Path,
+    polls: u64,
+    failures: u64,
+    alert_changes: u64,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Demo finished: {polls} polls stored ({failures} failed)."
+        "Demo finished: {polls} polls stored ({failures} failed), {alert_changes} alert state changes."
     );
     let _ = writeln!(out, "  database: {}", database.display());
     let _ = writeln!(out, "  config:   {}", config.display());

@@ -99,10 +99,12 @@ impl TemplateIdentifiers {
         let compile_all = |scope: Scope| {
             identifiers
                 .names(scope)
+                .into_iter()
+                .filter(|name| !name.contains('.'))
                 .filter_map(|name| {
-                    compile(name, scope, identifiers, &none)
+                    compile(&name, scope, identifiers, &none)
                         .ok()
-                        .map(|compiled| (name.to_string(), compiled))
+                        .map(|compiled| (name, compiled))
                 })
                 .collect()
         };
@@ -296,7 +298,7 @@ impl Engine {
                         .as_ref()
                         .map(|recover| recover.eval_fleet(context) == Value::Bool(true)),
                 };
-                let value = || number(rule.expr.eval_value_fleet(context));
+                let value = || rule.expr.eval_value_fleet(context);
                 self.advance(key, rule, target, state, condition, now, value, context, None, evaluation);
             }
             Scope::Worker => {
@@ -314,7 +316,7 @@ impl Engine {
                             recover.eval_worker(context, worker_index) == Value::Bool(true)
                         }),
                     };
-                    let value = || number(rule.expr.eval_value_worker(context, worker_index));
+                    let value = || rule.expr.eval_value_worker(context, worker_index);
                     self.advance(key, rule, target, state, condition, now, value, context, Some(worker_index), evaluation);
                 }
                 // Workers that left the list resolve their alerts.
@@ -555,13 +557,6 @@ fn trim(history: &mut VecDeque<Arc<Snapshot>>, now: Timestamp, window: Duration)
     let oldest = now.saturating_sub(window);
     while history.len() > 1 && history.front().is_some_and(|s| s.at < oldest) {
         history.pop_front();
-    }
-}
-
-fn number(value: Value) -> Option<f64> {
-    match value {
-        Value::Number(number) => Some(number),
-        _ => None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::expr::{self, CompileError, Compiled, Identifiers, Scope};
+use super::expr::{self, CompileError, Compiled, Identifiers, Scope, Type};
 use super::labels::LabelSet;
 use super::lifecycle::Timing;
 use super::template::{TemplateError, Templates};
@@ -180,11 +180,13 @@ impl RuleSet {
     ) -> Result<(), FileError> {
         let raw: RawRuleFile =
             serde_saphyr::from_str(text).map_err(|e| FileError::from_yaml(file, text, &e))?;
-        for (name, value) in &raw.vars.value {
+        let empty = BTreeMap::new();
+        let defaults = raw.vars.as_ref().map_or(&empty, |vars| &vars.value);
+        for (name, value) in defaults {
             if !is_identifier(name) || !value.is_finite() {
                 return Err(FileError::at(
                     file,
-                    Some(location(&raw.vars)),
+                    raw.vars.as_ref().map(location),
                     format!("key `vars`: `{name}` needs an identifier name and a finite number"),
                 ));
             }
@@ -195,7 +197,7 @@ impl RuleSet {
             identifiers,
             targets,
             strict_targets,
-            defaults: &raw.vars.value,
+            defaults,
         };
         for raw_rule in raw.rules {
             if self.rules.len() >= MAX_RULES {
@@ -230,8 +232,7 @@ impl RuleSet {
 #[serde(deny_unknown_fields)]
 struct RawRuleFile {
     /// Defaults for vars the file's rules read; a target's own var overrides its default.
-    #[serde(default)]
-    vars: Spanned<BTreeMap<String, f64>>,
+    vars: Option<Spanned<BTreeMap<String, f64>>>,
     rules: Vec<Spanned<RawRule>>,
 }
 
@@ -342,11 +343,11 @@ impl Loader<'_> {
                 .map_err(|error| self.template_error(annotation, text, error))?;
             annotations.push((annotation.clone(), key));
         }
-        let mut vars_used = expr.vars_used();
-        let mut longest_window = expr.longest_window();
+        let mut vars_used: BTreeSet<String> = expr.vars().iter().cloned().collect();
+        let mut longest_window = expr.lookback();
         if let Some(recover) = &recover {
-            vars_used.extend(recover.vars_used());
-            longest_window = longest_window.max(recover.longest_window());
+            vars_used.extend(recover.vars().iter().cloned());
+            longest_window = longest_window.max(recover.lookback());
         }
         Ok(Rule {
             name,
@@ -402,10 +403,13 @@ impl Loader<'_> {
         }
         let compiled = expr::compile(&text.value, scope, self.identifiers, vars)
             .map_err(|error| self.expression_error(text, key, &error))?;
-        if !compiled.is_bool() {
+        if compiled.result_type() != Type::Bool {
             return Err(self.error(
                 text,
-                format!("key `{key}`: must be a condition (true or false), not a {}", compiled.type_name()),
+                format!(
+                    "key `{key}`: must be a condition (true or false), not {}",
+                    compiled.result_type().describe()
+                ),
             ));
         }
         Ok(compiled)

@@ -78,7 +78,7 @@ impl Templates {
                 offset: None,
                 message: error.to_string(),
             })?;
-        let mut allowed: Vec<String> = identifiers.names(scope).map(str::to_string).collect();
+        let mut allowed: Vec<String> = identifiers.names(scope);
         allowed.extend(vars.iter().cloned());
         allowed.extend(COMMON_NAMES.iter().map(|name| name.to_string()));
         if scope == Scope::Worker {

@@ -58,8 +58,9 @@ struct RawTarget {
     vars: BTreeMap<String, f64>,
 }
 
+/// Unknown keys are caught by validating `fields` against the API's field names (serde
+/// cannot deny unknown fields next to `flatten`).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawWorker {
     id: i64,
     status: Option<Spanned<String>>,

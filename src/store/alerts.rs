@@ -25,9 +25,10 @@ const UPSERT_ALERT: &str = "INSERT INTO alerts (fingerprint, alertname, target, 
 const INSERT_EVENT: &str =
     "INSERT INTO alert_events (fingerprint, at, from_state, to_state, value) VALUES (?, ?, ?, ?, ?)";
 
-const SELECT_ALERTS: &str = "SELECT fingerprint, alertname, target, worker_id, severity, state, \
-     labels, annotations, active_at, fired_at, resolved_at, resolving_since, last_eval_at, value \
-     FROM alerts";
+const SELECT_FILTERED_ALERTS: &str = "SELECT fingerprint, alertname, target, worker_id, \
+     severity, state, labels, annotations, active_at, fired_at, resolved_at, resolving_since, \
+     last_eval_at, value FROM alerts WHERE (?1 IS NULL OR state = ?1) AND last_eval_at >= ?2 \
+     AND (?3 IS NULL OR target = ?3) ORDER BY last_eval_at DESC, fingerprint";
 
 /// Which alerts `vastwatch alerts` lists.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -114,11 +115,7 @@ impl Store {
     /// Alert instances, most recently evaluated first.
     pub async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>, StoreError> {
         const OPERATION: &str = "reading alerts";
-        let sql = format!(
-            "{SELECT_ALERTS} WHERE (?1 IS NULL OR state = ?1) AND last_eval_at >= ?2 \
-             AND (?3 IS NULL OR target = ?3) ORDER BY last_eval_at DESC, fingerprint"
-        );
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query(SELECT_FILTERED_ALERTS)
             .bind(filter.state.map(AlertState::as_str))
             .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
             .bind(filter.target.as_deref())

@@ -28,6 +28,11 @@ impl Type {
         matches!(self, Type::Number | Type::Duration)
     }
 
+    /// "a number", "a boolean", ...: for messages.
+    pub fn describe(self) -> &'static str {
+        self.article()
+    }
+
     fn article(self) -> &'static str {
         match self {
             Type::Number => "a number",
