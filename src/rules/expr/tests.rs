@@ -587,6 +587,12 @@ fn type_errors_name_the_operator_and_the_types() {
         ),
         (
             Worker,
+            "avg_over(relability, 600)",
+            9,
+            "unknown identifier `relability`; did you mean `reliability`?",
+        ),
+        (
+            Worker,
             "avg_over(perf, max_reqs)",
             15,
             "`avg_over` needs a duration such as `10m` as argument 2 (d), found number",
