@@ -21,7 +21,11 @@ const WORKERS: usize = 50;
 fn scenario_yaml() -> String {
     let mut yaml = String::from("name: bench\nfleets:\n");
     for target in 0..TARGETS {
-        let _ = writeln!(yaml, "  - endpoint: {}\n    load: 2500\n    workers:", target + 1);
+        let _ = writeln!(
+            yaml,
+            "  - endpoint: {}\n    load: 2500\n    workers:",
+            target + 1
+        );
         for worker in 0..WORKERS {
             let _ = writeln!(
                 yaml,
@@ -39,7 +43,12 @@ fn config_yaml(base_url: &str) -> String {
          concurrency: 16\nschedule: 10s\njitter: 0s\ntargets:\n"
     );
     for target in 0..TARGETS {
-        let _ = writeln!(yaml, "  - name: t{}\n    endpoint: {}", target + 1, target + 1);
+        let _ = writeln!(
+            yaml,
+            "  - name: t{}\n    endpoint: {}",
+            target + 1,
+            target + 1
+        );
     }
     yaml
 }

@@ -107,10 +107,11 @@ struct Checker<'a> {
     value: Option<(usize, Num)>,
 }
 
-type Checked1 = Result<(Type, Typed), CompileError>;
+/// A checked node and its type.
+type CheckResult = Result<(Type, Typed), CompileError>;
 
 impl Checker<'_> {
-    fn check(&mut self, expr: &Expr, scope: Scope) -> Checked1 {
+    fn check(&mut self, expr: &Expr, scope: Scope) -> CheckResult {
         match &expr.kind {
             ExprKind::Number(number) => Ok((Type::Number, Typed::Num(Num::Const(*number)))),
             ExprKind::Duration(duration) => Ok((
@@ -144,7 +145,7 @@ impl Checker<'_> {
         }
     }
 
-    fn unary(&mut self, op: UnaryOp, spelling: &str, operand: &Expr, scope: Scope) -> Checked1 {
+    fn unary(&mut self, op: UnaryOp, spelling: &str, operand: &Expr, scope: Scope) -> CheckResult {
         let (operand_type, typed) = self.check(operand, scope)?;
         match (op, typed) {
             (UnaryOp::Negate, Typed::Num(number)) => {
@@ -179,7 +180,7 @@ impl Checker<'_> {
         left: &Expr,
         right: &Expr,
         scope: Scope,
-    ) -> Checked1 {
+    ) -> CheckResult {
         let (left_type, left_typed) = self.check(left, scope)?;
         let (right_type, right_typed) = self.check(right, scope)?;
         let side_error = |expr: &Expr, side: &str, wanted: &str, found: Type| {
@@ -300,7 +301,7 @@ impl Checker<'_> {
         )
     }
 
-    fn identifier(&mut self, name: &str, column: usize, scope: Scope) -> Checked1 {
+    fn identifier(&mut self, name: &str, column: usize, scope: Scope) -> CheckResult {
         let error = |message: String| Err(CompileError::new(column, message));
         if let Some(rest) = name.strip_prefix("fleet.") {
             return self.fleet_dotted(rest, column);
@@ -415,7 +416,7 @@ impl Checker<'_> {
     }
 
     /// `fleet.NAME`, allowed in both scopes.
-    fn fleet_dotted(&mut self, rest: &str, column: usize) -> Checked1 {
+    fn fleet_dotted(&mut self, rest: &str, column: usize) -> CheckResult {
         if let Some(fleet_name) = self.identifiers.fleet(rest) {
             self.used.insert(format!("fleet.{rest}"));
             return Ok(lower_fleet_name(fleet_name));
@@ -433,7 +434,7 @@ impl Checker<'_> {
         Err(CompileError::new(column, message))
     }
 
-    fn call(&mut self, name: &str, args: &[Expr], column: usize, scope: Scope) -> Checked1 {
+    fn call(&mut self, name: &str, args: &[Expr], column: usize, scope: Scope) -> CheckResult {
         let error = |message: String| Err(CompileError::new(column, message));
         let Some(function) = Function::from_name(name) else {
             let is_identifier = WorkerName::from_name(name).is_some()
@@ -567,7 +568,7 @@ impl Checker<'_> {
         args: &[Expr],
         column: usize,
         scope: Scope,
-    ) -> Checked1 {
+    ) -> CheckResult {
         if self.window_nesting >= MAX_WINDOW_NESTING {
             return Err(CompileError::new(
                 column,
@@ -577,15 +578,17 @@ impl Checker<'_> {
                 ),
             ));
         }
-        let window_ms = self.window_arg(function, args, scope)?;
+        // Arguments are checked left to right, so the first mistake is the one reported.
         let node = if function == Function::CountOver {
             let predicate =
                 self.inside_window(|checker| checker.bool_arg(function, args, 0, scope))?;
+            let window_ms = self.window_arg(function, args, scope)?;
             Num::CountOver(Box::new(predicate), window_ms)
         } else {
             let x = Box::new(
                 self.inside_window(|checker| checker.number_arg(function, args, 0, scope))?,
             );
+            let window_ms = self.window_arg(function, args, scope)?;
             let kind = match function {
                 Function::Predict => {
                     let horizon = self.number_arg(function, args, 2, scope)?;
@@ -624,7 +627,7 @@ impl Checker<'_> {
         ))
     }
 
-    fn default(&mut self, args: &[Expr], scope: Scope) -> Checked1 {
+    fn default(&mut self, args: &[Expr], scope: Scope) -> CheckResult {
         let (value_type, value) = self.check(&args[0], scope)?;
         let (fallback_type, fallback) = self.check(&args[1], scope)?;
         match (value, fallback) {

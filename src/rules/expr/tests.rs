@@ -587,6 +587,12 @@ fn type_errors_name_the_operator_and_the_types() {
         ),
         (
             Worker,
+            "avg_over(relability, 600)",
+            9,
+            "unknown identifier `relability`; did you mean `reliability`?",
+        ),
+        (
+            Worker,
             "avg_over(perf, max_reqs)",
             15,
             "`avg_over` needs a duration such as `10m` as argument 2 (d), found number",
@@ -747,4 +753,62 @@ fn compile_errors_display_a_one_based_column() {
         error.to_string(),
         "expected a value after `>`, found end of expression (column 7)"
     );
+}
+
+/// docs/rules.md: every example rule compiles in its scope, and every sample error is
+/// what the compiler says.
+#[test]
+fn the_language_reference_matches_the_compiler() {
+    let doc = include_str!("../../../docs/rules.md");
+    let doc_vars: BTreeSet<String> = ["max_reqs", "target_util"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let mut examples = 0;
+    for block in doc.split("```yaml\n").skip(1) {
+        let block = &block[..block.find("```").expect("closed block")];
+        let field = |key: &str| {
+            block
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .map(|value| value.split("  #").next().unwrap_or(value).trim())
+        };
+        let Some(expr) = field("expr: ") else {
+            continue;
+        };
+        let scope = match field("scope: ") {
+            Some("fleet") => Fleet,
+            _ => Worker,
+        };
+        let compiled = compile(expr, scope, &identifiers(), &doc_vars)
+            .unwrap_or_else(|error| panic!("docs example {expr:?}: {error}"));
+        assert_eq!(compiled.result_type(), Type::Bool, "{expr}");
+        examples += 1;
+    }
+    assert!(examples >= 9, "found only {examples} examples");
+
+    let errors = doc
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the sample errors");
+    let lines: Vec<&str> = errors.lines().collect();
+    assert!(lines.len() >= 12);
+    for pair in lines.chunks(2) {
+        let error =
+            compile(pair[0], Worker, &identifiers(), &doc_vars).expect_err("a sample error");
+        assert_eq!(
+            format!("  column {}: {}", error.column + 1, error.message),
+            pair[1],
+            "{}",
+            pair[0]
+        );
+    }
+}
+
+#[test]
+fn compiled_expressions_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Compiled>();
+    shareable::<super::Snapshot>();
 }
