@@ -68,7 +68,9 @@ fn tick_of_50k_workers(c: &mut Criterion) {
         std::fs::write(&config_path, &yaml).expect("config");
         let environment = BTreeMap::from([("BENCH_KEY".to_string(), "k".to_string())]);
         let config = Config::parse(&config_path, &yaml, &environment).expect("config");
-        let daemon = Daemon::start(config, vastwatch::rules::RuleSet::empty(), clock.clone()).await.expect("daemon");
+        let daemon = Daemon::start(config, vastwatch::rules::RuleSet::empty(), clock.clone())
+            .await
+            .expect("daemon");
         (simulator, daemon)
     });
     let (_stop_sender, stop) = tokio::sync::watch::channel(false);

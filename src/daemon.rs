@@ -107,7 +107,11 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store (applying migrations), records the configured targets, builds the
     /// HTTP client, and resumes the rule engine from stored history and alert state.
-    pub async fn start(config: Config, rules: RuleSet, clock: Clock) -> Result<Daemon, DaemonError> {
+    pub async fn start(
+        config: Config,
+        rules: RuleSet,
+        clock: Clock,
+    ) -> Result<Daemon, DaemonError> {
         let store = Store::open(&config.database).await?;
         let specs: Vec<TargetSpec> = config.targets.iter().map(target_spec).collect();
         store.sync_targets(&specs).await?;
@@ -127,7 +131,9 @@ impl Daemon {
     }
 
     fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
-        self.engine.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.engine
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Pending and firing alerts as the engine holds them now.
@@ -387,7 +393,12 @@ async fn resume_engine(
             vars: target.vars.clone(),
         })
         .collect();
-    let mut engine = Engine::new(Arc::new(rules), &identifiers, targets, config.target_down_after);
+    let mut engine = Engine::new(
+        Arc::new(rules),
+        &identifiers,
+        targets,
+        config.target_down_after,
+    );
     engine.restore_alerts(store.active_alerts().await?);
     let since = now.saturating_sub(engine.history_window());
     for target in &config.targets {

@@ -289,7 +289,9 @@ impl FailureKind {
     ];
 
     pub fn parse(text: &str) -> Option<FailureKind> {
-        FailureKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+        FailureKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 
     pub fn as_str(self) -> &'static str {

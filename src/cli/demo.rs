@@ -118,7 +118,10 @@ fn demo_config_yaml(scenario: &Scenario, base_url: &str) -> String {
         yaml,
         "api:\n  base_url: {base_url}\n  api_key_env: VASTWATCH_DEMO_KEY\n  timeout: 2s"
     );
-    let _ = writeln!(yaml, "schedule: 10s\njitter: 1s\nrules: [rules/*.yaml]\ntargets:");
+    let _ = writeln!(
+        yaml,
+        "schedule: 10s\njitter: 1s\nrules: [rules/*.yaml]\ntargets:"
+    );
     for fleet in scenario.fleets() {
         let key = match fleet.kind() {
             TargetKind::Endpoint => "endpoint",

@@ -14,9 +14,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::clock::Clock;
 use crate::config::{Config, OfflineEnvironment, ProcessEnvironment};
 use crate::daemon::{Daemon, DaemonError, load_rules};
+use crate::model::PollResult;
 use crate::rules::RuleSet;
 use crate::rules::expr::Identifiers;
-use crate::model::PollResult;
 use crate::store::StoreError;
 
 pub use output::Format;
@@ -192,7 +192,11 @@ fn check(args: CheckArgs) -> Result<ExitStatus, CliError> {
     let config = load_config(&args.config)?;
     let rules = load_rules_of(&config)?;
     print!("{}", config.summary());
-    println!("rules:     {} in {} files", rules.rules.len(), rules.files.len());
+    println!(
+        "rules:     {} in {} files",
+        rules.rules.len(),
+        rules.files.len()
+    );
     for (file, count) in &rules.files {
         println!("  - {} ({count} rules)", file.display());
     }
@@ -201,7 +205,10 @@ fn check(args: CheckArgs) -> Result<ExitStatus, CliError> {
         println!("warning: {warning}");
     }
     if args.strict && !warnings.is_empty() {
-        println!("config is valid, with {} warnings (--strict)", warnings.len());
+        println!(
+            "config is valid, with {} warnings (--strict)",
+            warnings.len()
+        );
         return Ok(ExitStatus::ProblemsFound);
     }
     println!("config is valid");

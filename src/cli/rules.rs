@@ -63,7 +63,11 @@ pub struct AlertsArgs {
     pub format: Format,
 }
 
-fn parse_time(text: Option<&str>, flag: &str, now: Timestamp) -> Result<Option<Timestamp>, CliError> {
+fn parse_time(
+    text: Option<&str>,
+    flag: &str,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, CliError> {
     text.map(|text| parse_time_or_ago(text, now))
         .transpose()
         .map_err(|message| CliError::bad_input(format!("{flag}: {message}")))
@@ -130,7 +134,9 @@ pub fn alert_rows(alerts: &[AlertRecord], format: Format) -> Rows {
             json!(alert.fingerprint),
             json!(alert.alertname),
             json!(alert.target),
-            alert.worker_id.map_or(Value::Null, |id| json!(id.to_string())),
+            alert
+                .worker_id
+                .map_or(Value::Null, |id| json!(id.to_string())),
             json!(alert.severity.as_str()),
             json!(alert.lifecycle.state.as_str()),
             time(alert.lifecycle.active_at),
@@ -207,9 +213,23 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
             vars: target.vars.clone(),
         })
         .collect();
-    let mut engine = Engine::new(Arc::new(rules), &identifiers, targets, config.target_down_after);
+    let mut engine = Engine::new(
+        Arc::new(rules),
+        &identifiers,
+        targets,
+        config.target_down_after,
+    );
     let progress = progress_bar(from, to);
-    let mut rows = Rows::new(vec!["at", "alertname", "target", "worker_id", "from", "to", "value", "summary"]);
+    let mut rows = Rows::new(vec![
+        "at",
+        "alertname",
+        "target",
+        "worker_id",
+        "from",
+        "to",
+        "value",
+        "summary",
+    ]);
     let mut chunk_start = from;
     while chunk_start <= to {
         let chunk_end = chunk_start.saturating_add(REPLAY_CHUNK).min(to);
@@ -221,18 +241,26 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
                 limit: None,
             })
             .await?;
-        for record in records.iter().filter(|r| r.started_at < chunk_end || chunk_end == to) {
+        for record in records
+            .iter()
+            .filter(|r| r.started_at < chunk_end || chunk_end == to)
+        {
             let evaluation = engine.evaluate(record);
             for (alert, transition) in evaluation.transitions() {
                 rows.push(vec![
                     json!(transition.at.to_rfc3339()),
                     json!(alert.alertname),
                     json!(alert.target),
-                    alert.worker_id.map_or(Value::Null, |id| json!(id.to_string())),
+                    alert
+                        .worker_id
+                        .map_or(Value::Null, |id| json!(id.to_string())),
                     json!(transition.from.as_str()),
                     json!(transition.to.as_str()),
                     alert.value.map_or(Value::Null, |v| json!(v)),
-                    alert.annotations.get("summary").map_or(Value::Null, |s| json!(s)),
+                    alert
+                        .annotations
+                        .get("summary")
+                        .map_or(Value::Null, |s| json!(s)),
                 ]);
             }
             engine.apply(evaluation);

@@ -277,7 +277,10 @@ impl Validator<'_> {
                 if !joined.is_file() {
                     return Err(self.error(
                         pattern,
-                        format!("key `rules`: rule file `{}` does not exist", joined.display()),
+                        format!(
+                            "key `rules`: rule file `{}` does not exist",
+                            joined.display()
+                        ),
                     ));
                 }
                 if !files.contains(&joined) {
@@ -286,9 +289,15 @@ impl Validator<'_> {
                 continue;
             }
             let matches = glob::glob(&text).map_err(|error| {
-                self.error(pattern, format!("key `rules`: bad glob `{}`: {error}", pattern.value))
+                self.error(
+                    pattern,
+                    format!("key `rules`: bad glob `{}`: {error}", pattern.value),
+                )
             })?;
-            let mut matched: Vec<PathBuf> = matches.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+            let mut matched: Vec<PathBuf> = matches
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
             matched.sort();
             for file in matched {
                 if !files.contains(&file) {

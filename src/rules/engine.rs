@@ -142,7 +142,11 @@ impl Engine {
         let states = targets
             .iter()
             .map(|target| {
-                let rule_vars = rules.rules.iter().map(|rule| rule.vars_for(&target.vars)).collect();
+                let rule_vars = rules
+                    .rules
+                    .iter()
+                    .map(|rule| rule.vars_for(&target.vars))
+                    .collect();
                 let state = TargetState {
                     rule_vars,
                     ..TargetState::default()
@@ -171,7 +175,12 @@ impl Engine {
 
     /// Loads a target's recent polls (oldest first) as read back from the store at start,
     /// and its current run of failed polls.
-    pub fn restore_history(&mut self, target: &str, records: &[PollRecord], failures_in_a_row: u32) {
+    pub fn restore_history(
+        &mut self,
+        target: &str,
+        records: &[PollRecord],
+        failures_in_a_row: u32,
+    ) {
         let Some(state) = self.states.get_mut(target) else {
             return;
         };
@@ -260,7 +269,15 @@ impl Engine {
                             history: &history,
                             vars: &state.rule_vars[index],
                         };
-                        self.evaluate_rule(index, rule, target, state, &context, now, &mut evaluation);
+                        self.evaluate_rule(
+                            index,
+                            rule,
+                            target,
+                            state,
+                            &context,
+                            now,
+                            &mut evaluation,
+                        );
                     }
                 }
                 evaluation.snapshot = Some(snapshot);
@@ -299,7 +316,9 @@ impl Engine {
                         .map(|recover| recover.eval_fleet(context) == Value::Bool(true)),
                 };
                 let value = || rule.expr.eval_value_fleet(context);
-                self.advance(key, rule, target, state, condition, now, value, context, None, evaluation);
+                self.advance(
+                    key, rule, target, state, condition, now, value, context, None, evaluation,
+                );
             }
             Scope::Worker => {
                 let Some(current) = context.history.back() else {
@@ -311,21 +330,40 @@ impl Engine {
                         worker_id: Some(worker.worker_id),
                     };
                     let condition = Condition {
-                        expr_true: rule.expr.eval_worker(context, worker_index) == Value::Bool(true),
+                        expr_true: rule.expr.eval_worker(context, worker_index)
+                            == Value::Bool(true),
                         recover_true: rule.recover.as_ref().map(|recover| {
                             recover.eval_worker(context, worker_index) == Value::Bool(true)
                         }),
                     };
                     let value = || rule.expr.eval_value_worker(context, worker_index);
-                    self.advance(key, rule, target, state, condition, now, value, context, Some(worker_index), evaluation);
+                    self.advance(
+                        key,
+                        rule,
+                        target,
+                        state,
+                        condition,
+                        now,
+                        value,
+                        context,
+                        Some(worker_index),
+                        evaluation,
+                    );
                 }
                 // Workers that left the list resolve their alerts.
                 for (key, record) in &state.instances {
-                    let InstanceKey::Rule { rule: rule_index, worker_id: Some(worker_id) } = *key else {
+                    let InstanceKey::Rule {
+                        rule: rule_index,
+                        worker_id: Some(worker_id),
+                    } = *key
+                    else {
                         continue;
                     };
                     if rule_index != index
-                        || current.workers.binary_search_by_key(&worker_id, |w| w.worker_id).is_ok()
+                        || current
+                            .workers
+                            .binary_search_by_key(&worker_id, |w| w.worker_id)
+                            .is_ok()
                     {
                         continue;
                     }
@@ -386,7 +424,8 @@ impl Engine {
                 }
             }
         };
-        let (lifecycle, transition) = lifecycle::step(&record.lifecycle, condition, now, rule.timing);
+        let (lifecycle, transition) =
+            lifecycle::step(&record.lifecycle, condition, now, rule.timing);
         record.lifecycle = lifecycle;
         record.last_eval_at = now;
         record.value = value();
@@ -435,8 +474,12 @@ impl Engine {
                 }
             }
         };
-        let (lifecycle, transition) =
-            lifecycle::step(&record.lifecycle, Condition::holds(down), now, Timing::default());
+        let (lifecycle, transition) = lifecycle::step(
+            &record.lifecycle,
+            Condition::holds(down),
+            now,
+            Timing::default(),
+        );
         record.lifecycle = lifecycle;
         record.last_eval_at = now;
         record.value = Some(f64::from(evaluation.failures_in_a_row));
@@ -487,12 +530,20 @@ impl Engine {
         match worker_index {
             Some(worker_index) => {
                 for (name, compiled) in &self.template_identifiers.worker {
-                    values.insert(name.clone(), template_value(compiled.eval_worker(context, worker_index)));
+                    values.insert(
+                        name.clone(),
+                        template_value(compiled.eval_worker(context, worker_index)),
+                    );
                 }
                 values.insert("fleet".into(), TemplateValue::from(fleet_values));
                 values.insert(
                     "worker_id".into(),
-                    TemplateValue::from(record.worker_id.map(|id| id.to_string()).unwrap_or_default()),
+                    TemplateValue::from(
+                        record
+                            .worker_id
+                            .map(|id| id.to_string())
+                            .unwrap_or_default(),
+                    ),
                 );
             }
             None => values.extend(fleet_values),
@@ -504,7 +555,9 @@ impl Engine {
         values.insert("labels".into(), TemplateValue::from(record.labels.clone()));
         values.insert(
             "value".into(),
-            record.value.map_or(TemplateValue::from(()), TemplateValue::from),
+            record
+                .value
+                .map_or(TemplateValue::from(()), TemplateValue::from),
         );
         values.insert(
             "recommendation".into(),

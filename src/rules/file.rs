@@ -93,7 +93,11 @@ impl Rule {
     /// The vars this rule sees on a target: the file's defaults overridden by the target's.
     pub fn vars_for(&self, target_vars: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
         let mut vars = self.var_defaults.clone();
-        vars.extend(target_vars.iter().map(|(name, value)| (name.clone(), *value)));
+        vars.extend(
+            target_vars
+                .iter()
+                .map(|(name, value)| (name.clone(), *value)),
+        );
         vars
     }
 
@@ -208,9 +212,11 @@ impl RuleSet {
                 ));
             }
             let rule = loader.rule(&raw_rule, &mut self.templates)?;
-            if let Some(existing) = self.rules.iter().find(|r| {
-                r.name == rule.name && r.scope == rule.scope && r.targets == rule.targets
-            }) {
+            if let Some(existing) = self
+                .rules
+                .iter()
+                .find(|r| r.name == rule.name && r.scope == rule.scope && r.targets == rule.targets)
+            {
                 return Err(FileError::at(
                     file,
                     Some(location(&raw_rule.value.alert)),
@@ -296,7 +302,11 @@ impl Loader<'_> {
         let vars: BTreeSet<String> = self
             .targets
             .iter()
-            .filter(|target| targets.as_ref().is_none_or(|names| names.contains(&target.name)))
+            .filter(|target| {
+                targets
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&target.name))
+            })
             .flat_map(|target| target.vars.iter().cloned())
             .chain(self.defaults.keys().cloned())
             .collect();
@@ -332,14 +342,23 @@ impl Loader<'_> {
             if !is_identifier(label) {
                 return Err(self.error(
                     raw,
-                    format!("rule `{name}`: label name `{label}` must match [a-zA-Z_][a-zA-Z0-9_]*"),
+                    format!(
+                        "rule `{name}`: label name `{label}` must match [a-zA-Z_][a-zA-Z0-9_]*"
+                    ),
                 ));
             }
         }
         let mut annotations = Vec::with_capacity(rule.annotations.len());
         for (annotation, text) in &rule.annotations {
             let key = templates
-                .add(&name, annotation, &text.value, scope, self.identifiers, &vars)
+                .add(
+                    &name,
+                    annotation,
+                    &text.value,
+                    scope,
+                    self.identifiers,
+                    &vars,
+                )
                 .map_err(|error| self.template_error(annotation, text, error))?;
             annotations.push((annotation.clone(), key));
         }
@@ -416,8 +435,14 @@ impl Loader<'_> {
     }
 
     /// Points at the character inside the expression text where the problem is.
-    fn expression_error(&self, text: &Spanned<String>, key: &str, error: &CompileError) -> FileError {
-        let (line, column) = position_in_scalar(self.source, location(text), &text.value, error.column);
+    fn expression_error(
+        &self,
+        text: &Spanned<String>,
+        key: &str,
+        error: &CompileError,
+    ) -> FileError {
+        let (line, column) =
+            position_in_scalar(self.source, location(text), &text.value, error.column);
         FileError::at(
             self.file,
             Some((line, column)),
@@ -425,7 +450,12 @@ impl Loader<'_> {
         )
     }
 
-    fn template_error(&self, annotation: &str, text: &Spanned<String>, error: TemplateError) -> FileError {
+    fn template_error(
+        &self,
+        annotation: &str,
+        text: &Spanned<String>,
+        error: TemplateError,
+    ) -> FileError {
         let (line, column) = match error.offset {
             Some(offset) => position_in_scalar(self.source, location(text), &text.value, offset),
             None => location(text),
@@ -457,7 +487,10 @@ pub fn position_in_scalar(
     let Some(source_line) = source.lines().nth(line.saturating_sub(1) as usize) else {
         return (line, column);
     };
-    let start: String = source_line.chars().skip(column.saturating_sub(1) as usize).collect();
+    let start: String = source_line
+        .chars()
+        .skip(column.saturating_sub(1) as usize)
+        .collect();
     let before: String = value.chars().take(offset).collect();
     match start.chars().next() {
         Some('|') | Some('>') => {
@@ -467,7 +500,8 @@ pub fn position_in_scalar(
             let indent = source
                 .lines()
                 .nth(content_line.saturating_sub(1) as usize)
-                .map_or(0, |l| l.chars().take_while(|c| *c == ' ').count()) as u64;
+                .map_or(0, |l| l.chars().take_while(|c| *c == ' ').count())
+                as u64;
             (content_line, indent + column_in_line + 1)
         }
         Some('"') | Some('\'') => (line, column + 1 + before.chars().count() as u64),

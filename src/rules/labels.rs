@@ -49,7 +49,10 @@ mod tests {
     fn signatures_match_prometheus_reference_values() {
         assert_eq!(signature(&LabelSet::new()), 14695981039346656037);
         assert_eq!(
-            signature(&labels(&[("name", "garland, briggs"), ("fear", "love is not enough")])),
+            signature(&labels(&[
+                ("name", "garland, briggs"),
+                ("fear", "love is not enough")
+            ])),
             5799056148416392346
         );
     }

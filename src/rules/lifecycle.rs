@@ -36,7 +36,9 @@ impl AlertState {
     }
 
     pub fn parse(text: &str) -> Option<AlertState> {
-        AlertState::ALL.into_iter().find(|state| state.as_str() == text)
+        AlertState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
     }
 
     /// Pending or firing: the instance is being tracked and its timers matter.
@@ -247,31 +249,60 @@ mod tests {
             Case {
                 name: "a pending alert whose expr turns false goes back to inactive",
                 timing: timing(30, 0),
-                evaluations: vec![(0, true, None), (10, false, None), (20, true, None), (40, true, None), (50, true, None)],
+                evaluations: vec![
+                    (0, true, None),
+                    (10, false, None),
+                    (20, true, None),
+                    (40, true, None),
+                    (50, true, None),
+                ],
                 expected: vec![Pending, Inactive, Pending, Pending, Firing],
             },
             Case {
                 name: "keep_firing_for holds a firing alert through a short dip",
                 timing: timing(0, 30),
-                evaluations: vec![(0, true, None), (10, false, None), (20, true, None), (30, false, None), (50, false, None), (60, false, None)],
+                evaluations: vec![
+                    (0, true, None),
+                    (10, false, None),
+                    (20, true, None),
+                    (30, false, None),
+                    (50, false, None),
+                    (60, false, None),
+                ],
                 expected: vec![Firing, Firing, Firing, Firing, Firing, Resolved],
             },
             Case {
                 name: "recover: stays firing while expr is false but recover is not yet true",
                 timing: timing(0, 0),
-                evaluations: vec![(0, true, Some(false)), (10, false, Some(false)), (20, false, Some(true))],
+                evaluations: vec![
+                    (0, true, Some(false)),
+                    (10, false, Some(false)),
+                    (20, false, Some(true)),
+                ],
                 expected: vec![Firing, Firing, Resolved],
             },
             Case {
                 name: "recover with keep_firing_for needs recover to hold for the whole time",
                 timing: timing(0, 20),
-                evaluations: vec![(0, true, Some(false)), (10, false, Some(true)), (20, false, Some(false)), (30, false, Some(true)), (50, false, Some(true))],
+                evaluations: vec![
+                    (0, true, Some(false)),
+                    (10, false, Some(true)),
+                    (20, false, Some(false)),
+                    (30, false, Some(true)),
+                    (50, false, Some(true)),
+                ],
                 expected: vec![Firing, Firing, Firing, Firing, Resolved],
             },
             Case {
                 name: "a resolved alert that turns true again starts a new episode",
                 timing: timing(10, 0),
-                evaluations: vec![(0, true, None), (10, true, None), (20, false, None), (30, true, None), (40, true, None)],
+                evaluations: vec![
+                    (0, true, None),
+                    (10, true, None),
+                    (20, false, None),
+                    (30, true, None),
+                    (40, true, None),
+                ],
                 expected: vec![Pending, Firing, Resolved, Pending, Firing],
             },
             Case {
@@ -282,13 +313,23 @@ mod tests {
             },
         ];
         for case in cases {
-            assert_eq!(run(case.timing, &case.evaluations), case.expected, "{}", case.name);
+            assert_eq!(
+                run(case.timing, &case.evaluations),
+                case.expected,
+                "{}",
+                case.name
+            );
         }
     }
 
     #[test]
     fn timers_are_kept_so_an_episode_can_be_resumed() {
-        let (pending, _) = step(&Lifecycle::default(), Condition::holds(true), at(0), timing(60, 0));
+        let (pending, _) = step(
+            &Lifecycle::default(),
+            Condition::holds(true),
+            at(0),
+            timing(60, 0),
+        );
         assert_eq!(pending.active_at, Some(at(0)));
         // Resuming from the stored lifecycle after a restart keeps the original start.
         let (still, none) = step(&pending, Condition::holds(true), at(59), timing(60, 0));
@@ -297,19 +338,32 @@ mod tests {
         assert_eq!(firing.fired_at, Some(at(60)));
         assert_eq!(
             transition,
-            Some(Transition { from: Pending, to: Firing, at: at(60) })
+            Some(Transition {
+                from: Pending,
+                to: Firing,
+                at: at(60)
+            })
         );
     }
 
     #[test]
     fn a_subject_that_goes_away_ends_its_instance() {
-        let firing = Lifecycle { state: Firing, active_at: Some(at(0)), fired_at: Some(at(0)), ..Lifecycle::default() };
+        let firing = Lifecycle {
+            state: Firing,
+            active_at: Some(at(0)),
+            fired_at: Some(at(0)),
+            ..Lifecycle::default()
+        };
         let (ended, transition) = end(&firing, at(5));
         assert_eq!(ended.state, Resolved);
         assert_eq!(ended.resolved_at, Some(at(5)));
         assert_eq!(transition.map(|t| (t.from, t.to)), Some((Firing, Resolved)));
 
-        let pending = Lifecycle { state: Pending, active_at: Some(at(0)), ..Lifecycle::default() };
+        let pending = Lifecycle {
+            state: Pending,
+            active_at: Some(at(0)),
+            ..Lifecycle::default()
+        };
         assert_eq!(end(&pending, at(5)).0.state, Inactive);
         assert_eq!(end(&Lifecycle::default(), at(5)).1, None);
     }

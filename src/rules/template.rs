@@ -66,10 +66,7 @@ impl Templates {
             .add_template_owned(key.clone(), source.to_string())
             .map_err(|error| TemplateError {
                 offset: error.range().map(|range| char_offset(source, range.start)),
-                message: format!(
-                    "bad template: {}",
-                    error.detail().unwrap_or("syntax error")
-                ),
+                message: format!("bad template: {}", error.detail().unwrap_or("syntax error")),
             })?;
         let template = self
             .environment
@@ -118,7 +115,10 @@ impl Templates {
                     .get_template(key)
                     .map(|template| template.source().to_string())
                     .unwrap_or_default();
-                format!("{source} (template error: {})", error.detail().unwrap_or("failed"))
+                format!(
+                    "{source} (template error: {})",
+                    error.detail().unwrap_or("failed")
+                )
             }
         };
         if text.len() > MAX_RENDERED_LEN {

@@ -17,7 +17,7 @@ use super::file::{RuleSet, TargetVars};
 use super::labels::LabelSet;
 use super::lifecycle::AlertState;
 use crate::config::{FileError, RESERVED_LABELS};
-use crate::model::{Field, FailureKind, PollFailure, PollRecord, PollResult, WorkerSample};
+use crate::model::{FailureKind, Field, PollFailure, PollRecord, PollResult, WorkerSample};
 use crate::time::{Timestamp, format_duration, parse_duration};
 
 /// Series longer than this are refused, so a typo like `1x99999999` cannot exhaust memory.
@@ -92,6 +92,26 @@ struct Expectation {
     alerts: Vec<LabelSet>,
 }
 
+/// One worker's series as written: its statuses and numeric fields per snapshot.
+#[derive(Debug)]
+struct WorkerSeries {
+    id: i64,
+    statuses: Vec<Option<String>>,
+    fields: Vec<(Field, Vec<Option<f64>>)>,
+}
+
+impl WorkerSeries {
+    /// How many snapshots the worker is present in: its longest series.
+    fn len(&self) -> usize {
+        self.fields
+            .iter()
+            .map(|(_, values)| values.len())
+            .chain([self.statuses.len()])
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// One parsed test case.
 #[derive(Debug)]
 struct TestCase {
@@ -116,7 +136,10 @@ pub struct TestReport {
 
 /// Runs every test in `files`. Bad input (a file that does not parse, a rule file that
 /// does not load) is an error; failing tests are counted in the report.
-pub fn run_test_files(files: &[PathBuf], identifiers: &Identifiers) -> Result<TestReport, FileError> {
+pub fn run_test_files(
+    files: &[PathBuf],
+    identifiers: &Identifiers,
+) -> Result<TestReport, FileError> {
     let mut report = TestReport::default();
     for file in files {
         run_test_file(file, identifiers, &mut report)?;
@@ -129,7 +152,11 @@ pub fn run_test_files(files: &[PathBuf], identifiers: &Identifiers) -> Result<Te
     Ok(report)
 }
 
-fn run_test_file(file: &Path, identifiers: &Identifiers, report: &mut TestReport) -> Result<(), FileError> {
+fn run_test_file(
+    file: &Path,
+    identifiers: &Identifiers,
+    report: &mut TestReport,
+) -> Result<(), FileError> {
     let text = std::fs::read_to_string(file)
         .map_err(|error| FileError::whole_file(file, format!("cannot read test file: {error}")))?;
     let raw: RawTestFile =
@@ -162,7 +189,8 @@ fn run_test_file(file: &Path, identifiers: &Identifiers, report: &mut TestReport
 fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError> {
     let test = &raw.value;
     let at = |spanned_line: u64, spanned_column: u64| Some((spanned_line, spanned_column));
-    let error = |line: u64, column: u64, message: String| FileError::at(file, at(line, column), message);
+    let error =
+        |line: u64, column: u64, message: String| FileError::at(file, at(line, column), message);
     let test_location = (raw.referenced.line(), raw.referenced.column());
     let interval = match &test.interval {
         None => Duration::from_secs(30),
@@ -173,7 +201,10 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
                 error(
                     text.referenced.line(),
                     text.referenced.column(),
-                    format!("key `interval`: `{}` is not a positive duration", text.value),
+                    format!(
+                        "key `interval`: `{}` is not a positive duration",
+                        text.value
+                    ),
                 )
             })?,
     };
@@ -181,7 +212,10 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
         return Err(error(
             test_location.0,
             test_location.1,
-            format!("test `{}`: the target needs `endpoint: ID` or `worker_group: ID`", test.name),
+            format!(
+                "test `{}`: the target needs `endpoint: ID` or `worker_group: ID`",
+                test.name
+            ),
         ));
     }
     for label in test.target.labels.keys() {
@@ -193,18 +227,26 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
             ));
         }
     }
-    let mut per_worker: Vec<(i64, Vec<Option<String>>, Vec<(Field, Vec<Option<f64>>)>)> = Vec::new();
+    let mut per_worker: Vec<WorkerSeries> = Vec::new();
     for worker in &test.workers {
         let statuses = match &worker.value.status {
             None => Vec::new(),
             Some(text) => expand_words(&text.value).map_err(|message| {
-                error(text.referenced.line(), text.referenced.column(), format!("key `status`: {message}"))
+                error(
+                    text.referenced.line(),
+                    text.referenced.column(),
+                    format!("key `status`: {message}"),
+                )
             })?,
         };
         let mut fields = Vec::new();
         for (name, series) in &worker.value.fields {
             let Some(field) = Field::from_name(name) else {
-                let known: Vec<&str> = Field::ALL.iter().map(|f| f.name()).chain(["status"]).collect();
+                let known: Vec<&str> = Field::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .chain(["status"])
+                    .collect();
                 let hint = crate::config::suggest(name, &known)
                     .map(|nearest| format!("; did you mean `{nearest}`?"))
                     .unwrap_or_default();
@@ -217,12 +259,20 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
             let values = match &series.value {
                 SeriesText::Number(number) => vec![Some(*number)],
                 SeriesText::Text(text) => expand_numbers(text).map_err(|message| {
-                    error(series.referenced.line(), series.referenced.column(), format!("key `{name}`: {message}"))
+                    error(
+                        series.referenced.line(),
+                        series.referenced.column(),
+                        format!("key `{name}`: {message}"),
+                    )
                 })?,
             };
             fields.push((field, values));
         }
-        per_worker.push((worker.value.id, statuses, fields));
+        per_worker.push(WorkerSeries {
+            id: worker.value.id,
+            statuses,
+            fields,
+        });
     }
     let failed: Vec<bool> = match &test.polls {
         None => Vec::new(),
@@ -237,30 +287,28 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
                     })
                     .collect()
             })
-            .map_err(|message| error(text.referenced.line(), text.referenced.column(), format!("key `polls`: {message}")))?,
+            .map_err(|message| {
+                error(
+                    text.referenced.line(),
+                    text.referenced.column(),
+                    format!("key `polls`: {message}"),
+                )
+            })?,
     };
     let length = per_worker
         .iter()
-        .map(|(_, statuses, fields)| {
-            fields
-                .iter()
-                .map(|(_, values)| values.len())
-                .chain([statuses.len()])
-                .max()
-                .unwrap_or(0)
-        })
+        .map(WorkerSeries::len)
         .chain([failed.len()])
         .max()
         .unwrap_or(0);
     let mut snapshots = vec![Vec::new(); length];
-    for (id, statuses, fields) in &per_worker {
-        let worker_length = fields
-            .iter()
-            .map(|(_, values)| values.len())
-            .chain([statuses.len()])
-            .max()
-            .unwrap_or(0);
-        for (index, snapshot) in snapshots.iter_mut().enumerate().take(worker_length) {
+    for series in &per_worker {
+        let WorkerSeries {
+            id,
+            statuses,
+            fields,
+        } = series;
+        for (index, snapshot) in snapshots.iter_mut().enumerate().take(series.len()) {
             let mut sample = WorkerSample::new(*id);
             sample.status = statuses
                 .get(index)
@@ -269,7 +317,10 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
                 .flatten()
                 .or_else(|| statuses.is_empty().then(|| "running".to_string()));
             for (field, values) in fields {
-                let value = values.get(index).copied().unwrap_or_else(|| values.last().copied().flatten());
+                let value = values
+                    .get(index)
+                    .copied()
+                    .unwrap_or_else(|| values.last().copied().flatten());
                 sample.set(*field, value);
             }
             snapshot.push(sample);
@@ -281,13 +332,18 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
     let mut expectations = Vec::new();
     for expect in &test.expect {
         let at_time = parse_duration(&expect.value.at.value).map_err(|e| {
-            error(expect.value.at.referenced.line(), expect.value.at.referenced.column(), format!("key `at`: {e}"))
+            error(
+                expect.value.at.referenced.line(),
+                expect.value.at.referenced.column(),
+                format!("key `at`: {e}"),
+            )
         })?;
         if expect.value.firing.is_none() && expect.value.pending.is_none() {
             return Err(error(
                 expect.referenced.line(),
                 expect.referenced.column(),
-                "an expectation needs `firing:` or `pending:` (an empty list means none)".to_string(),
+                "an expectation needs `firing:` or `pending:` (an empty list means none)"
+                    .to_string(),
             ));
         }
         for (state, alerts) in [
@@ -368,7 +424,10 @@ fn check(engine: &Engine, expectation: &Expectation, failures: &mut Vec<String>)
     let mut unmatched_actual = actual.clone();
     let mut missing = Vec::new();
     for expected in &expectation.alerts {
-        match unmatched_actual.iter().position(|labels| is_subset(expected, labels)) {
+        match unmatched_actual
+            .iter()
+            .position(|labels| is_subset(expected, labels))
+        {
             Some(position) => {
                 unmatched_actual.remove(position);
             }
@@ -395,7 +454,9 @@ fn check(engine: &Engine, expectation: &Expectation, failures: &mut Vec<String>)
 }
 
 fn is_subset(expected: &LabelSet, actual: &LabelSet) -> bool {
-    expected.iter().all(|(name, value)| actual.get(name) == Some(value))
+    expected
+        .iter()
+        .all(|(name, value)| actual.get(name) == Some(value))
 }
 
 fn show(labels: &LabelSet) -> String {
@@ -427,9 +488,9 @@ pub fn expand_numbers(text: &str) -> Result<Vec<Option<f64>>, String> {
             let (head, count) = match token.rsplit_once('x') {
                 Some((head, count)) => (
                     head,
-                    count
-                        .parse::<usize>()
-                        .map_err(|_| format!("`{token}`: expected `a+bxN` with a whole number N"))?,
+                    count.parse::<usize>().map_err(|_| {
+                        format!("`{token}`: expected `a+bxN` with a whole number N")
+                    })?,
                 ),
                 None => (token, 0),
             };
@@ -503,7 +564,10 @@ mod tests {
             ("1+1x3", vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)]),
             ("10-2x2", vec![Some(10.0), Some(8.0), Some(6.0)]),
             ("5x2", vec![Some(5.0), Some(5.0), Some(5.0)]),
-            ("0.99 0.98 0.85x1", vec![Some(0.99), Some(0.98), Some(0.85), Some(0.85)]),
+            (
+                "0.99 0.98 0.85x1",
+                vec![Some(0.99), Some(0.98), Some(0.85), Some(0.85)],
+            ),
             ("_ 1 _x2", vec![None, Some(1.0), None, None]),
             ("-1+1x1", vec![Some(-1.0), Some(0.0)]),
             ("1e2", vec![Some(100.0)]),

@@ -22,8 +22,7 @@ const UPSERT_ALERT: &str = "INSERT INTO alerts (fingerprint, alertname, target, 
      resolving_since = excluded.resolving_since, last_eval_at = excluded.last_eval_at, \
      value = excluded.value";
 
-const INSERT_EVENT: &str =
-    "INSERT INTO alert_events (fingerprint, at, from_state, to_state, value) VALUES (?, ?, ?, ?, ?)";
+const INSERT_EVENT: &str = "INSERT INTO alert_events (fingerprint, at, from_state, to_state, value) VALUES (?, ?, ?, ?, ?)";
 
 const SELECT_FILTERED_ALERTS: &str = "SELECT fingerprint, alertname, target, worker_id, \
      severity, state, labels, annotations, active_at, fired_at, resolved_at, resolving_since, \
@@ -102,14 +101,12 @@ pub(super) async fn write_alert_changes(
 impl Store {
     /// Pending and firing instances, to resume their timers after a restart.
     pub async fn active_alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
-        self.alerts(&AlertFilter::default())
-            .await
-            .map(|alerts| {
-                alerts
-                    .into_iter()
-                    .filter(|alert| alert.lifecycle.state.is_active())
-                    .collect()
-            })
+        self.alerts(&AlertFilter::default()).await.map(|alerts| {
+            alerts
+                .into_iter()
+                .filter(|alert| alert.lifecycle.state.is_active())
+                .collect()
+        })
     }
 
     /// Alert instances, most recently evaluated first.
@@ -122,7 +119,9 @@ impl Store {
             .fetch_all(&self.readers)
             .await
             .map_err(query_error(OPERATION))?;
-        rows.iter().map(|row| alert_record(row, OPERATION)).collect()
+        rows.iter()
+            .map(|row| alert_record(row, OPERATION))
+            .collect()
     }
 
     /// Transitions in time order, optionally of one instance only.
@@ -166,7 +165,11 @@ impl Store {
     }
 }
 
-fn time(row: &SqliteRow, column: &str, operation: &'static str) -> Result<Option<Timestamp>, StoreError> {
+fn time(
+    row: &SqliteRow,
+    column: &str,
+    operation: &'static str,
+) -> Result<Option<Timestamp>, StoreError> {
     let secs: Option<f64> = row.try_get(column).map_err(query_error(operation))?;
     Ok(secs.map(Timestamp::from_unix_secs_f64))
 }
@@ -178,20 +181,30 @@ fn alert_record(row: &SqliteRow, operation: &'static str) -> Result<AlertRecord,
     let bad = |detail: String| StoreError::BadRow { operation, detail };
     let severity = text("severity")?;
     let state = text("state")?;
-    let labels: BTreeMap<String, String> = serde_json::from_str(&text("labels")?)
-        .map_err(|error| bad(format!("alert labels are not a JSON object of strings: {error}")))?;
+    let labels: BTreeMap<String, String> =
+        serde_json::from_str(&text("labels")?).map_err(|error| {
+            bad(format!(
+                "alert labels are not a JSON object of strings: {error}"
+            ))
+        })?;
     let annotations: BTreeMap<String, String> = serde_json::from_str(&text("annotations")?)
-        .map_err(|error| bad(format!("alert annotations are not a JSON object of strings: {error}")))?;
+        .map_err(|error| {
+            bad(format!(
+                "alert annotations are not a JSON object of strings: {error}"
+            ))
+        })?;
     Ok(AlertRecord {
         fingerprint: text("fingerprint")?,
         alertname: text("alertname")?,
         target: text("target")?,
         worker_id: row.try_get("worker_id").map_err(query_error(operation))?,
-        severity: Severity::parse(&severity).ok_or_else(|| bad(format!("unknown severity `{severity}`")))?,
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| bad(format!("unknown severity `{severity}`")))?,
         labels,
         annotations,
         lifecycle: Lifecycle {
-            state: AlertState::parse(&state).ok_or_else(|| bad(format!("unknown alert state `{state}`")))?,
+            state: AlertState::parse(&state)
+                .ok_or_else(|| bad(format!("unknown alert state `{state}`")))?,
             active_at: time(row, "active_at", operation)?,
             fired_at: time(row, "fired_at", operation)?,
             resolved_at: time(row, "resolved_at", operation)?,

@@ -10,8 +10,7 @@ use super::Store;
 use super::error::{StoreError, query_error};
 use super::rows::{FleetRow, HistoryFilter, PollRow, TargetRow, WorkerRow};
 use crate::model::{
-    FailureKind, Field, FleetSummary, PollFailure, PollRecord, PollResult, TargetKind,
-    WorkerSample,
+    FailureKind, Field, FleetSummary, PollFailure, PollRecord, PollResult, TargetKind, WorkerSample,
 };
 use crate::time::Timestamp;
 
@@ -288,10 +287,17 @@ impl Store {
     /// Poll attempts in time order as the records that were stored: snapshots with their
     /// worker samples, failures with their reason. Feeds the rule engine's history at
     /// start and `vastwatch replay`.
-    pub async fn poll_records(&self, filter: &HistoryFilter) -> Result<Vec<PollRecord>, StoreError> {
+    pub async fn poll_records(
+        &self,
+        filter: &HistoryFilter,
+    ) -> Result<Vec<PollRecord>, StoreError> {
         const OPERATION: &str = "reading poll records";
         let polls = self.poll_history(filter).await?;
-        let ok_ids: Vec<i64> = polls.iter().filter(|poll| poll.is_ok()).map(|poll| poll.id).collect();
+        let ok_ids: Vec<i64> = polls
+            .iter()
+            .filter(|poll| poll.is_ok())
+            .map(|poll| poll.id)
+            .collect();
         let mut samples: HashMap<i64, Vec<WorkerSample>> = HashMap::new();
         if let (Some(first), Some(last)) = (ok_ids.iter().min(), ok_ids.iter().max()) {
             let rows = sqlx::query(
@@ -308,7 +314,10 @@ impl Store {
             .map_err(query_error(OPERATION))?;
             for row in &rows {
                 let worker = worker_row(row, OPERATION)?;
-                samples.entry(worker.poll_id).or_default().push(worker.sample);
+                samples
+                    .entry(worker.poll_id)
+                    .or_default()
+                    .push(worker.sample);
             }
         }
         polls
@@ -320,10 +329,14 @@ impl Store {
                         notes: Vec::new(),
                     }
                 } else {
-                    let kind = FailureKind::parse(&poll.outcome).ok_or_else(|| StoreError::BadRow {
-                        operation: OPERATION,
-                        detail: format!("poll {} has unknown outcome `{}`", poll.id, poll.outcome),
-                    })?;
+                    let kind =
+                        FailureKind::parse(&poll.outcome).ok_or_else(|| StoreError::BadRow {
+                            operation: OPERATION,
+                            detail: format!(
+                                "poll {} has unknown outcome `{}`",
+                                poll.id, poll.outcome
+                            ),
+                        })?;
                     PollResult::Failed(PollFailure {
                         kind,
                         message: poll.error.clone().unwrap_or_default(),

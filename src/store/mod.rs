@@ -30,8 +30,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Executor, SqlitePool};
 
-pub use error::StoreError;
 pub use alerts::{AlertEventRow, AlertFilter};
+pub use error::StoreError;
 pub use rows::{Deleted, FleetRow, HistoryFilter, PollRow, TargetRow, TargetSpec, WorkerRow};
 
 use error::query_error;

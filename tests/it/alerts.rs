@@ -29,10 +29,18 @@ fn shipped_rules() -> String {
 }
 
 async fn start_daemon(dir: &Path, base_url: &str, clock: &Clock) -> Daemon {
-    let path = write_config(dir, base_url, "", "  - name: t\n    endpoint: 1\n", &shipped_rules());
+    let path = write_config(
+        dir,
+        base_url,
+        "",
+        "  - name: t\n    endpoint: 1\n",
+        &shipped_rules(),
+    );
     let config = Config::load(&path, &test_env()).expect("config");
     let rules = load_rules(&config, &Identifiers::standard()).expect("shipped rules load");
-    Daemon::start(config, rules, clock.clone()).await.expect("daemon")
+    Daemon::start(config, rules, clock.clone())
+        .await
+        .expect("daemon")
 }
 
 /// `(at offset s, alertname, worker_id, from, to)` of every stored transition.
@@ -96,7 +104,9 @@ async fn shipped_rules_fire_and_resolve_against_the_simulator() {
     assert!(
         events
             .iter()
-            .any(|(_, name, _, from, to)| name == "FleetSaturated" && from == "firing" && to == "resolved"),
+            .any(|(_, name, _, from, to)| name == "FleetSaturated"
+                && from == "firing"
+                && to == "resolved"),
         "{events:#?}"
     );
     // Every firing was preceded by a pending (all these rules have `for`).
@@ -119,10 +129,10 @@ async fn shipped_rules_fire_and_resolve_against_the_simulator() {
         serde_json::json!({"alertname": "WorkerLowReliability", "severity": "warning",
                            "target": "t", "worker_id": "101"})
     );
-    let annotations: serde_json::Value = serde_json::from_str(row.get("annotations")).expect("json");
+    let annotations: serde_json::Value =
+        serde_json::from_str(row.get("annotations")).expect("json");
     assert_eq!(
-        annotations["summary"],
-        "Worker 101 on t: reliability 0.8",
+        annotations["summary"], "Worker 101 on t: reliability 0.8",
         "{annotations}"
     );
     assert_eq!(row.get::<String, _>("state"), "firing");
@@ -146,7 +156,10 @@ async fn a_daemon_killed_and_restarted_repeats_and_loses_no_transition() {
         simulator.shutdown().await.expect("shutdown");
     }
     let reference = transitions(&reference_dir.path().join("vastwatch.db")).await;
-    assert!(reference.len() >= 4, "the scenario must produce transitions: {reference:?}");
+    assert!(
+        reference.len() >= 4,
+        "the scenario must produce transitions: {reference:?}"
+    );
 
     // The same scenario, with the daemon killed five times: dropped without shutdown,
     // once in the middle of a tick whose poll is still in flight.
@@ -181,7 +194,14 @@ async fn a_daemon_killed_and_restarted_repeats_and_loses_no_transition() {
         let current = daemon.as_ref().expect("daemon");
         current.tick_once(clock.now(), &stop).await;
     }
-    daemon.take().expect("daemon").store().clone().close().await.expect("close");
+    daemon
+        .take()
+        .expect("daemon")
+        .store()
+        .clone()
+        .close()
+        .await
+        .expect("close");
     let restarted = transitions(&dir.path().join("vastwatch.db")).await;
     assert_eq!(restarted, reference);
     simulator.shutdown().await.expect("shutdown");

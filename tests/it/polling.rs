@@ -99,7 +99,9 @@ async fn an_unreachable_api_is_a_connect_failure() {
     );
     let clock = Clock::manual(T0);
     let config = Config::load(&config_path, &test_env()).expect("config");
-    let daemon = Daemon::start(config, vastwatch::rules::RuleSet::empty(), clock).await.expect("daemon");
+    let daemon = Daemon::start(config, vastwatch::rules::RuleSet::empty(), clock)
+        .await
+        .expect("daemon");
     let (_sender, stop) = tokio::sync::watch::channel(false);
     daemon.tick_once(T0, &stop).await;
     let rows = poll_rows(&open_database(&dir.path().join("vastwatch.db")).await).await;

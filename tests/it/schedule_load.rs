@@ -32,7 +32,11 @@ async fn a_one_second_schedule_fires_at_least_55_times_a_minute_under_load() {
         .replace("schedule: 10s", "schedule: \"* * * * * *\"");
     std::fs::write(&config_path, yaml).expect("write");
     let config = Config::load(&config_path, &test_env()).expect("config");
-    let daemon = Arc::new(Daemon::start(config, vastwatch::rules::RuleSet::empty(), clock).await.expect("daemon"));
+    let daemon = Arc::new(
+        Daemon::start(config, vastwatch::rules::RuleSet::empty(), clock)
+            .await
+            .expect("daemon"),
+    );
 
     let spinning = Arc::new(AtomicBool::new(true));
     let burners: Vec<_> = (0..std::thread::available_parallelism().map_or(2, |n| n.get()))

@@ -723,6 +723,7 @@ fn lower_worker_name(name: WorkerName) -> (Type, Typed) {
     match name {
         WorkerName::Field(field) => number(Num::Field(field)),
         WorkerName::Status => (Type::String, Typed::Text(Text::Status)),
+        WorkerName::Class => (Type::String, Typed::Text(Text::Class)),
         WorkerName::Age => number(Num::Age),
         WorkerName::Utilization => number(Num::WorkerUtilization),
     }

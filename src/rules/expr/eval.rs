@@ -3,12 +3,12 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::functions::{Regression, quantile};
 use super::history::{HistSample, Snapshot};
 use super::identifiers::FleetNumber;
-use crate::model::Field;
+use crate::model::{Field, StateClass};
 
 /// The result of an evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +131,8 @@ pub(crate) enum Truth {
 pub(crate) enum Text {
     Const(Arc<str>),
     Status,
+    /// The state class of the worker's status (reference doc).
+    Class,
     Default(Box<Text>, Box<Text>),
 }
 
@@ -358,9 +360,35 @@ impl Text {
         match self {
             Text::Const(text) => Some(text),
             Text::Status => frame.worker.and_then(|(_, sample)| sample.status.as_ref()),
+            Text::Class => frame
+                .worker
+                .map(|(_, sample)| class_name(StateClass::of(sample.status.as_deref()))),
             Text::Default(value, fallback) => value.eval(frame).or_else(|| fallback.eval(frame)),
         }
     }
+}
+
+/// The class names as shared strings, so evaluating `class` never allocates.
+fn class_name(class: StateClass) -> &'static Arc<str> {
+    static NAMES: OnceLock<[Arc<str>; 5]> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        [
+            StateClass::Ready,
+            StateClass::Starting,
+            StateClass::Inactive,
+            StateClass::Failed,
+            StateClass::Unknown,
+        ]
+        .map(|class| Arc::from(class.as_str()))
+    });
+    let index = match class {
+        StateClass::Ready => 0,
+        StateClass::Starting => 1,
+        StateClass::Inactive => 2,
+        StateClass::Failed => 3,
+        StateClass::Unknown => 4,
+    };
+    &names[index]
 }
 
 fn worker_value(frame: &Frame<'_>, field: Field) -> f64 {

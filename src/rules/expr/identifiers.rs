@@ -73,6 +73,8 @@ impl FleetNumber {
 pub(crate) enum WorkerName {
     Field(Field),
     Status,
+    /// The status's class: `ready`, `starting`, `inactive`, `failed` or `unknown`.
+    Class,
     Age,
     Utilization,
 }
@@ -81,6 +83,7 @@ impl WorkerName {
     pub fn from_name(name: &str) -> Option<WorkerName> {
         match name {
             "status" => Some(WorkerName::Status),
+            "class" => Some(WorkerName::Class),
             "age" => Some(WorkerName::Age),
             "utilization" => Some(WorkerName::Utilization),
             _ => Field::from_name(name).map(WorkerName::Field),
@@ -92,7 +95,7 @@ impl WorkerName {
         Field::ALL
             .into_iter()
             .map(Field::name)
-            .chain(["status", "age", "utilization"])
+            .chain(["status", "class", "age", "utilization"])
     }
 }
 
