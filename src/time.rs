@@ -107,6 +107,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     if trimmed == "0" {
         return Ok(Duration::ZERO);
     }
+    if trimmed.contains(char::is_whitespace) {
+        return Err(DurationError::Malformed(trimmed.to_string()));
+    }
     let mut total_millis: u128 = 0;
     let mut rest = trimmed;
     while !rest.is_empty() {

@@ -492,19 +492,174 @@ pub fn position_in_scalar(
         .skip(column.saturating_sub(1) as usize)
         .collect();
     let before: String = value.chars().take(offset).collect();
+    let lines_before = before.matches('\n').count() as u64;
+    let after_last_newline = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64;
     match start.chars().next() {
+        // The location is the block indicator: the content starts on the next line.
         Some('|') | Some('>') => {
-            let lines_before = before.matches('\n').count() as u64;
-            let column_in_line = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64;
             let content_line = line + 1 + lines_before;
             let indent = source
                 .lines()
-                .nth(content_line.saturating_sub(1) as usize)
+                .nth(line as usize)
                 .map_or(0, |l| l.chars().take_while(|c| *c == ' ').count())
                 as u64;
-            (content_line, indent + column_in_line + 1)
+            (content_line, indent + after_last_newline + 1)
         }
-        Some('"') | Some('\'') => (line, column + 1 + before.chars().count() as u64),
-        _ => (line, column + before.chars().count() as u64),
+        Some('"') | Some('\'') if lines_before == 0 => (line, column + 1 + after_last_newline),
+        // Plain scalars, and block content whose location is its first character: later
+        // lines keep the first line's indentation.
+        _ if lines_before == 0 => (line, column + after_last_newline),
+        _ => (line + lines_before, column + after_last_newline),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets() -> Vec<TargetVars> {
+        vec![TargetVars {
+            name: "prod".to_string(),
+            vars: BTreeSet::from(["max_reqs".to_string()]),
+        }]
+    }
+
+    fn load(text: &str) -> Result<RuleSet, String> {
+        let mut set = RuleSet::empty();
+        set.parse_into(
+            Path::new("rules.yaml"),
+            text,
+            &Identifiers::standard(),
+            &targets(),
+            true,
+        )
+        .map(|()| set)
+        .map_err(|error| error.to_string())
+    }
+
+    fn rule(body: &str) -> String {
+        format!("rules:\n  - alert: A\n    scope: worker\n{body}")
+    }
+
+    #[test]
+    fn mistakes_point_at_file_line_and_column_even_inside_expressions() {
+        let mut mismatches = Vec::new();
+        for (text, expected) in [
+            (
+                rule("    expr: relability < 0.9\n"),
+                "rules.yaml:4:11: key `expr`: unknown identifier `relability`; did you mean `reliability`?",
+            ),
+            (
+                rule("    expr: \"perf > 1 && relability < 0.9\"\n"),
+                "rules.yaml:4:24: key `expr`: unknown identifier `relability`; did you mean `reliability`?",
+            ),
+            (
+                rule("    expr: |\n      perf > 1 &&\n        relability < 0.9\n"),
+                "rules.yaml:6:9: key `expr`: unknown identifier `relability`; did you mean `reliability`?",
+            ),
+            (
+                rule("    expr: reliability\n"),
+                "rules.yaml:4:11: key `expr`: must be a condition (true or false), not a number",
+            ),
+            (
+                rule("    expr: perf > 1\n    recover: perf > \n"),
+                "rules.yaml:5:20: key `recover`: expected a value after `>`, found end of expression",
+            ),
+            (
+                rule("    expr: perf > 1\n    for: 5 minutes\n"),
+                "rules.yaml:5:10: key `for`: `5 minutes` is not a duration; write a number and a unit: ms, s, m, h or d (e.g. 30s)",
+            ),
+            (
+                rule("    expr: perf > 1\n    severity: urgent\n"),
+                "rules.yaml:5:15: key `severity`: `urgent` is not a severity; use info, warning or critical",
+            ),
+            (
+                rule("    expr: perf > 1\n    labels: {severity: high}\n"),
+                "rules.yaml:2:5: rule `A`: label `severity` is reserved; vastwatch sets it itself",
+            ),
+            (
+                rule("    expr: perf > 1\n    targets: [prd]\n"),
+                "rules.yaml:5:14: key `targets`: no target is named `prd`; did you mean `prod`?",
+            ),
+            (
+                rule("    expr: perf > 1\n    annotations:\n      summary: \"{{ relability }}\"\n"),
+                "rules.yaml:6:20: annotation `summary`: unknown identifier `relability` in template; did you mean `reliability`?",
+            ),
+            (
+                rule("    expr: perf > 1\n    annotations:\n      summary: \"{{ perf \"\n"),
+                "rules.yaml:6:20: annotation `summary`: bad template: unexpected end of input, expected end of variable block",
+            ),
+            (
+                rule("    expr: perf > 1\n    expresion: x\n"),
+                "rules.yaml:5:5: unknown key `expresion`; did you mean `expr`?",
+            ),
+            (
+                "rules:\n  - alert: A\n    scope: cluster\n    expr: perf > 1\n".to_string(),
+                "rules.yaml:3:12: key `scope`: `cluster` is not a scope; use `worker` or `fleet`",
+            ),
+            (
+                "rules:\n  - alert: A\n    scope: worker\n    expr: ready > 1\n".to_string(),
+                "rules.yaml:4:11: key `expr`: `ready` is a fleet identifier; in worker scope write `fleet.ready`",
+            ),
+            (
+                "rules:\n  - alert: A\n    scope: fleet\n    expr: ready > 1\n  - alert: A\n    scope: fleet\n    expr: ready > 2\n".to_string(),
+                "rules.yaml:5:12: rule `A` is already defined at rules.yaml:2 for the same targets",
+            ),
+        ] {
+            let actual = load(&text).err().unwrap_or_else(|| "loaded".to_string());
+            if actual != expected {
+                mismatches.push(format!("{text}\n  expected {expected}\n  actual   {actual}"));
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    }
+
+    #[test]
+    fn a_valid_rule_carries_its_timing_labels_vars_and_window() {
+        let set = load(
+            "vars: {max_reqs: 4, spare: 1}\nrules:\n  - alert: Saturated\n    scope: worker\n    \
+             expr: reqs_working >= max_reqs && avg_over(reqs_working, 15m) > 1\n    for: 2m\n    \
+             keep_firing_for: 1m\n    severity: critical\n    labels: {team: ml}\n    \
+             annotations: {summary: \"{{ worker_id }} has {{ reqs_working }}\"}\n",
+        )
+        .expect("valid");
+        let rule = &set.rules[0];
+        assert_eq!(rule.name, "Saturated");
+        assert_eq!(rule.scope, Scope::Worker);
+        assert_eq!(rule.timing.for_, Duration::from_secs(120));
+        assert_eq!(rule.timing.keep_firing_for, Duration::from_secs(60));
+        assert_eq!(rule.severity, Severity::Critical);
+        assert_eq!(rule.labels["team"], "ml");
+        assert_eq!(rule.line, 3);
+        assert_eq!(rule.vars_used, BTreeSet::from(["max_reqs".to_string()]));
+        assert_eq!(rule.longest_window, Duration::from_secs(900));
+        assert_eq!(set.longest_window(), Duration::from_secs(900));
+        let vars = rule.vars_for(&BTreeMap::from([("max_reqs".to_string(), 8.0)]));
+        assert_eq!(
+            vars,
+            BTreeMap::from([("max_reqs".to_string(), 8.0), ("spare".to_string(), 1.0)])
+        );
+        assert!(rule.applies_to("anything"));
+    }
+
+    #[test]
+    fn the_shipped_rules_load() {
+        let set = load(include_str!("../../rules/vast.yaml")).expect("shipped rules are valid");
+        let names: Vec<&str> = set.rules.iter().map(|rule| rule.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "WorkerLowReliability",
+                "WorkerSaturated",
+                "FleetSaturated",
+                "LoadOutpacingPerf",
+                "FleetOverTargetUtilization",
+                "FleetIdle",
+                "WorkerStuckStarting",
+                "WorkerFailed",
+                "WorkerDiskUsageHigh",
+            ]
+        );
+        assert!(set.rules.iter().all(|rule| !rule.annotations.is_empty()));
     }
 }

@@ -165,7 +165,7 @@ fn run_test_file(
     let rule_files: Vec<PathBuf> = raw.rule_files.iter().map(|path| base.join(path)).collect();
     let _ = writeln!(report.output, "{}", file.display());
     for raw_test in &raw.tests {
-        let case = parse_case(file, raw_test)?;
+        let case = parse_case(file, &text, raw_test)?;
         let target_vars = TargetVars {
             name: case.target.name.clone(),
             vars: case.target.vars.keys().cloned().collect(),
@@ -186,7 +186,7 @@ fn run_test_file(
     Ok(())
 }
 
-fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError> {
+fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestCase, FileError> {
     let test = &raw.value;
     let at = |spanned_line: u64, spanned_column: u64| Some((spanned_line, spanned_column));
     let error =
@@ -241,6 +241,16 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
         };
         let mut fields = Vec::new();
         for (name, series) in &worker.value.fields {
+            // Values inside a flattened map carry no position; find the key's value in the
+            // source from the worker's line instead.
+            let worker_at = (worker.referenced.line(), worker.referenced.column());
+            let found = find_key(source, worker.referenced.line(), name);
+            let key_at = found.map_or(worker_at, |(line, key, _)| (line, key));
+            let (line, column) = if series.referenced.line() > 0 {
+                (series.referenced.line(), series.referenced.column())
+            } else {
+                found.map_or(worker_at, |(line, _, value)| (line, value))
+            };
             let Some(field) = Field::from_name(name) else {
                 let known: Vec<&str> = Field::ALL
                     .iter()
@@ -251,20 +261,15 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
                     .map(|nearest| format!("; did you mean `{nearest}`?"))
                     .unwrap_or_default();
                 return Err(error(
-                    series.referenced.line(),
-                    series.referenced.column(),
+                    key_at.0,
+                    key_at.1,
                     format!("unknown key `{name}`: not a worker field{hint}"),
                 ));
             };
             let values = match &series.value {
                 SeriesText::Number(number) => vec![Some(*number)],
-                SeriesText::Text(text) => expand_numbers(text).map_err(|message| {
-                    error(
-                        series.referenced.line(),
-                        series.referenced.column(),
-                        format!("key `{name}`: {message}"),
-                    )
-                })?,
+                SeriesText::Text(text) => expand_numbers(text)
+                    .map_err(|message| error(line, column, format!("key `{name}`: {message}")))?,
             };
             fields.push((field, values));
         }
@@ -371,6 +376,24 @@ fn parse_case(file: &Path, raw: &Spanned<RawTest>) -> Result<TestCase, FileError
         failed,
         expectations,
     })
+}
+
+/// Where `key:` is written on or after `from_line`: its line, the key's column and the
+/// value's column (1-based).
+fn find_key(source: &str, from_line: u64, key: &str) -> Option<(u64, u64, u64)> {
+    let needle = format!("{key}:");
+    source
+        .lines()
+        .enumerate()
+        .skip(from_line.saturating_sub(1) as usize)
+        .find_map(|(index, line)| {
+            let byte = line.find(&needle)?;
+            let after = &line[byte + needle.len()..];
+            let spaces = after.chars().take_while(|c| *c == ' ').count();
+            let key_column = line[..byte].chars().count() + 1;
+            let value_column = key_column + needle.chars().count() + spaces;
+            Some((index as u64 + 1, key_column as u64, value_column as u64))
+        })
 }
 
 /// Plays the case through a fresh engine and returns one message per unmet expectation.

@@ -5,6 +5,7 @@ mod alerts;
 mod cli;
 mod helpers;
 mod polling;
+mod rules_cli;
 mod schedule_load;
 mod secrets;
 mod shutdown;
