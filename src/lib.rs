@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod model;
 pub mod poll;
+pub mod replay;
 pub mod rules;
 pub mod schedule;
 pub mod sim;

@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
@@ -16,7 +15,7 @@ use crate::daemon::load_rules;
 use crate::rules::expr::Identifiers;
 use crate::rules::unittest::run_test_files;
 use crate::rules::{AlertRecord, AlertState, Engine, RuleSet, TargetInfo, TargetVars};
-use crate::store::{AlertFilter, HistoryFilter, Store, StoreOptions};
+use crate::store::{AlertFilter, Store, StoreOptions};
 use crate::time::{Timestamp, parse_time_or_ago};
 
 #[derive(Debug, Args)]
@@ -177,9 +176,6 @@ pub struct ReplayArgs {
     pub format: Format,
 }
 
-/// How much history replay reads at a time, so a long range never sits in memory whole.
-const REPLAY_CHUNK: Duration = Duration::from_secs(3_600);
-
 pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
     let config = load_config_offline(&args.config)?;
     let identifiers = Identifiers::standard();
@@ -220,6 +216,15 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
         config.target_down_after,
     );
     let progress = progress_bar(from, to);
+    let report = crate::replay::replay(&store, &mut engine, from, to, |reached| {
+        if let Some(progress) = &progress {
+            progress.set_position(reached.duration_since(from).as_secs());
+        }
+    })
+    .await?;
+    if let Some(progress) = progress {
+        progress.finish_and_clear();
+    }
     let mut rows = Rows::new(vec![
         "at",
         "alertname",
@@ -230,51 +235,22 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
         "value",
         "summary",
     ]);
-    let mut chunk_start = from;
-    while chunk_start <= to {
-        let chunk_end = chunk_start.saturating_add(REPLAY_CHUNK).min(to);
-        let records = store
-            .poll_records(&HistoryFilter {
-                target: None,
-                since: Some(chunk_start),
-                until: Some(chunk_end),
-                limit: None,
-            })
-            .await?;
-        for record in records
-            .iter()
-            .filter(|r| r.started_at < chunk_end || chunk_end == to)
-        {
-            let evaluation = engine.evaluate(record);
-            for (alert, transition) in evaluation.transitions() {
-                rows.push(vec![
-                    json!(transition.at.to_rfc3339()),
-                    json!(alert.alertname),
-                    json!(alert.target),
-                    alert
-                        .worker_id
-                        .map_or(Value::Null, |id| json!(id.to_string())),
-                    json!(transition.from.as_str()),
-                    json!(transition.to.as_str()),
-                    alert.value.map_or(Value::Null, |v| json!(v)),
-                    alert
-                        .annotations
-                        .get("summary")
-                        .map_or(Value::Null, |s| json!(s)),
-                ]);
-            }
-            engine.apply(evaluation);
-        }
-        if let Some(progress) = &progress {
-            progress.set_position(chunk_end.duration_since(from).as_secs());
-        }
-        if chunk_end >= to {
-            break;
-        }
-        chunk_start = chunk_end;
-    }
-    if let Some(progress) = progress {
-        progress.finish_and_clear();
+    for (alert, transition) in &report.transitions {
+        rows.push(vec![
+            json!(transition.at.to_rfc3339()),
+            json!(alert.alertname),
+            json!(alert.target),
+            alert
+                .worker_id
+                .map_or(Value::Null, |id| json!(id.to_string())),
+            json!(transition.from.as_str()),
+            json!(transition.to.as_str()),
+            alert.value.map_or(Value::Null, |v| json!(v)),
+            alert
+                .annotations
+                .get("summary")
+                .map_or(Value::Null, |s| json!(s)),
+        ]);
     }
     store.close().await?;
     print!("{}", rows.render(args.format));
