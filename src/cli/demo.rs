@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::{Daemon, Observer};
 use crate::model::{FleetSummary, PollRecord, PollResult, TargetKind};
-use crate::rules::{AlertRecord, Transition};
+use crate::rules::{AlertRecord, AlertState, Transition};
 use crate::sim::{Scenario, SimOptions, Simulator};
 use crate::time::{Timestamp, parse_duration};
 
@@ -306,6 +306,10 @@ impl PollPrinter {
 impl Observer for PollPrinter {
     fn alert_changed(&self, alert: &AlertRecord, transition: &Transition) {
         self.alert_changes.fetch_add(1, Ordering::Relaxed);
+        // A pending alert that clears never fired: stored, but not worth a line here.
+        if transition.to == AlertState::Inactive {
+            return;
+        }
         let clock = self.clock(transition.at);
         let subject = match alert.worker_id {
             Some(worker_id) => format!("{} worker {worker_id}", alert.target),

@@ -549,7 +549,7 @@ impl Engine {
             None => values.extend(fleet_values),
         }
         for (name, value) in context.vars {
-            values.insert(name.clone(), TemplateValue::from(*value));
+            values.insert(name.clone(), number_value(*value));
         }
         values.insert("target".into(), TemplateValue::from(record.target.clone()));
         values.insert("labels".into(), TemplateValue::from(record.labels.clone()));
@@ -615,9 +615,19 @@ fn trim(history: &mut VecDeque<Arc<Snapshot>>, now: Timestamp, window: Duration)
 
 fn template_value(value: Value) -> TemplateValue {
     match value {
-        Value::Number(number) => TemplateValue::from(number),
+        Value::Number(number) => number_value(number),
         Value::Bool(boolean) => TemplateValue::from(boolean),
         Value::Str(text) => TemplateValue::from(text.to_string()),
         Value::Missing => TemplateValue::from(()),
+    }
+}
+
+/// Whole numbers render without a fraction (`4`, not `4.0`): counts and limits read
+/// naturally in annotations.
+fn number_value(number: f64) -> TemplateValue {
+    if number.fract() == 0.0 && number.abs() < 9.0e15 {
+        TemplateValue::from(number as i64)
+    } else {
+        TemplateValue::from(number)
     }
 }
