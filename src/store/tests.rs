@@ -979,3 +979,72 @@ async fn a_store_summary_matches_the_domain_summary() {
     assert_eq!(row.summary, FleetSummary::of(&workers));
     assert_eq!(row.utilization, FleetSummary::of(&workers).utilization());
 }
+
+#[tokio::test]
+async fn poll_records_read_back_exactly_what_was_recorded_per_target_and_for_all() {
+    let fixture = fixture().await;
+    let records = vec![
+        snapshot("prod", 10, vec![worker(1, "running"), worker(2, "loading")]),
+        snapshot("group", 10, vec![worker(7, "running")]),
+        failure("prod", 20, FailureKind::RateLimited, Some(429)),
+        snapshot("group", 20, vec![]),
+        snapshot("prod", 30, vec![worker(1, "running")]),
+    ];
+    fixture.store.record_polls(&records).await.expect("stored");
+
+    let prod = fixture
+        .store
+        .poll_records(&HistoryFilter {
+            target: Some("prod".to_string()),
+            ..HistoryFilter::default()
+        })
+        .await
+        .expect("prod records");
+    let expected_prod: Vec<PollRecord> = records
+        .iter()
+        .filter(|record| record.target == "prod")
+        .cloned()
+        .collect();
+    assert_eq!(prod.len(), 3);
+    for (read, written) in prod.iter().zip(&expected_prod) {
+        assert_eq!(read.target, written.target);
+        assert_eq!(read.started_at, written.started_at);
+        assert_eq!(read.result.outcome(), written.result.outcome());
+        assert_eq!(read.result.workers(), written.result.workers());
+    }
+    match &prod[1].result {
+        PollResult::Failed(failure) => {
+            assert_eq!(failure.kind, FailureKind::RateLimited);
+            assert_eq!(failure.http_status, Some(429));
+            assert_eq!(failure.message, "rate_limited happened");
+        }
+        other => panic!("expected the failure, got {other:?}"),
+    }
+
+    let all = fixture
+        .store
+        .poll_records(&HistoryFilter {
+            since: Some(at(15)),
+            ..HistoryFilter::default()
+        })
+        .await
+        .expect("all records");
+    let seen: Vec<(String, i64, usize)> = all
+        .iter()
+        .map(|r| {
+            (
+                r.target.clone(),
+                r.started_at.unix_millis() / 1000,
+                r.result.workers().map_or(0, <[WorkerSample]>::len),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("prod".to_string(), 20, 0),
+            ("group".to_string(), 20, 0),
+            ("prod".to_string(), 30, 1)
+        ]
+    );
+}
