@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::Store;
+use super::bulk_read::{self, Polls};
 use super::error::{StoreError, query_error};
 use super::rows::{FleetRow, HistoryFilter, PollRow, TargetRow, WorkerRow};
 use crate::model::{
@@ -283,12 +284,6 @@ fn poll_row(row: &SqliteRow) -> Result<PollRow, sqlx::Error> {
     })
 }
 
-/// The worker rows of chosen polls; callers add the WHERE clause.
-const SAMPLES_OF_POLLS: &str = "SELECT s.poll_id, t.name AS target, s.polled_at, s.worker_id, \
-     s.status, s.cur_load, s.new_load, s.cur_load_rolling_avg, s.cur_perf, s.measured_perf, \
-     s.perf, s.reliability, s.dlperf, s.reqs_working, s.disk_usage, s.loaded_at, s.extra \
-     FROM worker_samples AS s JOIN targets AS t ON t.id = s.target_id";
-const SAMPLES_ORDER: &str = "ORDER BY s.poll_id, s.worker_id";
 /// Poll ids bound in one `IN (...)` list.
 const POLL_IDS_PER_QUERY: usize = 500;
 
@@ -308,44 +303,14 @@ impl Store {
             .map(|poll| poll.id)
             .collect();
         let mut samples: HashMap<i64, Vec<WorkerSample>> = HashMap::new();
-        let mut keep = |rows: Vec<SqliteRow>| -> Result<(), StoreError> {
-            for row in &rows {
-                let worker = worker_row(row, OPERATION)?;
-                samples
-                    .entry(worker.poll_id)
-                    .or_default()
-                    .push(worker.sample);
-            }
-            Ok(())
-        };
         if filter.target.is_some() {
             // One target's polls are interleaved with every other target's, so a poll-id
             // range would read them all: look its polls up by key instead.
             for ids in ok_ids.chunks(POLL_IDS_PER_QUERY) {
-                let placeholders = vec!["?"; ids.len()].join(", ");
-                let sql = format!(
-                    "{SAMPLES_OF_POLLS} WHERE s.poll_id IN ({placeholders}) {SAMPLES_ORDER}"
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for id in ids {
-                    query = query.bind(id);
-                }
-                keep(
-                    query
-                        .fetch_all(&self.readers)
-                        .await
-                        .map_err(query_error(OPERATION))?,
-                )?;
+                samples.extend(bulk_read::samples_of(&self.readers, Polls::Ids(ids)).await?);
             }
         } else if let (Some(first), Some(last)) = (ok_ids.iter().min(), ok_ids.iter().max()) {
-            let sql = format!("{SAMPLES_OF_POLLS} WHERE s.poll_id BETWEEN ? AND ? {SAMPLES_ORDER}");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(first)
-                .bind(last)
-                .fetch_all(&self.readers)
-                .await
-                .map_err(query_error(OPERATION))?;
-            keep(rows)?;
+            samples = bulk_read::samples_of(&self.readers, Polls::Range(*first, *last)).await?;
         }
         polls
             .into_iter()

@@ -12,6 +12,7 @@
 
 mod alerts;
 mod batch;
+mod bulk_read;
 mod error;
 mod history;
 mod ingest;
