@@ -5,10 +5,12 @@
 //! [`advise`] reads the same in-memory history window the rule engine keeps. The stages:
 //! `demand` (per-snapshot demand, capacity and per-worker perf; the trend; the sizing
 //! decision), `replace` (workers to replace), `reason` (the sentence and the commands).
+//! `harness` replays simulated traffic through the advisor and two baselines.
 //! **Invariant: pure — a function of history, config and `now`; no I/O, clock, async or
 //! SQL, and it never panics on any history.**
 
 mod demand;
+pub mod harness;
 mod reason;
 mod replace;
 
