@@ -15,6 +15,8 @@ mod reason;
 mod replace;
 
 #[cfg(test)]
+mod property_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
@@ -229,7 +231,11 @@ pub fn advise(input: &AdvisorInput, config: &ScalingConfig) -> Recommendation {
         _ => (Decision::Unchanged, Vec::new()),
     };
     let unclamped = decision.count(current);
-    let (desired, clamped_by) = clamp(unclamped, config);
+    // Stale data changes nothing, not even to honour a limit.
+    let (desired, clamped_by) = match staleness {
+        Some(_) => (current, None),
+        None => clamp(unclamped, config),
+    };
     let delta = i64::from(desired) - i64::from(current);
 
     let action = if staleness.is_some() {

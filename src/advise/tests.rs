@@ -709,7 +709,7 @@ fn data_older_than_three_intervals_means_investigate() {
 }
 
 #[test]
-fn no_successful_poll_means_investigate_with_empty_evidence() {
+fn no_successful_poll_means_investigate_with_empty_evidence_even_below_min_workers() {
     let history = VecDeque::new();
     let input = AdvisorInput {
         last_poll: Some(LastPoll {
@@ -719,7 +719,7 @@ fn no_successful_poll_means_investigate_with_empty_evidence() {
         kind: TargetKind::WorkerGroup,
         ..fresh(&history)
     };
-    let recommendation = advise(&input, &ScalingConfig::default());
+    let recommendation = advise(&input, &limits(Some(2), None));
     check(
         &recommendation,
         Expected {
