@@ -2,9 +2,11 @@
 //! what is wrong and what to do about it.
 //!
 //! The modules follow the data flow: [`schedule`] ticks, [`poll`] fetches worker lists,
-//! [`store`] keeps them, and (in later stages) `rules`, `advise` and `notify` act on them.
+//! [`store`] keeps them, [`rules`] alert on them, [`advise`] recommends how to scale each
+//! fleet, and (in a later stage) `notify` delivers alerts.
 //! [`config`], [`sim`] and [`cli`] sit beside the flow. See ARCHITECTURE.md for the map.
 
+pub mod advise;
 pub mod cli;
 pub mod clock;
 pub mod config;
