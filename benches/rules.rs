@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vastwatch::model::{Field, PollRecord, PollResult, TargetKind, WorkerSample};
-use vastwatch::rules::expr::Identifiers;
 use vastwatch::rules::{Engine, RuleSet, TargetInfo, TargetVars};
 use vastwatch::store::{HistoryFilter, Store, TargetSpec};
 use vastwatch::time::Timestamp;
@@ -32,7 +31,7 @@ fn rules(targets: &[String]) -> Arc<RuleSet> {
             vars: BTreeSet::new(),
         })
         .collect();
-    Arc::new(RuleSet::load(&[file], &Identifiers::standard(), &targets).expect("shipped rules"))
+    Arc::new(RuleSet::load(&[file], &vastwatch::rules::identifiers(), &targets).expect("shipped rules"))
 }
 
 fn names(count: usize) -> Vec<String> {
@@ -87,13 +86,23 @@ fn record(target: &str, target_index: usize, workers: usize, tick: i64) -> PollR
 fn engine(names: &[String]) -> Engine {
     let targets = names
         .iter()
-        .map(|name| TargetInfo {
+        .enumerate()
+        .map(|(index, name)| TargetInfo {
             name: name.clone(),
+            kind: TargetKind::Endpoint,
+            vast_id: index as i64 + 1,
             labels: Default::default(),
             vars: Default::default(),
+            scaling: Default::default(),
         })
         .collect();
-    Engine::new(rules(names), &Identifiers::standard(), targets, 3)
+    Engine::new(
+        rules(names),
+        &vastwatch::rules::identifiers(),
+        targets,
+        3,
+        Duration::from_secs(10),
+    )
 }
 
 fn warm_tick(c: &mut Criterion) {

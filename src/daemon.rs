@@ -11,11 +11,11 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::advise::Recommendation;
 use crate::clock::Clock;
 use crate::config::{Config, FileError, Target};
 use crate::model::{PollRecord, PollResult};
 use crate::poll::{ClientBuildError, PollDecision, Poller, VastClient};
-use crate::rules::expr::Identifiers;
 use crate::rules::{AlertRecord, Engine, RuleSet, TargetInfo, TargetVars, Transition};
 use crate::schedule::Ticker;
 use crate::store::{Deleted, HistoryFilter, Store, StoreError, TargetSpec};
@@ -48,10 +48,15 @@ pub trait Observer: Send + Sync {
     fn alert_changed(&self, alert: &AlertRecord, transition: &Transition) {
         let _ = (alert, transition);
     }
+
+    /// A target's recommended action or desired count changed; the row is stored.
+    fn recommendation_changed(&self, target: &str, at: Timestamp, recommendation: &Recommendation) {
+        let _ = (target, at, recommendation);
+    }
 }
 
 /// Loads the rule files a config names, checked against its targets and their vars.
-pub fn load_rules(config: &Config, identifiers: &Identifiers) -> Result<RuleSet, FileError> {
+pub fn load_rules(config: &Config) -> Result<RuleSet, FileError> {
     let targets: Vec<TargetVars> = config
         .targets
         .iter()
@@ -60,7 +65,7 @@ pub fn load_rules(config: &Config, identifiers: &Identifiers) -> Result<RuleSet,
             vars: target.vars.keys().cloned().collect(),
         })
         .collect();
-    RuleSet::load(&config.rule_files, identifiers, &targets)
+    RuleSet::load(&config.rule_files, &crate::rules::identifiers(), &targets)
 }
 
 /// An observer that ignores everything.
@@ -248,11 +253,7 @@ impl Daemon {
             let engine = self.engine();
             batch.iter().map(|record| engine.evaluate(record)).collect()
         };
-        let changes: Vec<_> = evaluations
-            .iter()
-            .flat_map(|evaluation| evaluation.changes.iter().cloned())
-            .collect();
-        let stored = self.store.record_evaluated_polls(&batch, &changes).await;
+        let stored = self.store.record_evaluated_polls(&batch, &evaluations).await;
         for record in &batch {
             self.poller.finish(&record.target);
         }
@@ -265,6 +266,18 @@ impl Daemon {
                     self.observer.poll_stored(record);
                 }
                 for evaluation in &evaluations {
+                    if evaluation.recommendation_changed {
+                        let recommendation = &evaluation.recommendation;
+                        info!(
+                            target = %evaluation.target,
+                            action = recommendation.action.as_str(),
+                            current = recommendation.current_workers,
+                            desired = recommendation.desired_workers,
+                            reason = %recommendation.reason,
+                            "Recommendation changed."
+                        );
+                        self.observer.recommendation_changed(&evaluation.target, evaluation.at, recommendation);
+                    }
                     for (alert, transition) in evaluation.transitions() {
                         info!(
                             alertname = %alert.alertname,
@@ -377,29 +390,29 @@ impl Daemon {
 
 /// Builds the rule engine and resumes it: alert timers from `alerts`, history windows and
 /// runs of failed polls from `polls`.
-async fn resume_engine(
+pub(crate) async fn resume_engine(
     config: &Config,
     rules: RuleSet,
     store: &Store,
     now: Timestamp,
 ) -> Result<Engine, StoreError> {
-    let identifiers = Identifiers::standard();
+    let identifiers = crate::rules::identifiers();
     let targets = config
         .targets
         .iter()
-        .map(|target| TargetInfo {
-            name: target.name.clone(),
-            labels: target.labels.clone(),
-            vars: target.vars.clone(),
-        })
+        .map(target_info)
         .collect();
     let mut engine = Engine::new(
         Arc::new(rules),
         &identifiers,
         targets,
         config.target_down_after,
+        config.schedule.interval_at(now),
     );
     engine.restore_alerts(store.active_alerts().await?);
+    for row in store.latest_recommendations().await? {
+        engine.restore_recommendation(&row.target, row.recommendation);
+    }
     let since = now.saturating_sub(engine.history_window());
     for target in &config.targets {
         let records = store
@@ -422,6 +435,18 @@ async fn resume_engine(
         engine.restore_history(&target.name, &records, failures_in_a_row);
     }
     Ok(engine)
+}
+
+/// A configured target as the rule engine sees it.
+pub fn target_info(target: &Target) -> TargetInfo {
+    TargetInfo {
+        name: target.name.clone(),
+        kind: target.kind,
+        vast_id: target.vast_id,
+        labels: target.labels.clone(),
+        vars: target.vars.clone(),
+        scaling: target.scaling.clone(),
+    }
 }
 
 fn target_spec(target: &Target) -> TargetSpec {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{CliError, ExitStatus, shutdown_signal};
+use crate::advise::Recommendation;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::{Daemon, Observer};
@@ -269,6 +270,12 @@ fn demo_summary(
     let _ = writeln!(out, "  vastwatch alerts --config {}", config.display());
     let _ = writeln!(
         out,
+        "  sqlite3 {} \"SELECT target, datetime(at, 'unixepoch') AS at, action, current_workers, \
+         desired_workers FROM recommendations ORDER BY at\"",
+        database.display()
+    );
+    let _ = writeln!(
+        out,
         "  vastwatch replay --config {} --format json",
         config.display()
     );
@@ -304,6 +311,20 @@ impl PollPrinter {
 }
 
 impl Observer for PollPrinter {
+    fn recommendation_changed(&self, target: &str, at: Timestamp, recommendation: &Recommendation) {
+        println!(
+            "[{}] ADVICE   {target}: {} ({} -> {} workers). {}",
+            self.clock(at),
+            recommendation.action.as_str(),
+            recommendation.current_workers,
+            recommendation.desired_workers,
+            recommendation.reason
+        );
+        for command in &recommendation.commands {
+            println!("           $ {command}");
+        }
+    }
+
     fn alert_changed(&self, alert: &AlertRecord, transition: &Transition) {
         self.alert_changes.fetch_add(1, Ordering::Relaxed);
         // A pending alert that clears never fired: stored, but not worth a line here.

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, and one function per command. Commands return
 //! typed errors carrying their exit code; only `main` prints them.
 
+mod advise;
 mod demo;
 mod history;
 mod output;
@@ -16,7 +17,6 @@ use crate::config::{Config, OfflineEnvironment, ProcessEnvironment};
 use crate::daemon::{Daemon, DaemonError, load_rules};
 use crate::model::PollResult;
 use crate::rules::RuleSet;
-use crate::rules::expr::Identifiers;
 use crate::store::StoreError;
 
 pub use output::Format;
@@ -133,6 +133,8 @@ pub enum Command {
     /// Evaluate rules over stored history and print what would have fired. Writes and
     /// sends nothing.
     Replay(rules::ReplayArgs),
+    /// Print each target's current scaling recommendation, from stored data.
+    Advise(advise::AdviseArgs),
     /// Serve a simulated Vast worker-list API from a scenario.
     Simulate(demo::SimulateArgs),
     /// Run the simulator and the daemon together and print what happens.
@@ -168,6 +170,7 @@ pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Test(args) => rules::test(args),
         Command::Alerts(args) => rules::alerts(args).await,
         Command::Replay(args) => rules::replay(args).await,
+        Command::Advise(args) => advise::advise(args).await,
         Command::Simulate(args) => demo::simulate(args).await,
         Command::Demo(args) => demo::demo(args).await,
     }
@@ -185,7 +188,7 @@ pub fn load_config_offline(args: &ConfigArg) -> Result<Config, CliError> {
 
 /// Loads the rule files the config names; a mistake in one is bad input (exit 2).
 pub fn load_rules_of(config: &Config) -> Result<RuleSet, CliError> {
-    load_rules(config, &Identifiers::standard()).map_err(|e| CliError::bad_input(e.to_string()))
+    load_rules(config).map_err(|e| CliError::bad_input(e.to_string()))
 }
 
 fn check(args: CheckArgs) -> Result<ExitStatus, CliError> {

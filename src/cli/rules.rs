@@ -11,10 +11,9 @@ use serde_json::{Value, json};
 use super::output::{Format, Rows};
 use super::{CliError, ConfigArg, ExitStatus, load_config_offline};
 use crate::clock::Clock;
-use crate::daemon::load_rules;
-use crate::rules::expr::Identifiers;
+use crate::daemon::{load_rules, target_info};
 use crate::rules::unittest::run_test_files;
-use crate::rules::{AlertRecord, AlertState, Engine, RuleSet, TargetInfo, TargetVars};
+use crate::rules::{AlertRecord, AlertState, Engine, RuleSet, TargetVars};
 use crate::store::{AlertFilter, Store, StoreOptions};
 use crate::time::{Timestamp, parse_time_or_ago};
 
@@ -26,7 +25,7 @@ pub struct TestArgs {
 }
 
 pub fn test(args: TestArgs) -> Result<ExitStatus, CliError> {
-    let report = run_test_files(&args.files, &Identifiers::standard())
+    let report = run_test_files(&args.files, &crate::rules::identifiers())
         .map_err(|error| CliError::bad_input(error.to_string()))?;
     print!("{}", report.output);
     Ok(if report.failed == 0 {
@@ -72,7 +71,7 @@ fn parse_time(
         .map_err(|message| CliError::bad_input(format!("{flag}: {message}")))
 }
 
-async fn open_existing(config: &crate::config::Config) -> Result<Store, CliError> {
+pub(super) async fn open_existing(config: &crate::config::Config) -> Result<Store, CliError> {
     if !config.database.exists() {
         return Err(CliError::runtime(format!(
             "database `{}` does not exist yet; run `vastwatch run` or `vastwatch poll-once` first",
@@ -178,9 +177,9 @@ pub struct ReplayArgs {
 
 pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
     let config = load_config_offline(&args.config)?;
-    let identifiers = Identifiers::standard();
+    let identifiers = crate::rules::identifiers();
     let rules = if args.rules.is_empty() {
-        load_rules(&config, &identifiers)
+        load_rules(&config)
     } else {
         let targets: Vec<TargetVars> = config
             .targets
@@ -203,17 +202,14 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
     let targets = config
         .targets
         .iter()
-        .map(|target| TargetInfo {
-            name: target.name.clone(),
-            labels: target.labels.clone(),
-            vars: target.vars.clone(),
-        })
+        .map(target_info)
         .collect();
     let mut engine = Engine::new(
         Arc::new(rules),
         &identifiers,
         targets,
         config.target_down_after,
+        config.schedule.interval_at(now),
     );
     let progress = progress_bar(from, to);
     let report = crate::replay::replay(&store, &mut engine, from, to, |reached| {

@@ -15,10 +15,11 @@ use serde_saphyr::Spanned;
 pub use error::{FileError, suggest, unknown_key_message};
 pub use secret::Secret;
 
+use crate::advise::ScalingConfig;
 use crate::model::TargetKind;
 use crate::schedule::Schedule;
 use crate::time::{format_duration, parse_duration};
-use raw::{RawApi, RawConfig, RawTarget};
+use raw::{RawApi, RawConfig, RawScaling, RawTarget};
 
 /// Labels that vastwatch sets itself; a target or rule may not set them.
 pub const RESERVED_LABELS: [&str; 4] = ["alertname", "target", "severity", "worker_id"];
@@ -65,6 +66,8 @@ pub struct Target {
     pub vars: BTreeMap<String, f64>,
     /// The key used for this target: its own `api_key_env`, else `api.api_key_env`.
     pub api_key: Secret,
+    /// The advisor's settings for this target.
+    pub scaling: ScalingConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -438,6 +441,10 @@ impl Validator<'_> {
                 }
             },
         };
+        let scaling = match &target.scaling {
+            Some(scaling) => self.scaling(&name, scaling)?,
+            None => ScalingConfig::default(),
+        };
         Ok(Target {
             name,
             kind,
@@ -445,7 +452,43 @@ impl Validator<'_> {
             labels: target.labels.clone(),
             vars: target.vars.clone(),
             api_key,
+            scaling,
         })
+    }
+
+    fn scaling(&self, target: &str, raw: &Spanned<RawScaling>) -> Result<ScalingConfig, FileError> {
+        let scaling = &raw.value;
+        let defaults = ScalingConfig::default();
+        let fraction = |value: &Option<Spanned<f64>>, key: &str, default: f64, zero_ok: bool| {
+            match value {
+                None => Ok(default),
+                Some(value) if value.value.is_finite() && value.value <= 1.0 && (value.value > 0.0 || (zero_ok && value.value == 0.0)) => Ok(value.value),
+                Some(value) => Err(self.error(
+                    value,
+                    format!("key `scaling.{key}` of target `{target}`: must be a number in {}..=1", if zero_ok { "0" } else { "(0" }),
+                )),
+            }
+        };
+        let config = ScalingConfig {
+            target_util: fraction(&scaling.target_util, "target_util", defaults.target_util, false)?,
+            min_workers: scaling.min_workers.as_ref().map(|v| v.value),
+            max_workers: scaling.max_workers.as_ref().map(|v| v.value),
+            cold_start: self.duration(scaling.cold_start.as_ref(), "scaling.cold_start", defaults.cold_start)?,
+            tolerance: fraction(&scaling.tolerance, "tolerance", defaults.tolerance, true)?,
+            lookback: self.duration(scaling.lookback.as_ref(), "scaling.lookback", defaults.lookback)?,
+            scale_down_window: self.duration(scaling.scale_down_window.as_ref(), "scaling.scale_down_window", defaults.scale_down_window)?,
+            replace_below: fraction(&scaling.replace_below, "replace_below", defaults.replace_below, true)?,
+            stuck_after: self.duration(scaling.stuck_after.as_ref(), "scaling.stuck_after", defaults.stuck_after)?,
+        };
+        if let (Some(min), Some(max)) = (config.min_workers, config.max_workers)
+            && min > max
+        {
+            return Err(self.error(
+                raw,
+                format!("target `{target}`: scaling.min_workers ({min}) is above scaling.max_workers ({max})"),
+            ));
+        }
+        Ok(config)
     }
 
     fn secret(&self, env_key: &Spanned<String>, key: &str) -> Result<Secret, FileError> {

@@ -63,6 +63,30 @@ pub struct RawTarget {
     pub vars: BTreeMap<String, f64>,
     /// Overrides `api.api_key_env` for this target.
     pub api_key_env: Option<Spanned<String>>,
+    /// The advisor's inputs; every key optional.
+    pub scaling: Option<Spanned<RawScaling>>,
+}
+
+/// A target's `scaling:` (SPEC §7; docs/advisor.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScaling {
+    /// Utilization the fleet is sized for. Default 0.9.
+    pub target_util: Option<Spanned<f64>>,
+    pub min_workers: Option<Spanned<u32>>,
+    pub max_workers: Option<Spanned<u32>>,
+    /// How long a new worker takes to become ready. Default 5m.
+    pub cold_start: Option<Spanned<String>>,
+    /// No change while demand is within this fraction of target. Default 0.1.
+    pub tolerance: Option<Spanned<f64>>,
+    /// Trend and reliability window. Default 10m.
+    pub lookback: Option<Spanned<String>>,
+    /// Desired must stay below current this long before a scale-down. Default 10m.
+    pub scale_down_window: Option<Spanned<String>>,
+    /// Replace workers whose reliability stays below this. Default 0.9.
+    pub replace_below: Option<Spanned<f64>>,
+    /// Replace workers failed or starting longer than this. Default 15m.
+    pub stuck_after: Option<Spanned<String>>,
 }
 
 /// `retention:`

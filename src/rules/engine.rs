@@ -10,6 +10,8 @@ use std::time::Duration;
 use minijinja::Value as TemplateValue;
 
 use super::expr::{Compiled, EvalContext, Identifiers, Scope, Snapshot, Value, compile};
+use crate::advise::{self, AdvisorInput, LastPoll, Recommendation, ScalingConfig};
+use crate::model::TargetKind;
 use super::file::{Rule, RuleSet, Severity};
 use super::labels::{LabelSet, fingerprint};
 use super::lifecycle::{self, AlertState, Condition, Lifecycle, Timing, Transition};
@@ -23,8 +25,23 @@ pub const TARGET_DOWN: &str = "VastwatchTargetDown";
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetInfo {
     pub name: String,
+    pub kind: TargetKind,
+    pub vast_id: i64,
     pub labels: LabelSet,
     pub vars: BTreeMap<String, f64>,
+    pub scaling: ScalingConfig,
+}
+
+/// The fleet identifiers the engine fills from the advisor, in slot order.
+pub const ADVISOR_IDENTIFIERS: [&str; 2] = ["desired_workers", "scale_delta"];
+
+/// The identifiers rules are compiled against: SPEC §6.3's, plus the advisor's.
+pub fn identifiers() -> Identifiers {
+    ADVISOR_IDENTIFIERS
+        .iter()
+        .fold(Identifiers::standard(), |identifiers, name| {
+            identifiers.with_fleet_number(name)
+        })
 }
 
 /// One alert instance's full state: what is stored in the `alerts` table.
@@ -40,6 +57,8 @@ pub struct AlertRecord {
     pub lifecycle: Lifecycle,
     pub value: Option<f64>,
     pub last_eval_at: Timestamp,
+    /// The target's recommendation when the instance last changed state.
+    pub recommendation: Option<Recommendation>,
 }
 
 /// A transition of one instance, with the record as it is after the transition.
@@ -58,8 +77,14 @@ pub struct Evaluation {
     /// Instances whose state changed or that are active (their value and last_eval_at
     /// moved). Stored rows are upserted from these.
     pub changes: Vec<AlertChange>,
+    /// The target's recommendation after this poll.
+    pub recommendation: Recommendation,
+    /// Whether its action or desired count differs from the previous one (a row for the
+    /// `recommendations` table).
+    pub recommendation_changed: bool,
     snapshot: Option<Arc<Snapshot>>,
     failures_in_a_row: u32,
+    last_poll: LastPoll,
 }
 
 impl Evaluation {
@@ -84,6 +109,8 @@ struct TargetState {
     history: VecDeque<Arc<Snapshot>>,
     failures_in_a_row: u32,
     instances: HashMap<InstanceKey, AlertRecord>,
+    last_poll: Option<LastPoll>,
+    recommendation: Option<Recommendation>,
 }
 
 /// Identifier expressions compiled once, for filling template contexts.
@@ -115,6 +142,18 @@ impl TemplateIdentifiers {
     }
 }
 
+/// One rule's evaluation over one target's snapshot: what every step of it reads.
+struct RuleEvaluation<'a, 'c> {
+    index: usize,
+    rule: &'a Rule,
+    target: &'a TargetInfo,
+    state: &'a TargetState,
+    context: &'a EvalContext<'c>,
+    now: Timestamp,
+    recommendation: &'a Recommendation,
+    changes: &'a mut Vec<AlertChange>,
+}
+
 /// Rules, targets, histories and alert instances.
 #[derive(Debug)]
 pub struct Engine {
@@ -122,6 +161,8 @@ pub struct Engine {
     targets: BTreeMap<String, TargetInfo>,
     states: HashMap<String, TargetState>,
     target_down_after: u32,
+    /// The schedule's interval, for the advisor's staleness check.
+    interval: Duration,
     /// How much history each target keeps.
     window: Duration,
     template_identifiers: TemplateIdentifiers,
@@ -137,8 +178,14 @@ impl Engine {
         identifiers: &Identifiers,
         targets: Vec<TargetInfo>,
         target_down_after: u32,
+        interval: Duration,
     ) -> Engine {
-        let window = rules.longest_window() + WINDOW_SLACK;
+        let advisor_window = targets
+            .iter()
+            .map(|target| target.scaling.history_needed())
+            .max()
+            .unwrap_or_default();
+        let window = rules.longest_window().max(advisor_window) + WINDOW_SLACK;
         let states = targets
             .iter()
             .map(|target| {
@@ -159,6 +206,7 @@ impl Engine {
             targets: targets.into_iter().map(|t| (t.name.clone(), t)).collect(),
             states,
             target_down_after: target_down_after.max(1),
+            interval,
             window,
             template_identifiers: TemplateIdentifiers::new(identifiers),
         }
@@ -195,8 +243,46 @@ impl Engine {
             .collect();
         if let Some(last) = records.last() {
             trim(&mut state.history, last.started_at, self.window);
+            state.last_poll = Some(LastPoll {
+                at: last.started_at,
+                ok: last.result.workers().is_some(),
+            });
         }
         state.failures_in_a_row = failures_in_a_row;
+    }
+
+    /// Resumes the last stored recommendation of a target, so a restart does not record
+    /// an unchanged one again.
+    pub fn restore_recommendation(&mut self, target: &str, recommendation: Recommendation) {
+        if let Some(state) = self.states.get_mut(target) {
+            state.recommendation = Some(recommendation);
+        }
+    }
+
+    /// The recommendation for a target from its history as of `now`, without a new poll
+    /// (`vastwatch advise`).
+    pub fn advise_now(&self, target: &str, now: Timestamp) -> Option<Recommendation> {
+        let info = self.targets.get(target)?;
+        let state = self.states.get(target)?;
+        Some(self.advise(info, &state.history, state.last_poll, now))
+    }
+
+    fn advise(
+        &self,
+        target: &TargetInfo,
+        history: &VecDeque<Arc<Snapshot>>,
+        last_poll: Option<LastPoll>,
+        now: Timestamp,
+    ) -> Recommendation {
+        let input = AdvisorInput {
+            history,
+            last_poll,
+            interval: self.interval,
+            kind: target.kind,
+            vast_id: target.vast_id,
+            now,
+        };
+        advise::advise(&input, &target.scaling)
     }
 
     /// Resumes stored pending and firing instances, so their timers continue.
@@ -243,69 +329,102 @@ impl Engine {
     /// Evaluates every rule of the poll's target over its history plus this poll.
     /// Changes nothing: call [`Engine::apply`] once the result is stored.
     pub fn evaluate(&self, record: &PollRecord) -> Evaluation {
-        let mut evaluation = Evaluation {
-            target: record.target.clone(),
-            at: record.started_at,
-            changes: Vec::new(),
-            snapshot: None,
-            failures_in_a_row: 0,
+        let now = record.started_at;
+        let last_poll = LastPoll {
+            at: now,
+            ok: record.result.workers().is_some(),
         };
         let (Some(target), Some(state)) = (
             self.targets.get(&record.target),
             self.states.get(&record.target),
         ) else {
-            return evaluation;
+            // A poll of a target the engine does not know (removed from the config).
+            let empty = VecDeque::new();
+            let input = AdvisorInput {
+                history: &empty,
+                last_poll: Some(last_poll),
+                interval: self.interval,
+                kind: TargetKind::Endpoint,
+                vast_id: 0,
+                now,
+            };
+            return Evaluation {
+                target: record.target.clone(),
+                at: now,
+                changes: Vec::new(),
+                recommendation: advise::advise(&input, &ScalingConfig::default()),
+                recommendation_changed: false,
+                snapshot: None,
+                failures_in_a_row: 0,
+                last_poll,
+            };
         };
-        let now = record.started_at;
-        match &record.result {
+        let mut changes = Vec::new();
+        let (recommendation, snapshot, failures_in_a_row) = match &record.result {
             PollResult::Snapshot { workers, .. } => {
-                let snapshot = Arc::new(Snapshot::new(now, workers, Vec::new()));
                 let mut history = state.history.clone();
-                history.push_back(Arc::clone(&snapshot));
+                history.push_back(Arc::new(Snapshot::new(now, workers, Vec::new())));
                 trim(&mut history, now, self.window);
+                let recommendation = self.advise(target, &history, Some(last_poll), now);
+                // The new snapshot is only in this local history, so it can still take the
+                // advisor's numbers as the fleet identifiers rules read.
+                if let Some(snapshot) = history.back_mut().and_then(Arc::get_mut) {
+                    snapshot.fleet.set_extra(0, Some(f64::from(recommendation.desired_workers)));
+                    snapshot.fleet.set_extra(1, Some(recommendation.delta as f64));
+                }
+                let snapshot = history.back().cloned();
                 for (index, rule) in self.rules.rules.iter().enumerate() {
                     if rule.applies_to(&target.name) {
                         let context = EvalContext {
                             history: &history,
                             vars: &state.rule_vars[index],
                         };
-                        self.evaluate_rule(
+                        let mut evaluation = RuleEvaluation {
                             index,
                             rule,
                             target,
                             state,
-                            &context,
+                            context: &context,
                             now,
-                            &mut evaluation,
-                        );
+                            recommendation: &recommendation,
+                            changes: &mut changes,
+                        };
+                        self.evaluate_rule(&mut evaluation);
                     }
                 }
-                evaluation.snapshot = Some(snapshot);
-                evaluation.failures_in_a_row = 0;
+                (recommendation, snapshot, 0)
             }
-            PollResult::Failed(_) => {
-                evaluation.failures_in_a_row = state.failures_in_a_row.saturating_add(1);
-            }
-        }
+            PollResult::Failed(_) => (
+                self.advise(target, &state.history, Some(last_poll), now),
+                None,
+                state.failures_in_a_row.saturating_add(1),
+            ),
+        };
+        let recommendation_changed = state.recommendation.as_ref().is_none_or(|previous| {
+            previous.action != recommendation.action
+                || previous.desired_workers != recommendation.desired_workers
+        });
+        let mut evaluation = Evaluation {
+            target: record.target.clone(),
+            at: now,
+            changes,
+            recommendation,
+            recommendation_changed,
+            snapshot,
+            failures_in_a_row,
+            last_poll,
+        };
         self.evaluate_target_down(target, state, now, &mut evaluation);
         evaluation
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn evaluate_rule(
-        &self,
-        index: usize,
-        rule: &Rule,
-        target: &TargetInfo,
-        state: &TargetState,
-        context: &EvalContext<'_>,
-        now: Timestamp,
-        evaluation: &mut Evaluation,
-    ) {
+    fn evaluate_rule(&self, run: &mut RuleEvaluation<'_, '_>) {
+        let rule = run.rule;
+        let context = run.context;
         match rule.scope {
             Scope::Fleet => {
                 let key = InstanceKey::Rule {
-                    rule: index,
+                    rule: run.index,
                     worker_id: None,
                 };
                 let condition = Condition {
@@ -315,10 +434,7 @@ impl Engine {
                         .as_ref()
                         .map(|recover| recover.eval_fleet(context) == Value::Bool(true)),
                 };
-                let value = || rule.expr.eval_value_fleet(context);
-                self.advance(
-                    key, rule, target, state, condition, now, value, context, None, evaluation,
-                );
+                self.advance(run, key, condition, None, || rule.expr.eval_value_fleet(context));
             }
             Scope::Worker => {
                 let Some(current) = context.history.back() else {
@@ -326,7 +442,7 @@ impl Engine {
                 };
                 for (worker_index, worker) in current.workers.iter().enumerate() {
                     let key = InstanceKey::Rule {
-                        rule: index,
+                        rule: run.index,
                         worker_id: Some(worker.worker_id),
                     };
                     let condition = Condition {
@@ -336,22 +452,12 @@ impl Engine {
                             recover.eval_worker(context, worker_index) == Value::Bool(true)
                         }),
                     };
-                    let value = || rule.expr.eval_value_worker(context, worker_index);
-                    self.advance(
-                        key,
-                        rule,
-                        target,
-                        state,
-                        condition,
-                        now,
-                        value,
-                        context,
-                        Some(worker_index),
-                        evaluation,
-                    );
+                    self.advance(run, key, condition, Some(worker_index), || {
+                        rule.expr.eval_value_worker(context, worker_index)
+                    });
                 }
                 // Workers that left the list resolve their alerts.
-                for (key, record) in &state.instances {
+                for (key, record) in &run.state.instances {
                     let InstanceKey::Rule {
                         rule: rule_index,
                         worker_id: Some(worker_id),
@@ -359,7 +465,7 @@ impl Engine {
                     else {
                         continue;
                     };
-                    if rule_index != index
+                    if rule_index != run.index
                         || current
                             .workers
                             .binary_search_by_key(&worker_id, |w| w.worker_id)
@@ -367,12 +473,13 @@ impl Engine {
                     {
                         continue;
                     }
-                    let (lifecycle, transition) = lifecycle::end(&record.lifecycle, now);
+                    let (lifecycle, transition) = lifecycle::end(&record.lifecycle, run.now);
                     if transition.is_some() {
                         let mut record = record.clone();
                         record.lifecycle = lifecycle;
-                        record.last_eval_at = now;
-                        evaluation.changes.push(AlertChange {
+                        record.last_eval_at = run.now;
+                        record.recommendation = Some(run.recommendation.clone());
+                        run.changes.push(AlertChange {
                             record,
                             transition,
                             key: *key,
@@ -383,21 +490,15 @@ impl Engine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn advance(
         &self,
+        run: &mut RuleEvaluation<'_, '_>,
         key: InstanceKey,
-        rule: &Rule,
-        target: &TargetInfo,
-        state: &TargetState,
         condition: Condition,
-        now: Timestamp,
-        value: impl Fn() -> Option<f64>,
-        context: &EvalContext<'_>,
         worker_index: Option<usize>,
-        evaluation: &mut Evaluation,
+        value: impl Fn() -> Option<f64>,
     ) {
-        let existing = state.instances.get(&key);
+        let existing = run.state.instances.get(&key);
         if existing.is_none() && !condition.expr_true {
             // The common case: nothing to track, nothing to write.
             return;
@@ -409,31 +510,35 @@ impl Engine {
         let mut record = match existing {
             Some(record) => record.clone(),
             None => {
-                let labels = identity_labels(rule, target, worker_id);
+                let labels = identity_labels(run.rule, run.target, worker_id);
                 AlertRecord {
                     fingerprint: fingerprint(&labels),
-                    alertname: rule.name.clone(),
-                    target: target.name.clone(),
+                    alertname: run.rule.name.clone(),
+                    target: run.target.name.clone(),
                     worker_id,
-                    severity: rule.severity,
+                    severity: run.rule.severity,
                     labels,
                     annotations: BTreeMap::new(),
                     lifecycle: Lifecycle::default(),
                     value: None,
-                    last_eval_at: now,
+                    last_eval_at: run.now,
+                    recommendation: None,
                 }
             }
         };
         let (lifecycle, transition) =
-            lifecycle::step(&record.lifecycle, condition, now, rule.timing);
+            lifecycle::step(&record.lifecycle, condition, run.now, run.rule.timing);
         record.lifecycle = lifecycle;
-        record.last_eval_at = now;
+        record.last_eval_at = run.now;
         record.value = value();
+        if transition.is_some() {
+            record.recommendation = Some(run.recommendation.clone());
+        }
         if transition.is_some_and(|t| t.to != AlertState::Inactive) {
-            record.annotations = self.render_annotations(rule, &record, context, worker_index);
+            record.annotations = self.render_annotations(run, &record, worker_index);
         }
         if transition.is_some() || record.lifecycle.state.is_active() {
-            evaluation.changes.push(AlertChange {
+            run.changes.push(AlertChange {
                 record,
                 transition,
                 key,
@@ -471,6 +576,7 @@ impl Engine {
                     lifecycle: Lifecycle::default(),
                     value: None,
                     last_eval_at: now,
+                    recommendation: None,
                 }
             }
         };
@@ -483,6 +589,9 @@ impl Engine {
         record.lifecycle = lifecycle;
         record.last_eval_at = now;
         record.value = Some(f64::from(evaluation.failures_in_a_row));
+        if transition.is_some() {
+            record.recommendation = Some(evaluation.recommendation.clone());
+        }
         if transition.is_some_and(|t| t.to == AlertState::Firing) {
             record.annotations = BTreeMap::from([
                 (
@@ -512,11 +621,12 @@ impl Engine {
 
     fn render_annotations(
         &self,
-        rule: &Rule,
+        run: &RuleEvaluation<'_, '_>,
         record: &AlertRecord,
-        context: &EvalContext<'_>,
         worker_index: Option<usize>,
     ) -> BTreeMap<String, String> {
+        let rule = run.rule;
+        let context = run.context;
         if rule.annotations.is_empty() {
             return BTreeMap::new();
         }
@@ -555,13 +665,11 @@ impl Engine {
         values.insert("labels".into(), TemplateValue::from(record.labels.clone()));
         values.insert(
             "value".into(),
-            record
-                .value
-                .map_or(TemplateValue::from(()), TemplateValue::from),
+            record.value.map_or(TemplateValue::from(()), number_value),
         );
         values.insert(
             "recommendation".into(),
-            TemplateValue::from(BTreeMap::<String, TemplateValue>::new()),
+            TemplateValue::from(minijinja::value::Serde(run.recommendation)),
         );
         let context = TemplateValue::from(values);
         rule.annotations
@@ -581,6 +689,8 @@ impl Engine {
             trim(&mut state.history, evaluation.at, self.window);
         }
         state.failures_in_a_row = evaluation.failures_in_a_row;
+        state.last_poll = Some(evaluation.last_poll);
+        state.recommendation = Some(evaluation.recommendation);
         for change in evaluation.changes {
             let key = change.key;
             if change.record.lifecycle.state.is_active() {

@@ -529,7 +529,7 @@ mod tests {
         set.parse_into(
             Path::new("rules.yaml"),
             text,
-            &Identifiers::standard(),
+            &crate::rules::identifiers(),
             &targets(),
             true,
         )

@@ -10,7 +10,9 @@ pub mod lifecycle;
 pub mod template;
 pub mod unittest;
 
-pub use engine::{AlertChange, AlertRecord, Engine, Evaluation, TARGET_DOWN, TargetInfo};
+pub use engine::{
+    AlertChange, AlertRecord, Engine, Evaluation, TARGET_DOWN, TargetInfo, identifiers,
+};
 pub use file::{Rule, RuleSet, Severity, TargetVars};
 pub use lifecycle::{AlertState, Lifecycle, Transition};
 

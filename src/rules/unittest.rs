@@ -17,7 +17,8 @@ use super::file::{RuleSet, TargetVars};
 use super::labels::LabelSet;
 use super::lifecycle::AlertState;
 use crate::config::{FileError, RESERVED_LABELS};
-use crate::model::{FailureKind, Field, PollFailure, PollRecord, PollResult, WorkerSample};
+use crate::advise::ScalingConfig;
+use crate::model::{TargetKind, FailureKind, Field, PollFailure, PollRecord, PollResult, WorkerSample};
 use crate::time::{Timestamp, format_duration, parse_duration};
 
 /// Series longer than this are refused, so a typo like `1x99999999` cannot exhaust memory.
@@ -368,8 +369,15 @@ fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestC
         name: test.name.clone(),
         target: TargetInfo {
             name: test.target.name.clone(),
+            kind: if test.target.worker_group.is_some() {
+                TargetKind::WorkerGroup
+            } else {
+                TargetKind::Endpoint
+            },
+            vast_id: test.target.endpoint.or(test.target.worker_group).unwrap_or(0),
             labels: test.target.labels.clone(),
             vars: test.target.vars.clone(),
+            scaling: ScalingConfig::default(),
         },
         interval,
         snapshots,
@@ -398,7 +406,13 @@ fn find_key(source: &str, from_line: u64, key: &str) -> Option<(u64, u64, u64)> 
 
 /// Plays the case through a fresh engine and returns one message per unmet expectation.
 fn run_case(case: &TestCase, rules: Arc<RuleSet>, identifiers: &Identifiers) -> Vec<String> {
-    let mut engine = Engine::new(rules, identifiers, vec![case.target.clone()], 3);
+    let mut engine = Engine::new(
+        rules,
+        identifiers,
+        vec![case.target.clone()],
+        3,
+        case.interval,
+    );
     let mut expectations = case.expectations.clone();
     expectations.sort_by_key(|expectation| expectation.at);
     let mut pending = expectations.into_iter().peekable();

@@ -9,24 +9,28 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::Store;
 use super::error::{StoreError, query_error};
-use crate::rules::{AlertChange, AlertRecord, AlertState, Lifecycle, Severity};
+use crate::advise::Recommendation;
+use crate::rules::{AlertChange, AlertRecord, AlertState, Evaluation, Lifecycle, Severity};
 use crate::time::Timestamp;
 
 const UPSERT_ALERT: &str = "INSERT INTO alerts (fingerprint, alertname, target, worker_id, \
      severity, state, labels, annotations, active_at, fired_at, resolved_at, resolving_since, \
-     last_eval_at, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     last_eval_at, value, recommendation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
      ON CONFLICT (fingerprint) DO UPDATE SET state = excluded.state, \
      severity = excluded.severity, labels = excluded.labels, \
      annotations = excluded.annotations, active_at = excluded.active_at, \
      fired_at = excluded.fired_at, resolved_at = excluded.resolved_at, \
      resolving_since = excluded.resolving_since, last_eval_at = excluded.last_eval_at, \
-     value = excluded.value";
+     value = excluded.value, recommendation = excluded.recommendation";
+
+const INSERT_RECOMMENDATION: &str = "INSERT INTO recommendations (target, at, action, \
+     current_workers, desired_workers, detail) VALUES (?, ?, ?, ?, ?, ?)";
 
 const INSERT_EVENT: &str = "INSERT INTO alert_events (fingerprint, at, from_state, to_state, value) VALUES (?, ?, ?, ?, ?)";
 
 const SELECT_FILTERED_ALERTS: &str = "SELECT fingerprint, alertname, target, worker_id, \
      severity, state, labels, annotations, active_at, fired_at, resolved_at, resolving_since, \
-     last_eval_at, value FROM alerts WHERE (?1 IS NULL OR state = ?1) AND last_eval_at >= ?2 \
+     last_eval_at, value, recommendation FROM alerts WHERE (?1 IS NULL OR state = ?1) AND last_eval_at >= ?2 \
      AND (?3 IS NULL OR target = ?3) ORDER BY last_eval_at DESC, fingerprint";
 
 /// Which alerts `vastwatch alerts` lists.
@@ -52,9 +56,45 @@ pub struct AlertEventRow {
     pub value: Option<f64>,
 }
 
-/// Upserts each changed instance and appends its transition, inside the caller's
-/// transaction.
-pub(super) async fn write_alert_changes(
+/// Writes what evaluations produced, inside the caller's transaction: each changed alert
+/// instance is upserted with its transition appended, and each changed recommendation
+/// gets a row.
+pub(super) async fn write_evaluations(
+    transaction: &mut Transaction<'static, Sqlite>,
+    evaluations: &[Evaluation],
+) -> Result<(), StoreError> {
+    for evaluation in evaluations {
+        write_alert_changes(transaction, &evaluation.changes).await?;
+        if evaluation.recommendation_changed {
+            write_recommendation(transaction, &evaluation.target, evaluation.at, &evaluation.recommendation)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn write_recommendation(
+    transaction: &mut Transaction<'static, Sqlite>,
+    target: &str,
+    at: Timestamp,
+    recommendation: &Recommendation,
+) -> Result<(), StoreError> {
+    let detail = serde_json::to_string(recommendation).unwrap_or_else(|_| "{}".to_string());
+    sqlx::query(INSERT_RECOMMENDATION)
+        .bind(target)
+        .bind(at.unix_secs_f64())
+        .bind(recommendation.action.as_str())
+        .bind(i64::from(recommendation.current_workers))
+        .bind(i64::from(recommendation.desired_workers))
+        .bind(detail)
+        .execute(&mut **transaction)
+        .await
+        .map_err(query_error("storing a recommendation"))?;
+    Ok(())
+}
+
+/// Upserts each changed instance and appends its transition.
+async fn write_alert_changes(
     transaction: &mut Transaction<'static, Sqlite>,
     changes: &[AlertChange],
 ) -> Result<(), StoreError> {
@@ -80,6 +120,12 @@ pub(super) async fn write_alert_changes(
             .bind(lifecycle.resolving_since.map(Timestamp::unix_secs_f64))
             .bind(record.last_eval_at.unix_secs_f64())
             .bind(record.value)
+            .bind(
+                record
+                    .recommendation
+                    .as_ref()
+                    .and_then(|r| serde_json::to_string(r).ok()),
+            )
             .execute(&mut **transaction)
             .await
             .map_err(query_error(OPERATION))?;
@@ -98,7 +144,58 @@ pub(super) async fn write_alert_changes(
     Ok(())
 }
 
+/// One `recommendations` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecommendationRow {
+    pub target: String,
+    pub at: Timestamp,
+    pub recommendation: Recommendation,
+}
+
 impl Store {
+    /// Recommendation rows in time order, optionally of one target and since a time.
+    pub async fn recommendations(
+        &self,
+        target: Option<&str>,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<RecommendationRow>, StoreError> {
+        const OPERATION: &str = "reading recommendations";
+        let rows = sqlx::query(
+            "SELECT target, at, detail FROM recommendations \
+             WHERE (?1 IS NULL OR target = ?1) AND at >= ?2 ORDER BY at, id",
+        )
+        .bind(target)
+        .bind(since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_error(OPERATION))?;
+        rows.iter()
+            .map(|row| {
+                let detail: String = row.try_get("detail").map_err(query_error(OPERATION))?;
+                Ok(RecommendationRow {
+                    target: row.try_get("target").map_err(query_error(OPERATION))?,
+                    at: time(row, "at", OPERATION)?.unwrap_or_default(),
+                    recommendation: serde_json::from_str(&detail).map_err(|error| {
+                        StoreError::BadRow {
+                            operation: OPERATION,
+                            detail: format!("recommendation detail is not the SPEC §7 object: {error}"),
+                        }
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest recommendation row of each target.
+    pub async fn latest_recommendations(&self) -> Result<Vec<RecommendationRow>, StoreError> {
+        let all = self.recommendations(None, None).await?;
+        let mut latest: BTreeMap<String, RecommendationRow> = BTreeMap::new();
+        for row in all {
+            latest.insert(row.target.clone(), row);
+        }
+        Ok(latest.into_values().collect())
+    }
+
     /// Pending and firing instances, to resume their timers after a restart.
     pub async fn active_alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
         self.alerts(&AlertFilter::default()).await.map(|alerts| {
@@ -212,5 +309,9 @@ fn alert_record(row: &SqliteRow, operation: &'static str) -> Result<AlertRecord,
         },
         value: row.try_get("value").map_err(query_error(operation))?,
         last_eval_at: time(row, "last_eval_at", operation)?.unwrap_or_default(),
+        recommendation: row
+            .try_get::<Option<String>, _>("recommendation")
+            .map_err(query_error(operation))?
+            .and_then(|text| serde_json::from_str(&text).ok()),
     })
 }

@@ -12,12 +12,12 @@ use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Row, Sqlite, Transaction};
 
 use super::Store;
-use super::alerts::write_alert_changes;
+use super::alerts::write_evaluations;
 use super::batch::BatchInsert;
 use super::error::{StoreError, query_error};
 use super::rows::TargetSpec;
 use crate::model::{Field, FleetSummary, PollRecord, PollResult, WorkerSample};
-use crate::rules::AlertChange;
+use crate::rules::Evaluation;
 
 /// Rows per full sample INSERT (17 parameters each, 17,408 in all; the limit is 32,766).
 /// In `benches/ingest.rs` a 50,000-sample tick took 127 ms with 1,024-row chunks and
@@ -92,15 +92,16 @@ impl Store {
         self.record_evaluated_polls(records, &[]).await
     }
 
-    /// Stores poll attempts together with the alert changes their evaluation produced, in
-    /// one transaction: a transition is stored if and only if its poll is.
+    /// Stores poll attempts together with what their evaluation produced (alert changes,
+    /// changed recommendations), in one transaction: a transition is stored if and only if
+    /// its poll is.
     pub async fn record_evaluated_polls(
         &self,
         records: &[PollRecord],
-        alerts: &[AlertChange],
+        evaluations: &[Evaluation],
     ) -> Result<(), StoreError> {
         const OPERATION: &str = "storing polls";
-        if records.is_empty() && alerts.is_empty() {
+        if records.is_empty() && evaluations.is_empty() {
             return Ok(());
         }
         let polls: Vec<PreparedPoll<'_>> = records.iter().map(PreparedPoll::new).collect();
@@ -173,7 +174,7 @@ impl Store {
             },
         )
         .await?;
-        write_alert_changes(&mut transaction, alerts).await?;
+        write_evaluations(&mut transaction, evaluations).await?;
         transaction.commit().await.map_err(query_error(OPERATION))
     }
 }

@@ -23,6 +23,11 @@ pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "alerts",
         include_str!("../../migrations/sqlite/0002_alerts.sql"),
     ),
+    (
+        3,
+        "recommendations",
+        include_str!("../../migrations/sqlite/0003_recommendations.sql"),
+    ),
 ];
 
 /// A migrator over [`SQLITE_MIGRATIONS`].

@@ -31,7 +31,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Executor, SqlitePool};
 
-pub use alerts::{AlertEventRow, AlertFilter};
+pub use alerts::{AlertEventRow, AlertFilter, RecommendationRow};
 pub use error::StoreError;
 pub use rows::{Deleted, FleetRow, HistoryFilter, PollRow, TargetRow, TargetSpec, WorkerRow};
 

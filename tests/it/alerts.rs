@@ -8,7 +8,6 @@ use sqlx::Row;
 use vastwatch::clock::Clock;
 use vastwatch::config::Config;
 use vastwatch::daemon::{Daemon, load_rules};
-use vastwatch::rules::expr::Identifiers;
 
 use crate::helpers::*;
 
@@ -37,7 +36,7 @@ async fn start_daemon(dir: &Path, base_url: &str, clock: &Clock) -> Daemon {
         &shipped_rules(),
     );
     let config = Config::load(&path, &test_env()).expect("config");
-    let rules = load_rules(&config, &Identifiers::standard()).expect("shipped rules load");
+    let rules = load_rules(&config).expect("shipped rules load");
     Daemon::start(config, rules, clock.clone())
         .await
         .expect("daemon")

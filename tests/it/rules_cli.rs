@@ -7,7 +7,6 @@ use serde_json::Value;
 use vastwatch::clock::Clock;
 use vastwatch::config::Config;
 use vastwatch::daemon::{Daemon, load_rules};
-use vastwatch::rules::expr::Identifiers;
 
 use crate::helpers::*;
 
@@ -140,7 +139,7 @@ async fn database_with_alerts(dir: &Path) -> Vec<(String, Option<i64>, String, S
         &format!("rules: [{}]\n", shipped("rules/vast.yaml")),
     );
     let config = Config::load(&path, &test_env()).expect("config");
-    let rules = load_rules(&config, &Identifiers::standard()).expect("rules");
+    let rules = load_rules(&config).expect("rules");
     let daemon = Daemon::start(config, rules, clock.clone())
         .await
         .expect("daemon");
