@@ -730,7 +730,7 @@ fn identifier_listing_covers_both_scopes() {
     let worker = identifiers.names(Worker);
     assert!(worker.contains(&"fleet.scale_delta".to_string()));
     assert!(worker.contains(&"status".to_string()));
-    assert_eq!(worker.len(), 11 + 3 + 15);
+    assert_eq!(worker.len(), 11 + 4 + 15);
     // Every listed name compiles as an expression of its scope.
     for (scope, names) in [(Fleet, fleet), (Worker, worker)] {
         for name in names {
