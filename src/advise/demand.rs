@@ -135,7 +135,7 @@ pub(super) struct Sizing<'a> {
     pub demand: Option<f64>,
     pub capacity: f64,
     pub per_worker: Option<PerWorker>,
-    /// See [`trend_per_min`].
+    /// The demand trend per minute (see `DemandSeries::trend_at`).
     pub trend_per_min: Option<f64>,
 }
 
