@@ -97,12 +97,16 @@ fn positive_median(values: &mut Vec<f64>) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
-    values.sort_unstable_by(f64::total_cmp);
+    let odd = values.len() % 2 == 1;
     let middle = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[middle]
+    let (lower, upper, _) = values.select_nth_unstable_by(middle, f64::total_cmp);
+    let upper = *upper;
+    Some(if odd {
+        upper
     } else {
-        (values[middle - 1] + values[middle]) / 2.0
+        // The lower middle value is the largest of the values below the upper one.
+        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (below + upper) / 2.0
     })
 }
 
@@ -131,7 +135,7 @@ pub(super) struct Sizing<'a> {
     pub demand: Option<f64>,
     pub capacity: f64,
     pub per_worker: Option<PerWorker>,
-    /// See [`trend_per_min`].
+    /// The demand trend per minute (see `DemandSeries::trend_at`).
     pub trend_per_min: Option<f64>,
 }
 
