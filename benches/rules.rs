@@ -31,7 +31,9 @@ fn rules(targets: &[String]) -> Arc<RuleSet> {
             vars: BTreeSet::new(),
         })
         .collect();
-    Arc::new(RuleSet::load(&[file], &vastwatch::rules::identifiers(), &targets).expect("shipped rules"))
+    Arc::new(
+        RuleSet::load(&[file], &vastwatch::rules::identifiers(), &targets).expect("shipped rules"),
+    )
 }
 
 fn names(count: usize) -> Vec<String> {

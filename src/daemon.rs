@@ -253,7 +253,10 @@ impl Daemon {
             let engine = self.engine();
             batch.iter().map(|record| engine.evaluate(record)).collect()
         };
-        let stored = self.store.record_evaluated_polls(&batch, &evaluations).await;
+        let stored = self
+            .store
+            .record_evaluated_polls(&batch, &evaluations)
+            .await;
         for record in &batch {
             self.poller.finish(&record.target);
         }
@@ -276,7 +279,11 @@ impl Daemon {
                             reason = %recommendation.reason,
                             "Recommendation changed."
                         );
-                        self.observer.recommendation_changed(&evaluation.target, evaluation.at, recommendation);
+                        self.observer.recommendation_changed(
+                            &evaluation.target,
+                            evaluation.at,
+                            recommendation,
+                        );
                     }
                     for (alert, transition) in evaluation.transitions() {
                         info!(
@@ -397,11 +404,7 @@ pub(crate) async fn resume_engine(
     now: Timestamp,
 ) -> Result<Engine, StoreError> {
     let identifiers = crate::rules::identifiers();
-    let targets = config
-        .targets
-        .iter()
-        .map(target_info)
-        .collect();
+    let targets = config.targets.iter().map(target_info).collect();
     let mut engine = Engine::new(
         Arc::new(rules),
         &identifiers,

@@ -34,7 +34,11 @@ pub async fn advise(args: AdviseArgs) -> Result<ExitStatus, CliError> {
         ]),
     };
     for target in &config.targets {
-        if args.target.as_ref().is_some_and(|only| only != &target.name) {
+        if args
+            .target
+            .as_ref()
+            .is_some_and(|only| only != &target.name)
+        {
             continue;
         }
         let Some(recommendation) = engine.advise_now(&target.name, now) else {

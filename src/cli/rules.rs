@@ -199,11 +199,7 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
         None => store.oldest_poll().await?.unwrap_or(now),
     };
     let to = parse_time(args.to.as_deref(), "--to", now)?.unwrap_or(now);
-    let targets = config
-        .targets
-        .iter()
-        .map(target_info)
-        .collect();
+    let targets = config.targets.iter().map(target_info).collect();
     let mut engine = Engine::new(
         Arc::new(rules),
         &identifiers,

@@ -459,26 +459,60 @@ impl Validator<'_> {
     fn scaling(&self, target: &str, raw: &Spanned<RawScaling>) -> Result<ScalingConfig, FileError> {
         let scaling = &raw.value;
         let defaults = ScalingConfig::default();
-        let fraction = |value: &Option<Spanned<f64>>, key: &str, default: f64, zero_ok: bool| {
-            match value {
+        let fraction =
+            |value: &Option<Spanned<f64>>, key: &str, default: f64, zero_ok: bool| match value {
                 None => Ok(default),
-                Some(value) if value.value.is_finite() && value.value <= 1.0 && (value.value > 0.0 || (zero_ok && value.value == 0.0)) => Ok(value.value),
+                Some(value)
+                    if value.value.is_finite()
+                        && value.value <= 1.0
+                        && (value.value > 0.0 || (zero_ok && value.value == 0.0)) =>
+                {
+                    Ok(value.value)
+                }
                 Some(value) => Err(self.error(
                     value,
-                    format!("key `scaling.{key}` of target `{target}`: must be a number in {}..=1", if zero_ok { "0" } else { "(0" }),
+                    format!(
+                        "key `scaling.{key}` of target `{target}`: must be a number {}",
+                        if zero_ok { "from 0 to 1" } else { "above 0, at most 1" }
+                    ),
                 )),
-            }
-        };
+            };
         let config = ScalingConfig {
-            target_util: fraction(&scaling.target_util, "target_util", defaults.target_util, false)?,
+            target_util: fraction(
+                &scaling.target_util,
+                "target_util",
+                defaults.target_util,
+                false,
+            )?,
             min_workers: scaling.min_workers.as_ref().map(|v| v.value),
             max_workers: scaling.max_workers.as_ref().map(|v| v.value),
-            cold_start: self.duration(scaling.cold_start.as_ref(), "scaling.cold_start", defaults.cold_start)?,
+            cold_start: self.duration(
+                scaling.cold_start.as_ref(),
+                "scaling.cold_start",
+                defaults.cold_start,
+            )?,
             tolerance: fraction(&scaling.tolerance, "tolerance", defaults.tolerance, true)?,
-            lookback: self.duration(scaling.lookback.as_ref(), "scaling.lookback", defaults.lookback)?,
-            scale_down_window: self.duration(scaling.scale_down_window.as_ref(), "scaling.scale_down_window", defaults.scale_down_window)?,
-            replace_below: fraction(&scaling.replace_below, "replace_below", defaults.replace_below, true)?,
-            stuck_after: self.duration(scaling.stuck_after.as_ref(), "scaling.stuck_after", defaults.stuck_after)?,
+            lookback: self.duration(
+                scaling.lookback.as_ref(),
+                "scaling.lookback",
+                defaults.lookback,
+            )?,
+            scale_down_window: self.duration(
+                scaling.scale_down_window.as_ref(),
+                "scaling.scale_down_window",
+                defaults.scale_down_window,
+            )?,
+            replace_below: fraction(
+                &scaling.replace_below,
+                "replace_below",
+                defaults.replace_below,
+                true,
+            )?,
+            stuck_after: self.duration(
+                scaling.stuck_after.as_ref(),
+                "scaling.stuck_after",
+                defaults.stuck_after,
+            )?,
         };
         if let (Some(min), Some(max)) = (config.min_workers, config.max_workers)
             && min > max

@@ -33,6 +33,11 @@ targets:
     endpoint: 123
     labels: {team: ml}
     vars: {max_reqs: 4}
+    scaling:
+      target_util: 0.8
+      min_workers: 2
+      max_workers: 20
+      cold_start: 3m
   - name: llama-group
     worker_group: 1001
     api_key_env: OTHER_KEY
@@ -61,6 +66,14 @@ fn a_full_config_loads_into_validated_types() {
     assert_eq!(prod.labels["team"], "ml");
     assert_eq!(prod.vars["max_reqs"], 4.0);
     assert_eq!(prod.api_key.expose(), "key-default");
+    assert_eq!(prod.scaling.target_util, 0.8);
+    assert_eq!(prod.scaling.min_workers, Some(2));
+    assert_eq!(prod.scaling.max_workers, Some(20));
+    assert_eq!(prod.scaling.cold_start, Duration::from_secs(180));
+    assert_eq!(
+        prod.scaling.tolerance, 0.1,
+        "unset keys keep their defaults"
+    );
 
     let group = &config.targets[1];
     assert_eq!(group.kind, TargetKind::WorkerGroup);
@@ -151,6 +164,18 @@ fn mistakes_name_the_file_line_column_and_key() {
             "2:16: key `api.api_key_env`: environment variable `EMPTY_KEY` is empty",
         ),
         ("database: x\n", "1:1: missing key `targets`"),
+        (
+            "targets:\n  - name: a\n    endpoint: 1\n    scaling: {min_workers: 5, max_workers: 2}\n",
+            "4:14: target `a`: scaling.min_workers (5) is above scaling.max_workers (2)",
+        ),
+        (
+            "targets:\n  - name: a\n    endpoint: 1\n    scaling: {target_util: 1.5}\n",
+            "4:28: key `scaling.target_util` of target `a`: must be a number above 0, at most 1",
+        ),
+        (
+            "targets:\n  - name: a\n    endpoint: 1\n    scaling: {cold_strat: 5m}\n",
+            "4:15: unknown key `cold_strat`; did you mean `cold_start`?",
+        ),
     ] {
         let actual = load(text).err().unwrap_or_else(|| "loaded".to_string());
         if actual != format!("{FILE}:{expected}") {

@@ -10,11 +10,11 @@ use std::time::Duration;
 use minijinja::Value as TemplateValue;
 
 use super::expr::{Compiled, EvalContext, Identifiers, Scope, Snapshot, Value, compile};
-use crate::advise::{self, AdvisorInput, LastPoll, Recommendation, ScalingConfig};
-use crate::model::TargetKind;
 use super::file::{Rule, RuleSet, Severity};
 use super::labels::{LabelSet, fingerprint};
 use super::lifecycle::{self, AlertState, Condition, Lifecycle, Timing, Transition};
+use crate::advise::{self, AdvisorInput, LastPoll, Recommendation, ScalingConfig};
+use crate::model::TargetKind;
 use crate::model::{PollRecord, PollResult};
 use crate::time::Timestamp;
 
@@ -259,6 +259,11 @@ impl Engine {
         }
     }
 
+    /// The target's recommendation after the last applied poll.
+    pub fn recommendation(&self, target: &str) -> Option<&Recommendation> {
+        self.states.get(target)?.recommendation.as_ref()
+    }
+
     /// The recommendation for a target from its history as of `now`, without a new poll
     /// (`vastwatch advise`).
     pub fn advise_now(&self, target: &str, now: Timestamp) -> Option<Recommendation> {
@@ -369,8 +374,12 @@ impl Engine {
                 // The new snapshot is only in this local history, so it can still take the
                 // advisor's numbers as the fleet identifiers rules read.
                 if let Some(snapshot) = history.back_mut().and_then(Arc::get_mut) {
-                    snapshot.fleet.set_extra(0, Some(f64::from(recommendation.desired_workers)));
-                    snapshot.fleet.set_extra(1, Some(recommendation.delta as f64));
+                    snapshot
+                        .fleet
+                        .set_extra(0, Some(f64::from(recommendation.desired_workers)));
+                    snapshot
+                        .fleet
+                        .set_extra(1, Some(recommendation.delta as f64));
                 }
                 let snapshot = history.back().cloned();
                 for (index, rule) in self.rules.rules.iter().enumerate() {
@@ -400,9 +409,13 @@ impl Engine {
                 state.failures_in_a_row.saturating_add(1),
             ),
         };
+        // The reason and evidence move with every poll; the advice itself is the action,
+        // the count, the workers to replace and the commands.
         let recommendation_changed = state.recommendation.as_ref().is_none_or(|previous| {
             previous.action != recommendation.action
                 || previous.desired_workers != recommendation.desired_workers
+                || previous.replace != recommendation.replace
+                || previous.commands != recommendation.commands
         });
         let mut evaluation = Evaluation {
             target: record.target.clone(),
@@ -434,7 +447,9 @@ impl Engine {
                         .as_ref()
                         .map(|recover| recover.eval_fleet(context) == Value::Bool(true)),
                 };
-                self.advance(run, key, condition, None, || rule.expr.eval_value_fleet(context));
+                self.advance(run, key, condition, None, || {
+                    rule.expr.eval_value_fleet(context)
+                });
             }
             Scope::Worker => {
                 let Some(current) = context.history.back() else {

@@ -16,9 +16,11 @@ use super::expr::Identifiers;
 use super::file::{RuleSet, TargetVars};
 use super::labels::LabelSet;
 use super::lifecycle::AlertState;
-use crate::config::{FileError, RESERVED_LABELS};
 use crate::advise::ScalingConfig;
-use crate::model::{TargetKind, FailureKind, Field, PollFailure, PollRecord, PollResult, WorkerSample};
+use crate::config::{FileError, RESERVED_LABELS};
+use crate::model::{
+    FailureKind, Field, PollFailure, PollRecord, PollResult, TargetKind, WorkerSample,
+};
 use crate::time::{Timestamp, format_duration, parse_duration};
 
 /// Series longer than this are refused, so a typo like `1x99999999` cannot exhaust memory.
@@ -83,14 +85,27 @@ struct RawExpect {
     at: Spanned<String>,
     firing: Option<Vec<BTreeMap<String, String>>>,
     pending: Option<Vec<BTreeMap<String, String>>>,
+    /// Keys of the target's recommendation that must have these values.
+    recommendation: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One expectation: the alerts in a state at a time, by label subset.
 #[derive(Debug, Clone, PartialEq)]
 struct Expectation {
     at: Duration,
-    state: AlertState,
-    alerts: Vec<LabelSet>,
+    check: Check,
+}
+
+/// What an expectation asserts.
+#[derive(Debug, Clone, PartialEq)]
+enum Check {
+    /// The alerts in a state, by label subset, one to one.
+    Alerts {
+        state: AlertState,
+        alerts: Vec<LabelSet>,
+    },
+    /// A subset of the target's recommendation object (SPEC §7 keys).
+    Recommendation(serde_json::Map<String, serde_json::Value>),
 }
 
 /// One worker's series as written: its statuses and numeric fields per snapshot.
@@ -344,7 +359,10 @@ fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestC
                 format!("key `at`: {e}"),
             )
         })?;
-        if expect.value.firing.is_none() && expect.value.pending.is_none() {
+        if expect.value.firing.is_none()
+            && expect.value.pending.is_none()
+            && expect.value.recommendation.is_none()
+        {
             return Err(error(
                 expect.referenced.line(),
                 expect.referenced.column(),
@@ -359,10 +377,18 @@ fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestC
             if let Some(alerts) = alerts {
                 expectations.push(Expectation {
                     at: at_time,
-                    state,
-                    alerts: alerts.clone(),
+                    check: Check::Alerts {
+                        state,
+                        alerts: alerts.clone(),
+                    },
                 });
             }
+        }
+        if let Some(recommendation) = &expect.value.recommendation {
+            expectations.push(Expectation {
+                at: at_time,
+                check: Check::Recommendation(recommendation.clone()),
+            });
         }
     }
     Ok(TestCase {
@@ -374,7 +400,11 @@ fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestC
             } else {
                 TargetKind::Endpoint
             },
-            vast_id: test.target.endpoint.or(test.target.worker_group).unwrap_or(0),
+            vast_id: test
+                .target
+                .endpoint
+                .or(test.target.worker_group)
+                .unwrap_or(0),
             labels: test.target.labels.clone(),
             vars: test.target.vars.clone(),
             scaling: ScalingConfig::default(),
@@ -421,7 +451,7 @@ fn run_case(case: &TestCase, rules: Arc<RuleSet>, identifiers: &Identifiers) -> 
     for index in 0..steps {
         let offset = case.interval.saturating_mul(index as u32);
         while let Some(expectation) = pending.next_if(|e| e.at < offset) {
-            check(&engine, &expectation, &mut failures);
+            check(&engine, &case.target.name, &expectation, &mut failures);
         }
         let failed = case.failed.get(index).copied().unwrap_or(false);
         let result = if failed {
@@ -446,21 +476,28 @@ fn run_case(case: &TestCase, rules: Arc<RuleSet>, identifiers: &Identifiers) -> 
         engine.apply(evaluation);
     }
     for expectation in pending {
-        check(&engine, &expectation, &mut failures);
+        check(&engine, &case.target.name, &expectation, &mut failures);
     }
     failures
 }
 
-fn check(engine: &Engine, expectation: &Expectation, failures: &mut Vec<String>) {
+fn check(engine: &Engine, target: &str, expectation: &Expectation, failures: &mut Vec<String>) {
+    let (state, alerts) = match &expectation.check {
+        Check::Alerts { state, alerts } => (*state, alerts),
+        Check::Recommendation(expected) => {
+            check_recommendation(engine, target, expectation.at, expected, failures);
+            return;
+        }
+    };
     let mut actual: Vec<LabelSet> = engine
         .active_alerts()
-        .filter(|record| record.lifecycle.state == expectation.state)
+        .filter(|record| record.lifecycle.state == state)
         .map(|record| record.labels.clone())
         .collect();
     actual.sort();
     let mut unmatched_actual = actual.clone();
     let mut missing = Vec::new();
-    for expected in &expectation.alerts {
+    for expected in alerts {
         match unmatched_actual
             .iter()
             .position(|labels| is_subset(expected, labels))
@@ -477,8 +514,8 @@ fn check(engine: &Engine, expectation: &Expectation, failures: &mut Vec<String>)
     let mut message = format!(
         "    at {}: {} alerts differ\n      expected: {}\n      actual:   {}",
         format_duration(expectation.at),
-        expectation.state,
-        show_all(&expectation.alerts),
+        state,
+        show_all(alerts),
         show_all(&actual)
     );
     for labels in &missing {
@@ -488,6 +525,40 @@ fn check(engine: &Engine, expectation: &Expectation, failures: &mut Vec<String>)
         let _ = write!(message, "\n      extra:    {}", show(labels));
     }
     failures.push(message);
+}
+
+fn check_recommendation(
+    engine: &Engine,
+    target: &str,
+    at: Duration,
+    expected: &serde_json::Map<String, serde_json::Value>,
+    failures: &mut Vec<String>,
+) {
+    let actual = engine
+        .recommendation(target)
+        .and_then(|recommendation| serde_json::to_value(recommendation).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let differing: Vec<String> = expected
+        .iter()
+        .filter(|(key, value)| !json_equal(value, &actual[key.as_str()]))
+        .map(|(key, value)| format!("{key}: expected {value}, actual {}", actual[key.as_str()]))
+        .collect();
+    if !differing.is_empty() {
+        failures.push(format!(
+            "    at {}: recommendation differs\n      {}\n      reason:   {}",
+            format_duration(at),
+            differing.join("\n      "),
+            actual["reason"].as_str().unwrap_or("(none)")
+        ));
+    }
+}
+
+/// JSON equality where numbers compare by value (`3` equals `3.0`).
+fn json_equal(expected: &serde_json::Value, actual: &serde_json::Value) -> bool {
+    match (expected.as_f64(), actual.as_f64()) {
+        (Some(expected), Some(actual)) => expected == actual,
+        _ => expected == actual,
+    }
 }
 
 fn is_subset(expected: &LabelSet, actual: &LabelSet) -> bool {

@@ -66,8 +66,13 @@ pub(super) async fn write_evaluations(
     for evaluation in evaluations {
         write_alert_changes(transaction, &evaluation.changes).await?;
         if evaluation.recommendation_changed {
-            write_recommendation(transaction, &evaluation.target, evaluation.at, &evaluation.recommendation)
-                .await?;
+            write_recommendation(
+                transaction,
+                &evaluation.target,
+                evaluation.at,
+                &evaluation.recommendation,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -178,7 +183,9 @@ impl Store {
                     recommendation: serde_json::from_str(&detail).map_err(|error| {
                         StoreError::BadRow {
                             operation: OPERATION,
-                            detail: format!("recommendation detail is not the SPEC §7 object: {error}"),
+                            detail: format!(
+                                "recommendation detail is not the SPEC §7 object: {error}"
+                            ),
                         }
                     })?,
                 })
