@@ -473,7 +473,11 @@ impl Validator<'_> {
                     value,
                     format!(
                         "key `scaling.{key}` of target `{target}`: must be a number {}",
-                        if zero_ok { "from 0 to 1" } else { "above 0, at most 1" }
+                        if zero_ok {
+                            "from 0 to 1"
+                        } else {
+                            "above 0, at most 1"
+                        }
                     ),
                 )),
             };

@@ -205,6 +205,22 @@ async fn alerts_lists_instances_and_replay_reproduces_the_stored_timeline_withou
     assert_eq!(code, 0);
     assert_eq!(stdout.trim_end().lines().last(), Some("(no rows)"));
 
+    // The stored polls are from the test epoch, long before now: the advice from them is
+    // to investigate, never a scale change on stale data.
+    let (code, stdout, stderr) = vastwatch(&["advise", "--config", config, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let advice: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(advice[0]["target"], "t");
+    assert_eq!(
+        advice[0]["recommendation"]["action"], "investigate",
+        "{stdout}"
+    );
+    assert_eq!(advice[0]["recommendation"]["delta"], 0);
+    let (code, stdout, _) = vastwatch(&["advise", "--config", config]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("target  action"), "{stdout}");
+    assert!(stdout.contains("t       investigate"), "{stdout}");
+
     let database = dir.path().join("vastwatch.db");
     let before = std::fs::read(&database).expect("db bytes");
     let (code, stdout, stderr) = vastwatch(&["replay", "--config", config, "--format", "json"]);
