@@ -57,6 +57,14 @@ pub trait Observer: Send + Sync {
 
 /// Loads the rule files a config names, checked against its targets and their vars.
 pub fn load_rules(config: &Config) -> Result<RuleSet, FileError> {
+    load_rule_files(config, &config.rule_files)
+}
+
+/// Loads other rule files against a config's targets (`replay --rules`).
+pub fn load_rule_files(
+    config: &Config,
+    files: &[std::path::PathBuf],
+) -> Result<RuleSet, FileError> {
     let targets: Vec<TargetVars> = config
         .targets
         .iter()
@@ -65,7 +73,7 @@ pub fn load_rules(config: &Config) -> Result<RuleSet, FileError> {
             vars: target.vars.keys().cloned().collect(),
         })
         .collect();
-    RuleSet::load(&config.rule_files, &crate::rules::identifiers(), &targets)
+    RuleSet::load(files, &crate::rules::identifiers(), &targets)
 }
 
 /// An observer that ignores everything.

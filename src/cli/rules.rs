@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use super::output::{Format, Rows};
 use super::{CliError, ConfigArg, ExitStatus, load_config_offline};
 use crate::clock::Clock;
-use crate::daemon::{load_rules, target_info};
+use crate::daemon::{load_rule_files, load_rules, target_info};
 use crate::rules::unittest::run_test_files;
-use crate::rules::{AlertRecord, AlertState, Engine, RuleSet, TargetVars};
+use crate::rules::{AlertRecord, AlertState, Engine};
 use crate::store::{AlertFilter, Store, StoreOptions};
 use crate::time::{Timestamp, parse_time_or_ago};
 
@@ -181,15 +181,7 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
     let rules = if args.rules.is_empty() {
         load_rules(&config)
     } else {
-        let targets: Vec<TargetVars> = config
-            .targets
-            .iter()
-            .map(|t| TargetVars {
-                name: t.name.clone(),
-                vars: t.vars.keys().cloned().collect(),
-            })
-            .collect();
-        RuleSet::load(&args.rules, &identifiers, &targets)
+        load_rule_files(&config, &args.rules)
     }
     .map_err(|error| CliError::bad_input(error.to_string()))?;
     let now = Clock::real().now();
