@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::advise::Recommendation;
 use crate::rules::{AlertRecord, Engine, Transition};
 use crate::store::{HistoryFilter, Store, StoreError};
 use crate::time::Timestamp;
@@ -16,6 +17,8 @@ pub const CHUNK: Duration = Duration::from_secs(3_600);
 pub struct ReplayReport {
     /// Every transition, in time order, with the instance as it was after it.
     pub transitions: Vec<(AlertRecord, Transition)>,
+    /// Every change of a target's recommendation, in time order.
+    pub recommendations: Vec<(String, Timestamp, Recommendation)>,
     pub polls: u64,
     pub samples: u64,
 }
@@ -51,6 +54,13 @@ pub async fn replay(
             report.polls += 1;
             report.samples += record.result.workers().map_or(0, |w| w.len() as u64);
             let evaluation = engine.evaluate(record);
+            if evaluation.recommendation_changed {
+                report.recommendations.push((
+                    evaluation.target.clone(),
+                    evaluation.at,
+                    evaluation.recommendation.clone(),
+                ));
+            }
             report.transitions.extend(
                 evaluation
                     .transitions()

@@ -209,32 +209,60 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
     if let Some(progress) = progress {
         progress.finish_and_clear();
     }
+    // One timeline: alert transitions and recommendation changes, in time order.
     let mut rows = Rows::new(vec![
         "at",
-        "alertname",
+        "event",
         "target",
+        "alertname",
         "worker_id",
         "from",
         "to",
         "value",
-        "summary",
+        "detail",
     ]);
+    let mut events: Vec<(Timestamp, Vec<Value>)> = Vec::new();
     for (alert, transition) in &report.transitions {
-        rows.push(vec![
-            json!(transition.at.to_rfc3339()),
-            json!(alert.alertname),
-            json!(alert.target),
-            alert
-                .worker_id
-                .map_or(Value::Null, |id| json!(id.to_string())),
-            json!(transition.from.as_str()),
-            json!(transition.to.as_str()),
-            alert.value.map_or(Value::Null, |v| json!(v)),
-            alert
-                .annotations
-                .get("summary")
-                .map_or(Value::Null, |s| json!(s)),
-        ]);
+        events.push((
+            transition.at,
+            vec![
+                json!(transition.at.to_rfc3339()),
+                json!("alert"),
+                json!(alert.target),
+                json!(alert.alertname),
+                alert
+                    .worker_id
+                    .map_or(Value::Null, |id| json!(id.to_string())),
+                json!(transition.from.as_str()),
+                json!(transition.to.as_str()),
+                alert.value.map_or(Value::Null, |v| json!(v)),
+                alert
+                    .annotations
+                    .get("summary")
+                    .map_or(Value::Null, |s| json!(s)),
+            ],
+        ));
+    }
+    for (target, at, recommendation) in &report.recommendations {
+        events.push((
+            *at,
+            vec![
+                json!(at.to_rfc3339()),
+                json!("recommendation"),
+                json!(target),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                json!(recommendation.action.as_str()),
+                json!(recommendation.desired_workers),
+                json!(recommendation.reason),
+            ],
+        ));
+    }
+    // Stable: an alert and a recommendation at the same poll keep alert first.
+    events.sort_by_key(|(at, _)| *at);
+    for (_, row) in events {
+        rows.push(row);
     }
     store.close().await?;
     print!("{}", rows.render(args.format));

@@ -226,10 +226,15 @@ async fn alerts_lists_instances_and_replay_reproduces_the_stored_timeline_withou
     let (code, stdout, stderr) = vastwatch(&["replay", "--config", config, "--format", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let replayed: Value = serde_json::from_str(&stdout).expect("json");
-    let replayed: Vec<(String, Option<i64>, String, String)> = replayed
-        .as_array()
-        .expect("array")
+    let rows = replayed.as_array().expect("array");
+    assert!(
+        rows.iter()
+            .any(|row| row["event"] == "recommendation" && row["target"] == "t"),
+        "replay prints recommendation changes too: {stdout}"
+    );
+    let replayed: Vec<(String, Option<i64>, String, String)> = rows
         .iter()
+        .filter(|row| row["event"] == "alert")
         .map(|row| {
             (
                 row["alertname"].as_str().unwrap_or("").to_string(),
