@@ -385,8 +385,15 @@ impl Scenario {
     /// Parses and validates scenario YAML. `origin` names the text in errors (a path, or
     /// `builtin:NAME`).
     pub fn from_yaml(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
-        let raw: ScenarioRaw =
-            serde_saphyr::from_str(text).map_err(|err| yaml_error(&err, text, origin))?;
+        // Generated load-test scenarios describe tens of thousands of workers, past the YAML
+        // reader's default budget of 250,000 nodes; the budget still bounds hostile input.
+        let mut budget = serde_saphyr::Budget::default();
+        budget.max_nodes = MAX_SCENARIO_NODES;
+        budget.max_events = 2 * MAX_SCENARIO_NODES;
+        let mut options = serde_saphyr::Options::default();
+        options.budget = Some(budget);
+        let raw: ScenarioRaw = serde_saphyr::from_str_with_options(text, options)
+            .map_err(|err| yaml_error(&err, text, origin))?;
         validate(raw).map_err(|problem| problem.into_error(origin))
     }
 
@@ -420,6 +427,9 @@ impl Scenario {
 
 /// Turns a serde-saphyr error into a [`ScenarioError`] that names the key when the
 /// position points at one.
+/// The most YAML nodes a scenario may have: room for a 1,000-fleet × 50-worker load test.
+const MAX_SCENARIO_NODES: usize = 2_000_000;
+
 fn yaml_error(err: &serde_saphyr::Error, text: &str, origin: &str) -> ScenarioError {
     let err = err.without_snippet();
     let location = err.location();
