@@ -33,7 +33,7 @@ fn the_shipped_rule_tests_pass() {
     let (code, stdout, stderr) = vastwatch(&["test", &shipped("rules/tests/vast_test.yaml")]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
-        stdout.trim_end().ends_with("15 passed, 0 failed"),
+        stdout.trim_end().ends_with("16 passed, 0 failed"),
         "{stdout}"
     );
 }
