@@ -403,6 +403,18 @@ impl Daemon {
     }
 }
 
+/// A fresh rule engine for a config's targets, with no history or alert state.
+pub fn new_engine(config: &Config, rules: RuleSet, now: Timestamp) -> Engine {
+    let targets = config.targets.iter().map(target_info).collect();
+    Engine::new(
+        Arc::new(rules),
+        &crate::rules::identifiers(),
+        targets,
+        config.target_down_after,
+        config.schedule.interval_at(now),
+    )
+}
+
 /// Builds the rule engine and resumes it: alert timers from `alerts`, history windows and
 /// runs of failed polls from `polls`.
 pub(crate) async fn resume_engine(
@@ -411,15 +423,7 @@ pub(crate) async fn resume_engine(
     store: &Store,
     now: Timestamp,
 ) -> Result<Engine, StoreError> {
-    let identifiers = crate::rules::identifiers();
-    let targets = config.targets.iter().map(target_info).collect();
-    let mut engine = Engine::new(
-        Arc::new(rules),
-        &identifiers,
-        targets,
-        config.target_down_after,
-        config.schedule.interval_at(now),
-    );
+    let mut engine = new_engine(config, rules, now);
     engine.restore_alerts(store.active_alerts().await?);
     for row in store.latest_recommendations().await? {
         engine.restore_recommendation(&row.target, row.recommendation);

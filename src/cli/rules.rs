@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
@@ -11,9 +10,9 @@ use serde_json::{Value, json};
 use super::output::{Format, Rows};
 use super::{CliError, ConfigArg, ExitStatus, load_config_offline};
 use crate::clock::Clock;
-use crate::daemon::{load_rule_files, load_rules, target_info};
+use crate::daemon::{load_rule_files, load_rules, new_engine};
 use crate::rules::unittest::run_test_files;
-use crate::rules::{AlertRecord, AlertState, Engine};
+use crate::rules::{AlertRecord, AlertState};
 use crate::store::{AlertFilter, Store, StoreOptions};
 use crate::time::{Timestamp, parse_time_or_ago};
 
@@ -177,7 +176,6 @@ pub struct ReplayArgs {
 
 pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
     let config = load_config_offline(&args.config)?;
-    let identifiers = crate::rules::identifiers();
     let rules = if args.rules.is_empty() {
         load_rules(&config)
     } else {
@@ -191,14 +189,7 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitStatus, CliError> {
         None => store.oldest_poll().await?.unwrap_or(now),
     };
     let to = parse_time(args.to.as_deref(), "--to", now)?.unwrap_or(now);
-    let targets = config.targets.iter().map(target_info).collect();
-    let mut engine = Engine::new(
-        Arc::new(rules),
-        &identifiers,
-        targets,
-        config.target_down_after,
-        config.schedule.interval_at(now),
-    );
+    let mut engine = new_engine(&config, rules, now);
     let progress = progress_bar(from, to);
     let report = crate::replay::replay(&store, &mut engine, from, to, |reached| {
         if let Some(progress) = &progress {
