@@ -98,6 +98,47 @@ fn polls_until(now: Timestamp) -> Vec<PollRecord> {
     records
 }
 
+/// A firing alert with its transitions and two recommendation rows, written as the engine
+/// would leave them.
+async fn record_alert_and_advice(store: &Store, now: Timestamp) {
+    let at = |minutes_ago: u64| {
+        now.saturating_sub(Duration::from_secs(60 * minutes_ago))
+            .unix_secs_f64()
+    };
+    let statements = [
+        format!(
+            "INSERT INTO alerts (fingerprint, alertname, target, worker_id, severity, state, \
+             labels, annotations, active_at, fired_at, last_eval_at, value) VALUES \
+             ('0123456789abcdef', 'WorkerLowReliability', 'llama-prod', 123456, 'warning', \
+             'firing', '{{\"alertname\":\"WorkerLowReliability\"}}', \
+             '{{\"summary\":\"Worker 123456 on llama-prod: reliability 0.83\"}}', {}, {}, {}, 0.83)",
+            at(12),
+            at(7),
+            at(0)
+        ),
+        format!(
+            "INSERT INTO alert_events (fingerprint, at, from_state, to_state, value) VALUES \
+             ('0123456789abcdef', {}, 'inactive', 'pending', 0.88), \
+             ('0123456789abcdef', {}, 'pending', 'firing', 0.85)",
+            at(12),
+            at(7)
+        ),
+        format!(
+            "INSERT INTO recommendations (target, at, action, current_workers, desired_workers, \
+             detail) VALUES ('llama-prod', {}, 'hold', 4, 4, '{{\"reason\":\"hold at 4\"}}'), \
+             ('llama-prod', {}, 'replace', 4, 4, '{{\"reason\":\"replace 123456\"}}')",
+            at(30),
+            at(7)
+        ),
+    ];
+    for statement in statements {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&store.writer)
+            .await
+            .expect("fixture row");
+    }
+}
+
 #[test]
 fn the_doc_has_recipes_for_every_question_the_issue_names() {
     let blocks = sql_blocks(QUERIES_DOC);
@@ -139,6 +180,7 @@ async fn every_recipe_in_the_queries_doc_runs_and_finds_rows() {
         .expect("after 1970");
     let now = Timestamp::from_unix_millis(wall_clock.as_millis() as i64);
     store.record_polls(&polls_until(now)).await.expect("stored");
+    record_alert_and_advice(&store, now).await;
 
     for block in sql_blocks(QUERIES_DOC) {
         let rows = sqlx::query(sqlx::AssertSqlSafe(block))
