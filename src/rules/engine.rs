@@ -513,7 +513,12 @@ impl Engine {
         worker_index: Option<usize>,
         value: impl Fn() -> Option<f64>,
     ) {
-        let existing = run.state.instances.get(&key);
+        // Most targets have no instance at all: skip hashing the key for them.
+        let existing = if run.state.instances.is_empty() {
+            None
+        } else {
+            run.state.instances.get(&key)
+        };
         if existing.is_none() && !condition.expr_true {
             // The common case: nothing to track, nothing to write.
             return;

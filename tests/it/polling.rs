@@ -376,3 +376,44 @@ fleets:
         ]
     );
 }
+
+#[tokio::test]
+async fn retention_deletes_samples_older_than_retention_samples_and_keeps_newer_ones() {
+    let scenario = "name: r\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100}, {id: 2, perf: 100}]\n";
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let clock = Clock::manual(T0);
+    let simulator = start_simulator(scenario, &clock, TEST_KEY).await;
+    let config_path = write_config(
+        dir.path(),
+        &simulator.base_url(),
+        "",
+        "  - name: t\n    endpoint: 1\n",
+        "retention:\n  samples: 1h\n",
+    );
+    let config = Config::load(&config_path, &test_env()).expect("config");
+    let daemon = Daemon::start(config, vastwatch::rules::RuleSet::empty(), clock.clone())
+        .await
+        .expect("daemon");
+    let (_sender, stop) = tokio::sync::watch::channel(false);
+    // Two hours of polls, one every 10 minutes.
+    for tick in 0..=12 {
+        clock.set(at(secs(tick * 600)));
+        daemon.tick_once(clock.now(), &stop).await;
+    }
+    let deleted = daemon.retention_once().await.expect("retention");
+    // Polls at 0..=50 minutes are older than the hour before 2h.
+    assert_eq!(deleted.polls, 6);
+    assert_eq!(deleted.samples, 12);
+    let pool = open_database(&dir.path().join("vastwatch.db")).await;
+    let oldest: f64 = sqlx::query_scalar("SELECT min(polled_at) FROM worker_samples")
+        .fetch_one(&pool)
+        .await
+        .expect("oldest sample");
+    assert_eq!(oldest, at(secs(3600)).unix_secs_f64());
+    let remaining: i64 = sqlx::query_scalar("SELECT count(*) FROM polls")
+        .fetch_one(&pool)
+        .await
+        .expect("polls");
+    assert_eq!(remaining, 7);
+    simulator.shutdown().await.expect("shutdown");
+}
