@@ -258,7 +258,7 @@ impl Daemon {
     /// only then commits the evaluations to the engine, so memory never runs ahead of disk.
     async fn write_batch(&self, batch: Vec<PollRecord>, report: &mut TickReport) {
         let evaluations: Vec<_> = {
-            let engine = self.engine();
+            let mut engine = self.engine();
             batch.iter().map(|record| engine.evaluate(record)).collect()
         };
         let stored = self
@@ -315,6 +315,10 @@ impl Daemon {
             Err(store_error) => {
                 self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                 error!(error = %store_error, polls = batch.len(), "Could not store polls; their evaluation is dropped.");
+                let mut engine = self.engine();
+                for evaluation in evaluations {
+                    engine.discard(evaluation);
+                }
                 report.unstored.extend(batch);
             }
         }

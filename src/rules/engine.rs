@@ -14,8 +14,8 @@ use super::file::{Rule, RuleSet, Severity};
 use super::labels::{LabelSet, fingerprint};
 use super::lifecycle::{self, AlertState, Condition, Lifecycle, Timing, Transition};
 use crate::advise::{self, AdvisorInput, LastPoll, Recommendation, ScalingConfig};
+use crate::model::PollRecord;
 use crate::model::TargetKind;
-use crate::model::{PollRecord, PollResult};
 use crate::time::Timestamp;
 
 /// The name of the built-in alert for a target whose polls keep failing.
@@ -331,18 +331,17 @@ impl Engine {
             .filter(|record| record.lifecycle.state.is_active())
     }
 
-    /// Evaluates every rule of the poll's target over its history plus this poll.
-    /// Changes nothing: call [`Engine::apply`] once the result is stored.
-    pub fn evaluate(&self, record: &PollRecord) -> Evaluation {
+    /// Evaluates every rule of the poll's target over its history plus this poll. The
+    /// only thing it changes is the history, which gains the poll's snapshot; call
+    /// [`Engine::apply`] once the result is stored, or [`Engine::discard`] if it could not
+    /// be, which takes the snapshot back out.
+    pub fn evaluate(&mut self, record: &PollRecord) -> Evaluation {
         let now = record.started_at;
         let last_poll = LastPoll {
             at: now,
             ok: record.result.workers().is_some(),
         };
-        let (Some(target), Some(state)) = (
-            self.targets.get(&record.target),
-            self.states.get(&record.target),
-        ) else {
+        if !self.targets.contains_key(&record.target) || !self.states.contains_key(&record.target) {
             // A poll of a target the engine does not know (removed from the config).
             let empty = VecDeque::new();
             let input = AdvisorInput {
@@ -363,17 +362,31 @@ impl Engine {
                 failures_in_a_row: 0,
                 last_poll,
             };
-        };
+        }
+        // The new snapshot joins the history in place: cloning the window for every poll
+        // cost an allocation and a reference count per snapshot on the hot path.
+        let snapshot = record.result.workers().map(|workers| {
+            if let Some(state) = self.states.get_mut(&record.target) {
+                state
+                    .history
+                    .push_back(Arc::new(Snapshot::new(now, workers, Vec::new())));
+                trim(&mut state.history, now, self.window);
+            }
+        });
+        let target = &self.targets[&record.target];
+        let state = &self.states[&record.target];
+        let recommendation = self.advise(target, &state.history, Some(last_poll), now);
         let mut changes = Vec::new();
-        let (recommendation, snapshot, failures_in_a_row) = match &record.result {
-            PollResult::Snapshot { workers, .. } => {
-                let mut history = state.history.clone();
-                history.push_back(Arc::new(Snapshot::new(now, workers, Vec::new())));
-                trim(&mut history, now, self.window);
-                let recommendation = self.advise(target, &history, Some(last_poll), now);
-                // The new snapshot is only in this local history, so it can still take the
+        let (snapshot, failures_in_a_row) = match snapshot {
+            Some(()) => {
+                // The new snapshot has no other owner yet, so it can still take the
                 // advisor's numbers as the fleet identifiers rules read.
-                if let Some(snapshot) = history.back_mut().and_then(Arc::get_mut) {
+                if let Some(snapshot) = self
+                    .states
+                    .get_mut(&record.target)
+                    .and_then(|state| state.history.back_mut())
+                    .and_then(Arc::get_mut)
+                {
                     snapshot
                         .fleet
                         .set_extra(0, Some(f64::from(recommendation.desired_workers)));
@@ -381,11 +394,11 @@ impl Engine {
                         .fleet
                         .set_extra(1, Some(recommendation.delta as f64));
                 }
-                let snapshot = history.back().cloned();
+                let state = &self.states[&record.target];
                 for (index, rule) in self.rules.rules.iter().enumerate() {
                     if rule.applies_to(&target.name) {
                         let context = EvalContext {
-                            history: &history,
+                            history: &state.history,
                             vars: &state.rule_vars[index],
                         };
                         let mut evaluation = RuleEvaluation {
@@ -401,14 +414,11 @@ impl Engine {
                         self.evaluate_rule(&mut evaluation);
                     }
                 }
-                (recommendation, snapshot, 0)
+                (state.history.back().cloned(), 0)
             }
-            PollResult::Failed(_) => (
-                self.advise(target, &state.history, Some(last_poll), now),
-                None,
-                state.failures_in_a_row.saturating_add(1),
-            ),
+            None => (None, state.failures_in_a_row.saturating_add(1)),
         };
+        let state = &self.states[&record.target];
         // The reason and evidence move with every poll; the advice itself is the action,
         // the count, the workers to replace and the commands.
         let recommendation_changed = state.recommendation.as_ref().is_none_or(|previous| {
@@ -429,6 +439,29 @@ impl Engine {
         };
         self.evaluate_target_down(target, state, now, &mut evaluation);
         evaluation
+    }
+
+    #[cfg(test)]
+    fn state_history_len(&self, target: &str) -> usize {
+        self.states
+            .get(target)
+            .map_or(0, |state| state.history.len())
+    }
+
+    /// Undoes an evaluation that could not be stored: its snapshot leaves the history, so
+    /// memory never runs ahead of disk.
+    pub fn discard(&mut self, evaluation: Evaluation) {
+        let Some(snapshot) = evaluation.snapshot else {
+            return;
+        };
+        if let Some(state) = self.states.get_mut(&evaluation.target)
+            && state
+                .history
+                .back()
+                .is_some_and(|last| Arc::ptr_eq(last, &snapshot))
+        {
+            state.history.pop_back();
+        }
     }
 
     fn evaluate_rule(&self, run: &mut RuleEvaluation<'_, '_>) {
@@ -704,10 +737,6 @@ impl Engine {
         let Some(state) = self.states.get_mut(&evaluation.target) else {
             return;
         };
-        if let Some(snapshot) = evaluation.snapshot {
-            state.history.push_back(snapshot);
-            trim(&mut state.history, evaluation.at, self.window);
-        }
         state.failures_in_a_row = evaluation.failures_in_a_row;
         state.last_poll = Some(evaluation.last_poll);
         state.recommendation = Some(evaluation.recommendation);
@@ -759,5 +788,87 @@ fn number_value(number: f64) -> TemplateValue {
         TemplateValue::from(number as i64)
     } else {
         TemplateValue::from(number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::model::{PollResult, WorkerSample};
+
+    fn engine() -> Engine {
+        let mut rules = RuleSet::empty();
+        let targets = vec![super::super::file::TargetVars {
+            name: "t".to_string(),
+            vars: Default::default(),
+        }];
+        rules
+            .parse_into(
+                Path::new("r.yaml"),
+                "rules:\n  - alert: Busy\n    scope: fleet\n    expr: workers > 0\n",
+                &identifiers(),
+                &targets,
+                true,
+            )
+            .expect("rule");
+        let target = TargetInfo {
+            name: "t".to_string(),
+            kind: TargetKind::Endpoint,
+            vast_id: 1,
+            labels: LabelSet::new(),
+            vars: BTreeMap::new(),
+            scaling: ScalingConfig::default(),
+        };
+        Engine::new(
+            Arc::new(rules),
+            &identifiers(),
+            vec![target],
+            3,
+            Duration::from_secs(10),
+        )
+    }
+
+    fn poll(secs: i64) -> PollRecord {
+        PollRecord {
+            target: "t".to_string(),
+            started_at: Timestamp::from_unix_millis(secs * 1000),
+            duration: Duration::ZERO,
+            result: PollResult::Snapshot {
+                workers: vec![WorkerSample::new(1)],
+                notes: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_discarded_evaluation_leaves_the_engine_as_it_was() {
+        let mut engine = engine();
+        let first = engine.evaluate(&poll(10));
+        let transitions: Vec<_> = first.transitions().map(|(_, t)| (t.from, t.to)).collect();
+        assert_eq!(
+            transitions,
+            vec![(AlertState::Inactive, AlertState::Firing)]
+        );
+        engine.discard(first);
+        assert_eq!(engine.active_alerts().count(), 0);
+        assert_eq!(engine.state_history_len("t"), 0);
+
+        let again = engine.evaluate(&poll(10));
+        assert_eq!(
+            again.transitions().count(),
+            1,
+            "the same transition, not lost"
+        );
+        engine.apply(again);
+        assert_eq!(engine.active_alerts().count(), 1);
+        assert_eq!(engine.state_history_len("t"), 1);
+        let next = engine.evaluate(&poll(20));
+        assert_eq!(
+            next.transitions().count(),
+            0,
+            "and not repeated once applied"
+        );
     }
 }

@@ -16,7 +16,7 @@ use super::curve::{
     Curve, CurveRaw, FRACTION, NON_NEGATIVE, StepCurve, StepCurveRaw, validate_curve,
     validate_step_curve,
 };
-use crate::model::TargetKind;
+use crate::model::{Field, TargetKind};
 use crate::time::parse_duration;
 
 /// The built-in scenarios: name and YAML text.
@@ -30,23 +30,11 @@ const BUILTINS: &[(&str, &str)] = &[
 
 const BUILTIN_NAMES: &[&str] = &["steady", "surge", "flaky-worker", "saturated", "outage"];
 
-/// Fields of the worker-list API that the simulator derives itself. `extra` may not set
-/// them (that is what `fields` is for), and `fields`/`omit` may name any of them.
-pub(super) const API_FIELDS: &[&str] = &[
-    "id",
-    "status",
-    "cur_load",
-    "new_load",
-    "cur_load_rolling_avg",
-    "cur_perf",
-    "measured_perf",
-    "perf",
-    "reliability",
-    "dlperf",
-    "reqs_working",
-    "disk_usage",
-    "loaded_at",
-];
+/// Whether `name` is a field of the worker-list API, which the simulator derives itself.
+/// `extra` may not set one (that is what `fields` is for).
+fn is_api_field(name: &str) -> bool {
+    name == "id" || name == "status" || Field::from_name(name).is_some()
+}
 
 const DEFAULT_MAX_REQS: u32 = 4;
 const DEFAULT_RELIABILITY: f64 = 0.99;
@@ -651,7 +639,7 @@ fn validate_worker(raw: &Spanned<WorkerRaw>, key: &str) -> Result<Worker, Proble
     };
     let mut extra = serde_json::Map::new();
     for (name, value) in &worker.extra {
-        if API_FIELDS.contains(&name.as_str()) {
+        if is_api_field(name) {
             return Err(Problem::at(
                 value,
                 &sub(&format!("extra.{name}")),
