@@ -498,3 +498,18 @@ fn log_poll(record: &PollRecord) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_delays_stay_within_the_configured_bound() {
+        assert_eq!(random_delay(Duration::ZERO), Duration::ZERO);
+        let bound = Duration::from_millis(250);
+        let delays: Vec<Duration> = (0..200).map(|_| random_delay(bound)).collect();
+        assert!(delays.iter().all(|delay| *delay <= bound));
+        // Spread, not a constant: 200 draws from 251 values are not all equal.
+        assert!(delays.iter().any(|delay| *delay != delays[0]));
+    }
+}

@@ -417,3 +417,44 @@ async fn retention_deletes_samples_older_than_retention_samples_and_keeps_newer_
     assert_eq!(remaining, 7);
     simulator.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn api_concurrency_bounds_the_polls_in_flight() {
+    let scenario = r#"
+name: hung
+fleets:
+  - endpoint: 1
+    load: 10
+    workers: [{id: 1, perf: 100}]
+    faults: [{at: 0s, for: 1m, kind: timeout, hold: 30s}]
+  - endpoint: 2
+    load: 10
+    workers: [{id: 2, perf: 100}]
+    faults: [{at: 0s, for: 1m, kind: timeout, hold: 30s}]
+"#;
+    let targets = "  - name: a\n    endpoint: 1\n  - name: b\n    endpoint: 2\n";
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with_targets(scenario, "  timeout: 1s\n  concurrency: 1\n", targets).await,
+    );
+    let tick = {
+        let app = std::sync::Arc::clone(&app);
+        tokio::spawn(async move { app.daemon.tick_once(T0, &app.stop).await })
+    };
+    let in_flight = || {
+        app.simulator.requests_for(TargetKind::Endpoint, 1)
+            + app.simulator.requests_for(TargetKind::Endpoint, 2)
+    };
+    assert!(wait_until(secs(5), || async { in_flight() == 1 }).await);
+    // The first poll holds the only permit until it times out after 1 s; the second
+    // request may reach the simulator only after that.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        in_flight(),
+        1,
+        "a second poll started while the first held the permit"
+    );
+    let report = tick.await.expect("tick");
+    assert_eq!(in_flight(), 2);
+    let outcomes: Vec<&str> = report.stored.iter().map(|r| r.result.outcome()).collect();
+    assert_eq!(outcomes, vec!["timeout", "timeout"]);
+}
