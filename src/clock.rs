@@ -87,10 +87,6 @@ impl Clock {
         }
     }
 
-    pub fn is_manual(&self) -> bool {
-        matches!(&*self.kind, ClockKind::Manual { .. })
-    }
-
     /// Waits until the clock reads `deadline` or later.
     pub async fn sleep_until(&self, deadline: Timestamp) {
         match &*self.kind {

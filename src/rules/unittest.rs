@@ -2,7 +2,7 @@
 //! series in promtool notation, and the alerts expected to be firing at chosen times. The
 //! engine under test is the daemon's own, fed in memory.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -655,11 +655,6 @@ fn check_length(length: usize) -> Result<(), String> {
     } else {
         Ok(())
     }
-}
-
-/// The set of names a test may use for a target's vars.
-pub fn var_names(vars: &BTreeMap<String, f64>) -> BTreeSet<String> {
-    vars.keys().cloned().collect()
 }
 
 #[cfg(test)]
