@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod model;
+pub mod notify;
 pub mod poll;
 pub mod replay;
 pub mod rules;

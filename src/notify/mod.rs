@@ -1,0 +1,11 @@
+//! Notifications (SPEC §8): routing, grouping, silences and inhibition decide what to send;
+//! a durable outbox in SQLite holds every message until its receiver takes it.
+
+pub mod message;
+pub mod receiver;
+
+pub use message::{AlertStatus, Extra, Message, MessageAlert, Reason};
+pub use receiver::{
+    AlertmanagerReceiver, EmailReceiver, EmailTls, Receiver, ReceiverKind, WebhookFormat,
+    WebhookReceiver,
+};

@@ -1,0 +1,95 @@
+//! Validated receivers (`notify.receivers` in the config, SPEC §8.1). Secrets are read from
+//! the environment at load and held as [`Secret`]s.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Secret;
+
+/// Where notifications go.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    /// Unique among receivers; the `receiver` column and the payload's `receiver`.
+    pub name: String,
+    /// Whether resolutions are sent (default true).
+    pub send_resolved: bool,
+    pub kind: ReceiverKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ReceiverKind {
+    Webhook(WebhookReceiver),
+    Email(EmailReceiver),
+    Alertmanager(AlertmanagerReceiver),
+    /// Readable lines on stdout.
+    Console,
+}
+
+impl ReceiverKind {
+    /// `webhook`, `email`, `alertmanager` or `console`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReceiverKind::Webhook(_) => "webhook",
+            ReceiverKind::Email(_) => "email",
+            ReceiverKind::Alertmanager(_) => "alertmanager",
+            ReceiverKind::Console => "console",
+        }
+    }
+}
+
+/// `webhook:`
+#[derive(Debug, Clone)]
+pub struct WebhookReceiver {
+    pub url: reqwest::Url,
+    pub format: WebhookFormat,
+    /// Signs requests as Standard Webhooks specifies when set.
+    pub secret: Option<Secret>,
+    pub timeout: Duration,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Alertmanager's webhook v4 JSON plus the `vastwatch` key.
+    Alertmanager,
+    /// `{"text": ..., "blocks": [...]}`.
+    Slack,
+}
+
+/// `email:`
+#[derive(Debug, Clone)]
+pub struct EmailReceiver {
+    /// The SMTP server's host name (also the name its certificate must carry).
+    pub host: String,
+    pub port: u16,
+    pub tls: EmailTls,
+    /// Both or neither: SMTP AUTH credentials.
+    pub username: Option<Secret>,
+    pub password: Option<Secret>,
+    pub from: String,
+    pub to: Vec<String>,
+    /// A PEM file of CA certificates trusted in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTls {
+    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+    /// No encryption, for a local relay.
+    None,
+}
+
+/// `alertmanager:` an existing Alertmanager that vastwatch posts alerts to.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerReceiver {
+    /// Alertmanager's base URL; vastwatch posts to `{url}/api/v2/alerts`.
+    pub url: reqwest::Url,
+    pub timeout: Duration,
+    pub headers: BTreeMap<String, String>,
+}
