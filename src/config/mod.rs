@@ -2,6 +2,7 @@
 //! never re-checks. Secrets come only from environment variables named by `*_env` keys.
 
 mod error;
+mod notify;
 mod raw;
 mod secret;
 
@@ -17,6 +18,7 @@ pub use secret::Secret;
 
 use crate::advise::ScalingConfig;
 use crate::model::TargetKind;
+use crate::notify::NotifyConfig;
 use crate::schedule::Schedule;
 use crate::time::{format_duration, parse_duration};
 use raw::{RawApi, RawConfig, RawScaling, RawTarget};
@@ -44,6 +46,8 @@ pub struct Config {
     /// Rule files matched by the `rules` globs, in order, without duplicates.
     pub rule_files: Vec<PathBuf>,
     pub retention: Retention,
+    /// Receivers, routes, grouping and inhibition (SPEC §8).
+    pub notify: NotifyConfig,
 }
 
 /// How to reach the Vast API.
@@ -73,6 +77,10 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub struct Retention {
     pub samples: Duration,
+    /// Delivered and failed notifications older than this are deleted.
+    pub notifications: Duration,
+    /// Silences that ended longer ago than this are deleted.
+    pub silences: Duration,
 }
 
 /// Where secrets come from; the process environment in production, a map in tests.
@@ -148,8 +156,10 @@ impl Config {
         );
         let _ = writeln!(
             out,
-            "retention: samples {}",
-            format_duration(self.retention.samples)
+            "retention: samples {}, notifications {}, silences {}",
+            format_duration(self.retention.samples),
+            format_duration(self.retention.notifications),
+            format_duration(self.retention.silences)
         );
         let _ = writeln!(
             out,
@@ -183,8 +193,88 @@ impl Config {
             }
             out.push('\n');
         }
+        self.notify_summary(&mut out);
         out
     }
+
+    fn notify_summary(&self, out: &mut String) {
+        let notify = &self.notify;
+        let _ = writeln!(out, "receivers: {}", notify.receivers.len());
+        for receiver in &notify.receivers {
+            let _ = write!(out, "  - {} ({}", receiver.name, receiver.kind.as_str());
+            match &receiver.kind {
+                crate::notify::ReceiverKind::Webhook(webhook) => {
+                    let format = match webhook.format {
+                        crate::notify::WebhookFormat::Alertmanager => "alertmanager",
+                        crate::notify::WebhookFormat::Slack => "slack",
+                    };
+                    let signed = if webhook.secret.is_some() {
+                        ", signed"
+                    } else {
+                        ""
+                    };
+                    let _ = write!(out, " {format} to {}{signed}", redacted_url(&webhook.url));
+                }
+                crate::notify::ReceiverKind::Email(email) => {
+                    let _ = write!(
+                        out,
+                        " via {}:{} to {}",
+                        email.host,
+                        email.port,
+                        email.to.join(", ")
+                    );
+                }
+                crate::notify::ReceiverKind::Alertmanager(alertmanager) => {
+                    let _ = write!(out, " at {}", redacted_url(&alertmanager.url));
+                }
+                crate::notify::ReceiverKind::Console => {}
+            }
+            let resolved = if receiver.send_resolved {
+                ""
+            } else {
+                ", no resolved"
+            };
+            let _ = writeln!(out, "{resolved})");
+        }
+        let _ = writeln!(out, "routes:    {}", notify.routes.len());
+        for route in &notify.routes {
+            let matchers: Vec<String> = route.matchers.iter().map(ToString::to_string).collect();
+            let matched = if matchers.is_empty() {
+                "everything".to_string()
+            } else {
+                matchers.join(", ")
+            };
+            let group_by = match &route.group_by {
+                crate::notify::GroupBy::All => "...".to_string(),
+                crate::notify::GroupBy::Labels(names) => names.join(", "),
+            };
+            let _ = writeln!(
+                out,
+                "  - {matched} -> {}{} (group by [{group_by}], wait {}, interval {}, repeat {})",
+                route.receivers.join(", "),
+                if route.continue_ { ", continue" } else { "" },
+                format_duration(route.timing.group_wait),
+                format_duration(route.timing.group_interval),
+                format_duration(route.timing.repeat_interval),
+            );
+        }
+        if !notify.inhibit.is_empty() {
+            let _ = writeln!(out, "inhibit:   {} rules", notify.inhibit.len());
+        }
+    }
+}
+
+/// A URL for display: scheme, host and port only. Webhook paths often carry a token
+/// (Slack's do), so they are never printed.
+pub fn redacted_url(url: &reqwest::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    if url.path() != "/" || url.query().is_some() {
+        shown.push_str("/…");
+    }
+    shown
 }
 
 struct Validator<'a> {
@@ -227,6 +317,18 @@ impl Validator<'_> {
                 "retention.samples",
                 Duration::from_secs(14 * 86_400),
             )?,
+            notifications: self.duration(
+                raw.retention
+                    .as_ref()
+                    .and_then(|r| r.notifications.as_ref()),
+                "retention.notifications",
+                Duration::from_secs(30 * 86_400),
+            )?,
+            silences: self.duration(
+                raw.retention.as_ref().and_then(|r| r.silences.as_ref()),
+                "retention.silences",
+                Duration::from_secs(30 * 86_400),
+            )?,
         };
         let target_down_after = match &raw.target_down_after {
             Some(count) if count.value == 0 => {
@@ -236,6 +338,7 @@ impl Validator<'_> {
             None => 3,
         };
         let rule_files = self.rule_files(&raw.rules, &base_dir)?;
+        let notify = self.notify(raw.notify.as_ref(), raw.external_url.as_ref(), &base_dir)?;
         let mut names = HashSet::new();
         let mut targets = Vec::with_capacity(raw.targets.value.len());
         for raw_target in &raw.targets.value {
@@ -261,6 +364,7 @@ impl Validator<'_> {
             target_down_after,
             rule_files,
             retention,
+            notify,
         })
     }
 

@@ -27,6 +27,10 @@ pub struct RawConfig {
     pub rules: Vec<Spanned<String>>,
     /// How long stored data is kept.
     pub retention: Option<RawRetention>,
+    /// Base of links in notification payloads. Default `http://127.0.0.1:9469`.
+    pub external_url: Option<Spanned<String>>,
+    /// Receivers, routes, grouping, inhibition (SPEC §8).
+    pub notify: Option<Spanned<RawNotify>>,
 }
 
 /// `api:`
@@ -95,4 +99,120 @@ pub struct RawScaling {
 pub struct RawRetention {
     /// Raw samples older than this are deleted. Default `14d`.
     pub samples: Option<Spanned<String>>,
+    /// Delivered and failed notifications older than this are deleted. Default `30d`.
+    pub notifications: Option<Spanned<String>>,
+    /// Silences that ended longer ago than this are deleted. Default `30d`.
+    pub silences: Option<Spanned<String>>,
+}
+
+/// `notify:` (SPEC §8.1)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub group_by: Option<Spanned<Vec<String>>>,
+    pub group_wait: Option<Spanned<String>>,
+    pub group_interval: Option<Spanned<String>>,
+    pub repeat_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub receivers: Vec<Spanned<RawReceiver>>,
+    /// Absent: one default route to every receiver.
+    pub routes: Option<Vec<Spanned<RawRoute>>>,
+    #[serde(default)]
+    pub inhibit: Vec<Spanned<RawInhibit>>,
+    /// The built-in `VastwatchTargetDown` inhibit rule. Default true.
+    pub inhibit_target_down: Option<bool>,
+    /// Give up on a notification after this long. Default `24h`.
+    pub max_age: Option<Spanned<String>>,
+}
+
+/// One entry of `notify.receivers`: a name and exactly one kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    pub name: Spanned<String>,
+    pub send_resolved: Option<Spanned<bool>>,
+    pub webhook: Option<Spanned<RawWebhook>>,
+    pub email: Option<Spanned<RawEmail>>,
+    pub alertmanager: Option<Spanned<RawAlertmanager>>,
+    pub console: Option<Spanned<RawConsole>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: Spanned<String>,
+    /// `alertmanager` (default) or `slack`.
+    pub format: Option<Spanned<String>>,
+    pub secret_env: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub send_resolved: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// `host:port`
+    pub smtp: Spanned<String>,
+    /// `starttls` (default), `tls` or `none`.
+    pub tls: Option<Spanned<String>>,
+    pub username_env: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub from: Spanned<String>,
+    pub to: Spanned<Vec<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub send_resolved: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertmanager {
+    pub url: Spanned<String>,
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub send_resolved: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    pub send_resolved: Option<Spanned<bool>>,
+}
+
+/// One entry of `notify.routes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Label equality.
+    #[serde(rename = "match", default)]
+    pub match_: BTreeMap<String, String>,
+    /// `name=value`, `name!=value`, `name=~regex`, `name!~regex`.
+    #[serde(default)]
+    pub matchers: Vec<Spanned<String>>,
+    pub receivers: Spanned<Vec<Spanned<String>>>,
+    #[serde(rename = "continue")]
+    pub continue_: Option<bool>,
+    pub group_by: Option<Spanned<Vec<String>>>,
+    pub group_wait: Option<Spanned<String>>,
+    pub group_interval: Option<Spanned<String>>,
+    pub repeat_interval: Option<Spanned<String>>,
+}
+
+/// One entry of `notify.inhibit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInhibit {
+    #[serde(default)]
+    pub source: BTreeMap<String, String>,
+    #[serde(default)]
+    pub source_matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub target: BTreeMap<String, String>,
+    #[serde(default)]
+    pub target_matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub equal: Vec<String>,
 }

@@ -1,11 +1,18 @@
 //! Notifications (SPEC §8): routing, grouping, silences and inhibition decide what to send;
 //! a durable outbox in SQLite holds every message until its receiver takes it.
 
+pub mod group;
+pub mod matcher;
 pub mod message;
 pub mod receiver;
+pub mod route;
+pub mod silence;
 
+pub use group::{AlertSnapshot, Flush, FlushContext, Grouper, LogEntry, Outgoing};
 pub use message::{AlertStatus, Extra, Message, MessageAlert, Reason};
 pub use receiver::{
     AlertmanagerReceiver, EmailReceiver, EmailTls, Receiver, ReceiverKind, WebhookFormat,
     WebhookReceiver,
 };
+pub use route::{GroupBy, GroupTiming, InhibitRule, NotifyConfig, Route};
+pub use silence::Silence;

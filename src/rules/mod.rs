@@ -14,6 +14,7 @@ pub use engine::{
     AlertChange, AlertRecord, Engine, Evaluation, TARGET_DOWN, TargetInfo, identifiers,
 };
 pub use file::{Rule, RuleSet, Severity, TargetVars};
+pub use labels::LabelSet;
 pub use lifecycle::{AlertState, Lifecycle, Transition};
 
 /// The rule files shipped in `rules/`, embedded so the demo needs nothing but the binary.
