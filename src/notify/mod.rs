@@ -3,9 +3,11 @@
 
 pub mod message;
 pub mod receiver;
+pub mod send;
 
 pub use message::{AlertStatus, Extra, Message, MessageAlert, Reason};
 pub use receiver::{
     AlertmanagerReceiver, EmailReceiver, EmailTls, Receiver, ReceiverKind, WebhookFormat,
     WebhookReceiver,
 };
+pub use send::{ALERTMANAGER_RESEND, ConsoleOut, Outcome, SendBuildError, Sender};
