@@ -6,6 +6,7 @@ pub mod matcher;
 pub mod message;
 pub mod receiver;
 pub mod route;
+pub mod send;
 pub mod silence;
 
 pub use group::{AlertSnapshot, Flush, FlushContext, Grouper, LogEntry, Outgoing};
@@ -15,4 +16,5 @@ pub use receiver::{
     WebhookReceiver,
 };
 pub use route::{GroupBy, GroupTiming, InhibitRule, NotifyConfig, Route};
+pub use send::{ConsoleOut, Outcome, SendBuildError, Sender};
 pub use silence::Silence;
