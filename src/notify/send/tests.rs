@@ -144,6 +144,13 @@ fn with_timeout(mut receiver: Receiver, timeout: Duration) -> Receiver {
     receiver
 }
 
+#[test]
+fn one_sender_can_be_shared_by_every_delivery_task() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Sender>();
+    shareable::<Outcome>();
+}
+
 // ---------------------------------------------------------------------------------------
 // A recording HTTP receiver
 
