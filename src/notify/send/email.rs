@@ -127,7 +127,7 @@ fn build_mail(
         .date(system_time(now))
         .user_agent(USER_AGENT.to_string())
         .from(from)
-        .subject(message.title());
+        .subject(one_line(&message.title()));
     for to in &email.to {
         let mailbox: Mailbox = to.parse().map_err(|error| {
             Outcome::failed(format!("email.to `{to}` is not a valid address: {error}"))
@@ -140,6 +140,20 @@ fn build_mail(
             render_html(message),
         ))
         .map_err(|error| Outcome::failed(format!("cannot build the email: {error}")))
+}
+
+/// A subject on one line. lettre encodes a line break safely (it cannot start a new
+/// header), but mail clients show it badly.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|character| {
+            if character.is_control() {
+                ' '
+            } else {
+                character
+            }
+        })
+        .collect()
 }
 
 /// `<{id}@{sender's domain}>`, with characters a Message-ID may not hold replaced.
@@ -163,9 +177,16 @@ fn message_id(notification_id: &str, from: &Mailbox) -> String {
     format!("<{local}.vastwatch@{}>", from.email.domain())
 }
 
+/// The Date header's time: `now`, clamped to what the header can show (the epoch up to
+/// the end of year 9999; lettre's date formatting panics outside that range).
 fn system_time(now: Timestamp) -> SystemTime {
-    let millis = u64::try_from(now.unix_millis()).unwrap_or(0);
-    UNIX_EPOCH + Duration::from_millis(millis)
+    const LAST_MILLI_OF_9999: u64 = 253_402_300_799_999;
+    let millis = u64::try_from(now.unix_millis())
+        .unwrap_or(0)
+        .min(LAST_MILLI_OF_9999);
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(millis))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// The HTML part: the same content as the text part, every value escaped.

@@ -182,7 +182,7 @@ async fn read_body_start(mut response: reqwest::Response) -> Vec<u8> {
 }
 
 /// SPEC §8.3: 2xx delivered; 408, 429 and 5xx retried; 3xx and other 4xx failed.
-pub(super) fn classify_status(
+fn classify_status(
     status: StatusCode,
     location: Option<&str>,
     retry_after: Option<Duration>,
@@ -234,7 +234,7 @@ fn quote_body(body: &[u8]) -> String {
 
 /// `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past
 /// means "now".
-pub(super) fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
+fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
         return value.parse::<u64>().ok().map(Duration::from_secs);

@@ -14,13 +14,13 @@ use super::text;
 use crate::advise::Recommendation;
 
 /// Slack rejects a message with more blocks than this.
-pub(super) const MAX_BLOCKS: usize = 50;
+const MAX_BLOCKS: usize = 50;
 /// Slack rejects a section whose text is longer than this (characters).
-pub(super) const MAX_SECTION_TEXT: usize = 3000;
+const MAX_SECTION_TEXT: usize = 3000;
 /// Slack rejects a header whose text is longer than this (characters).
-pub(super) const MAX_HEADER_TEXT: usize = 150;
+const MAX_HEADER_TEXT: usize = 150;
 /// Discord shows at most this many characters of `text`; Slack and Mattermost allow more.
-pub(super) const MAX_FALLBACK_TEXT: usize = 2000;
+const MAX_FALLBACK_TEXT: usize = 2000;
 
 /// The Slack payload of a message.
 pub(super) fn payload(message: &Message) -> Value {

@@ -144,6 +144,13 @@ fn with_timeout(mut receiver: Receiver, timeout: Duration) -> Receiver {
     receiver
 }
 
+#[test]
+fn one_sender_can_be_shared_by_every_delivery_task() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Sender>();
+    shareable::<Outcome>();
+}
+
 // ---------------------------------------------------------------------------------------
 // A recording HTTP receiver
 
@@ -1475,4 +1482,105 @@ async fn a_refused_smtp_connection_is_retried_and_a_bad_address_failed() {
     assert_eq!(outcome.as_str(), "failed", "{outcome:?}");
     assert!(error_of(&outcome).contains("not an address"), "{outcome:?}");
     assert!(server.mails().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile and extreme input
+
+/// Line breaks, terminal escapes and markup in labels, empty alerts, a bare `whsec_`
+/// secret, times at both ends of the range.
+fn hostile_message() -> Message {
+    let mut message = sample_message();
+    message.common_labels.insert(
+        "alertname".to_string(),
+        "Injected\r\nBcc: intruder@example.com".to_string(),
+    );
+    message.alerts.push(MessageAlert {
+        status: AlertStatus::Resolved,
+        labels: BTreeMap::from([("alertname".to_string(), "\u{1b}[31m\0".to_string())]),
+        annotations: BTreeMap::from([("summary".to_string(), "```</pre>\r\n&amp;".repeat(2000))]),
+        starts_at: String::new(),
+        ends_at: String::new(),
+        generator_url: String::new(),
+        fingerprint: String::new(),
+    });
+    let mut odd = recommendation();
+    odd.commands = vec!["```".to_string(), "</pre><script>".repeat(1000)];
+    message
+        .vastwatch
+        .recommendations
+        .insert("<odd target>".to_string(), odd);
+    message
+}
+
+#[tokio::test]
+async fn hostile_labels_and_extreme_times_are_delivered_without_panics_or_injection() {
+    let http = HttpReceiver::start(status(200)).await;
+    let smtp_server = SmtpServer::start(smtp(SmtpSecurity::Plain)).await;
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sender = Sender::new(ConsoleOut::Buffer(Arc::clone(&buffer))).expect("sender");
+    let receivers = [
+        webhook(
+            &http.url("/hook"),
+            WebhookFormat::Alertmanager,
+            Some("whsec_"),
+        ),
+        webhook(&http.url("/hook"), WebhookFormat::Slack, Some("")),
+        alertmanager(&http.url("/")),
+        email(smtp_server.port, EmailTls::None, None, false),
+        Receiver {
+            name: "console".to_string(),
+            send_resolved: true,
+            kind: ReceiverKind::Console,
+        },
+    ];
+    let message = hostile_message();
+    let times = [
+        Timestamp::from_unix_millis(i64::MIN),
+        Timestamp::EPOCH,
+        Timestamp::from_unix_millis(i64::MAX),
+    ];
+    for now in times {
+        for receiver in &receivers {
+            let outcome = sender
+                .send(receiver, "id with spaces/and:colons", &message, now)
+                .await;
+            assert_eq!(
+                outcome.as_str(),
+                "delivered",
+                "{} at {now:?}: {outcome:?}",
+                receiver.name
+            );
+        }
+    }
+    for request in http.requests() {
+        if request.path == "/hook" && request.json().get("blocks").is_some() {
+            assert_within_slack_limits(&request.json());
+        }
+    }
+    let mails = smtp_server.mails();
+    assert_eq!(mails.len(), times.len());
+    for mail in &mails {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&mail.data)
+            .expect("a parsable mail");
+        assert!(parsed.header("Bcc").is_none(), "a label injected a header");
+        assert!(
+            parsed
+                .subject()
+                .is_some_and(|subject| subject.contains("Injected  Bcc: intruder")),
+            "the subject keeps the label's text, on one line"
+        );
+        let html = parsed.body_html(0).expect("an HTML part");
+        assert!(!html.contains("<script>"), "commands are escaped in HTML");
+        assert_eq!(
+            parsed.message_id(),
+            Some("id-with-spaces-and-colons.vastwatch@example.com")
+        );
+    }
+    let console = String::from_utf8(buffer.lock().expect("lock").clone()).expect("UTF-8");
+    assert!(
+        !console.contains('\u{1b}'),
+        "no terminal escapes reach the console"
+    );
 }

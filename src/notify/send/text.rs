@@ -81,13 +81,15 @@ pub(super) fn recommendation_headline(recommendation: &Recommendation) -> String
 }
 
 /// The whole message as readable lines: the title and reason, each alert with its labels
-/// and annotations, then each target's recommendation with its commands.
+/// and annotations, then each target's recommendation with its commands. Every value is
+/// kept on its line and stripped of control characters, so a label cannot forge a line
+/// or send escapes to a terminal.
 pub(super) fn render(message: &Message) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{} ({})",
-        message.title(),
+        one_line(&message.title()),
         message.vastwatch.reason.as_str()
     );
     for alert in &message.alerts {
@@ -95,26 +97,31 @@ pub(super) fn render(message: &Message) -> String {
             out,
             "  {:<8} {}",
             status_word(alert.status),
-            alert_name(alert)
+            one_line(alert_name(alert))
         );
         let labels = label_pairs(alert);
         if !labels.is_empty() {
             let _ = write!(out, " {}", one_line(&labels));
         }
-        let _ = writeln!(out, " ({})", alert_times(alert));
+        let _ = writeln!(out, " ({})", one_line(&alert_times(alert)));
         for (name, value) in ordered_annotations(alert) {
-            let _ = writeln!(out, "           {name}: {}", one_line(value));
+            let _ = writeln!(out, "           {}: {}", one_line(name), one_line(value));
         }
     }
     for (target, recommendation) in &message.vastwatch.recommendations {
         let _ = writeln!(
             out,
-            "  Recommendation for {target}: {}",
+            "  Recommendation for {}: {}",
+            one_line(target),
             recommendation_headline(recommendation)
         );
         let _ = writeln!(out, "    {}", one_line(&recommendation.reason));
         if !recommendation.replace.is_empty() {
-            let _ = writeln!(out, "    replace: {}", recommendation.replace.join(", "));
+            let _ = writeln!(
+                out,
+                "    replace: {}",
+                one_line(&recommendation.replace.join(", "))
+            );
         }
         for command in &recommendation.commands {
             let _ = writeln!(out, "    $ {}", one_line(command));
