@@ -15,9 +15,13 @@ use crate::advise::Recommendation;
 use crate::clock::Clock;
 use crate::config::{Config, FileError, Target};
 use crate::model::{PollRecord, PollResult};
+use crate::notify::delivery::DeliveryWorker;
+use crate::notify::send::{ConsoleOut, SendBuildError, Sender};
+use crate::notify::{Notifier, StepReport};
 use crate::poll::{ClientBuildError, PollDecision, Poller, VastClient};
 use crate::rules::{AlertRecord, Engine, RuleSet, TargetInfo, TargetVars, Transition};
 use crate::schedule::Ticker;
+use crate::store::AttemptRecord;
 use crate::store::{Deleted, HistoryFilter, Store, StoreError, TargetSpec};
 use crate::time::Timestamp;
 
@@ -35,6 +39,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Client(#[from] ClientBuildError),
+    #[error(transparent)]
+    Sender(#[from] SendBuildError),
 }
 
 /// Hooks for callers that want to see the daemon's progress (the demo prints it).
@@ -115,6 +121,8 @@ pub struct Daemon {
     semaphore: Arc<Semaphore>,
     stats: Arc<DaemonStats>,
     observer: Arc<dyn Observer>,
+    notifier: Arc<Notifier>,
+    sender: Sender,
 }
 
 impl Daemon {
@@ -131,6 +139,12 @@ impl Daemon {
         let client = VastClient::new(&config.api)?;
         let semaphore = Arc::new(Semaphore::new(config.api.concurrency));
         let engine = resume_engine(&config, rules, &store, clock.now()).await?;
+        let notifier = Notifier::start(
+            store.clone(),
+            Arc::new(config.notify.clone()),
+            clock.clone(),
+        )
+        .await?;
         Ok(Daemon {
             poller: Arc::new(Poller::new(client, clock.clone())),
             config: Arc::new(config),
@@ -140,7 +154,60 @@ impl Daemon {
             semaphore,
             stats: Arc::new(DaemonStats::default()),
             observer: Arc::new(Silent),
+            notifier: Arc::new(notifier),
+            sender: Sender::new(ConsoleOut::Stdout)?,
         })
+    }
+
+    /// Sends console notifications somewhere other than stdout (tests, the demo).
+    pub fn with_console(mut self, console: ConsoleOut) -> Result<Self, DaemonError> {
+        self.sender = Sender::new(console)?;
+        Ok(self)
+    }
+
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
+    }
+
+    /// One delivery worker per receiver.
+    fn delivery_workers(&self) -> Vec<DeliveryWorker> {
+        self.config
+            .notify
+            .receivers
+            .iter()
+            .map(|receiver| DeliveryWorker {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                sender: self.sender.clone(),
+                receiver: Arc::new(receiver.clone()),
+                max_age: self.config.notify.max_age,
+                wake: self
+                    .notifier
+                    .delivery_wake(&receiver.name)
+                    .unwrap_or_default(),
+                stats: Arc::clone(self.notifier.stats()),
+            })
+            .collect()
+    }
+
+    /// Queues notifications for every group now, ignoring group timers, then attempts
+    /// each due notification once (`poll-once`). What is not delivered stays queued.
+    pub async fn notify_now(&self) -> Result<(StepReport, Vec<AttemptRecord>), StoreError> {
+        self.notify_pass(true).await
+    }
+
+    /// One pass of the notifier and of every delivery worker at the clock's time, as
+    /// their loops in [`Daemon::run`] make it; `flush_all` ignores group timers.
+    pub async fn notify_pass(
+        &self,
+        flush_all: bool,
+    ) -> Result<(StepReport, Vec<AttemptRecord>), StoreError> {
+        let report = self.notifier.step(flush_all).await?;
+        let mut attempts = Vec::new();
+        for worker in self.delivery_workers() {
+            attempts.extend(worker.deliver_due().await?);
+        }
+        Ok((report, attempts))
     }
 
     fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
@@ -305,11 +372,16 @@ impl Daemon {
                         self.observer.alert_changed(alert, transition);
                     }
                 }
+                for evaluation in &evaluations {
+                    self.notifier
+                        .set_recommendation(&evaluation.target, &evaluation.recommendation);
+                }
                 let mut engine = self.engine();
                 for evaluation in evaluations {
                     engine.apply(evaluation);
                 }
                 drop(engine);
+                self.notifier.poke();
                 report.stored.extend(batch);
             }
             Err(store_error) => {
@@ -334,6 +406,20 @@ impl Daemon {
         if deleted.samples > 0 || deleted.polls > 0 {
             info!(samples = deleted.samples, polls = deleted.polls, cutoff = %cutoff, "Deleted data past retention.");
         }
+        let now = self.clock.now();
+        let (notifications, silences) = self
+            .store
+            .delete_notifications_before(
+                now.saturating_sub(self.config.retention.notifications),
+                now.saturating_sub(self.config.retention.silences),
+            )
+            .await?;
+        if notifications > 0 || silences > 0 {
+            info!(
+                notifications,
+                silences, "Deleted notifications and silences past retention."
+            );
+        }
         Ok(deleted)
     }
 
@@ -348,6 +434,11 @@ impl Daemon {
         let mut ticker = Ticker::new(self.config.schedule.clone(), self.clock.clone());
         let mut ticks = JoinSet::new();
         let retention = tokio::spawn(Arc::clone(&self).retention_loop(stop.clone()));
+        let mut notify_tasks = JoinSet::new();
+        notify_tasks.spawn(Arc::clone(&self.notifier).run(stop.clone()));
+        for worker in self.delivery_workers() {
+            notify_tasks.spawn(worker.run(stop.clone()));
+        }
         info!(
             targets = self.config.targets.len(),
             schedule = %self.config.schedule,
@@ -387,6 +478,16 @@ impl Daemon {
             ticks.abort_all();
         }
         let _ = retention.await;
+        // Delivery stops here; whatever is still pending stays in the outbox for the next
+        // start.
+        if tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while notify_tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            notify_tasks.abort_all();
+        }
         if let Err(store_error) = self.store.clone().close().await {
             warn!(error = %store_error, "Closing the database failed.");
         }

@@ -4,6 +4,7 @@
 mod advise;
 mod demo;
 mod history;
+mod notify;
 mod output;
 mod rules;
 
@@ -17,7 +18,7 @@ use crate::config::{Config, OfflineEnvironment, ProcessEnvironment};
 use crate::daemon::{Daemon, DaemonError, load_rules};
 use crate::model::PollResult;
 use crate::rules::RuleSet;
-use crate::store::StoreError;
+use crate::store::{AttemptRecord, StoreError};
 
 pub use output::Format;
 
@@ -139,6 +140,14 @@ pub enum Command {
     Simulate(demo::SimulateArgs),
     /// Run the simulator and the daemon together and print what happens.
     Demo(demo::DemoArgs),
+    /// List notifications in the outbox: pending, delivered, failed.
+    Notifications(notify::NotificationsArgs),
+    /// Mute notifications by label matchers for a time.
+    #[command(subcommand)]
+    Silence(notify::SilenceCommand),
+    /// Notification tools.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +182,9 @@ pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Advise(args) => advise::advise(args).await,
         Command::Simulate(args) => demo::simulate(args).await,
         Command::Demo(args) => demo::demo(args).await,
+        Command::Notifications(args) => notify::notifications(args).await,
+        Command::Silence(command) => notify::silence(command).await,
+        Command::Notify(command) => notify::notify(command).await,
     }
 }
 
@@ -218,10 +230,24 @@ fn check(args: CheckArgs) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
-/// What `check --strict` fails on: rules that apply to no target, and vars a rule reads
-/// that a target it applies to lacks.
+/// What `check --strict` fails on: rules that apply to no target, vars a rule reads
+/// that a target it applies to lacks, and receivers no route uses.
 pub fn check_warnings(config: &Config, rules: &RuleSet) -> Vec<String> {
     let mut warnings = Vec::new();
+    for receiver in &config.notify.receivers {
+        let used = config
+            .notify
+            .routes
+            .iter()
+            .any(|route| route.receivers.contains(&receiver.name));
+        if !used {
+            warnings.push(format!(
+                "{}: receiver `{}` is used by no route, so it is never sent anything",
+                config.path.display(),
+                receiver.name
+            ));
+        }
+    }
     for rule in &rules.rules {
         let targets: Vec<_> = config
             .targets
@@ -280,6 +306,18 @@ async fn poll_once(args: ConfigArg) -> Result<ExitStatus, CliError> {
     }
     for target in &report.skipped_backing_off {
         println!("{target}: skipped (backing off after a 429)");
+    }
+    let (queued, attempts) = daemon.notify_now().await?;
+    if !queued.queued.is_empty() || !attempts.is_empty() {
+        let count =
+            |wanted: fn(&AttemptRecord) -> bool| attempts.iter().filter(|a| wanted(a)).count();
+        println!(
+            "notifications: {} queued, {} delivered, {} to retry, {} failed",
+            queued.queued.len(),
+            count(|a| matches!(a, AttemptRecord::Delivered { .. })),
+            count(|a| matches!(a, AttemptRecord::Retry { .. })),
+            count(|a| matches!(a, AttemptRecord::Failed { .. })),
+        );
     }
     daemon.store().clone().close().await?;
     if !report.unstored.is_empty() {

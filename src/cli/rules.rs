@@ -60,7 +60,7 @@ pub struct AlertsArgs {
     pub format: Format,
 }
 
-fn parse_time(
+pub(super) fn parse_time(
     text: Option<&str>,
     flag: &str,
     now: Timestamp,

@@ -708,3 +708,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod notify_tests;

@@ -29,9 +29,7 @@ use crate::advise::Recommendation;
 use crate::rules::{AlertRecord, AlertState, LabelSet, Transition};
 use crate::time::Timestamp;
 
-/// How often alerts are re-sent to an `alertmanager` receiver while they fire, as
-/// Prometheus does; Alertmanager resolves alerts it stops hearing about.
-pub const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
+use super::send::ALERTMANAGER_RESEND;
 
 /// An alert as notifications see it: the payload of a "to notify" mark.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,11 @@
 //! Notifications (SPEC §8): routing, grouping, silences and inhibition decide what to send;
 //! a durable outbox in SQLite holds every message until its receiver takes it.
 
+pub mod delivery;
 pub mod group;
 pub mod matcher;
 pub mod message;
+pub mod notifier;
 pub mod receiver;
 pub mod route;
 pub mod send;
@@ -11,6 +13,7 @@ pub mod silence;
 
 pub use group::{AlertSnapshot, Flush, FlushContext, Grouper, LogEntry, Outgoing};
 pub use message::{AlertStatus, Extra, Message, MessageAlert, Reason};
+pub use notifier::{Notifier, NotifyStats, StepReport};
 pub use receiver::{
     AlertmanagerReceiver, EmailReceiver, EmailTls, Receiver, ReceiverKind, WebhookFormat,
     WebhookReceiver,

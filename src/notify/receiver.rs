@@ -38,8 +38,8 @@ impl ReceiverKind {
     }
 }
 
-/// `webhook:`
-#[derive(Debug, Clone)]
+/// `webhook:`. `Debug` shows the URL's host only: webhook paths often carry a token.
+#[derive(Clone)]
 pub struct WebhookReceiver {
     pub url: reqwest::Url,
     pub format: WebhookFormat,
@@ -86,10 +86,55 @@ pub enum EmailTls {
 }
 
 /// `alertmanager:` an existing Alertmanager that vastwatch posts alerts to.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AlertmanagerReceiver {
     /// Alertmanager's base URL; vastwatch posts to `{url}/api/v2/alerts`.
     pub url: reqwest::Url,
     pub timeout: Duration,
     pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for WebhookReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookReceiver")
+            .field("url", &crate::config::redacted_url(&self.url))
+            .field("format", &self.format)
+            .field("secret", &self.secret)
+            .field("timeout", &self.timeout)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AlertmanagerReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertmanagerReceiver")
+            .field("url", &crate::config::redacted_url(&self.url))
+            .field("timeout", &self.timeout)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_webhook_paths_and_header_values() {
+        let webhook = WebhookReceiver {
+            url: "https://hooks.slack.com/services/T000/B000/SECRETTOKEN"
+                .parse()
+                .unwrap(),
+            format: WebhookFormat::Slack,
+            secret: Some(Secret::new("whsec_c2VjcmV0")),
+            timeout: Duration::from_secs(5),
+            headers: [("Authorization".to_string(), "Bearer tok-123".to_string())].into(),
+        };
+        let shown = format!("{webhook:?}");
+        assert!(shown.contains("https://hooks.slack.com/…"), "{shown}");
+        for secret in ["SECRETTOKEN", "whsec_", "tok-123"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
 }

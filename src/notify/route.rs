@@ -239,7 +239,8 @@ mod tests {
             ],
             ..NotifyConfig::default()
         };
-        let cases: [(&[(&str, &str)], &[&str]); 5] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: [Case<'_>; 5] = [
             (
                 &[("severity", "critical"), ("team", "ml")],
                 &["pager", "ml"],

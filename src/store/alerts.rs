@@ -65,6 +65,7 @@ pub(super) async fn write_evaluations(
 ) -> Result<(), StoreError> {
     for evaluation in evaluations {
         write_alert_changes(transaction, &evaluation.changes).await?;
+        super::notify::write_marks(transaction, &evaluation.changes).await?;
         if evaluation.recommendation_changed {
             write_recommendation(
                 transaction,

@@ -28,6 +28,11 @@ pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "recommendations",
         include_str!("../../migrations/sqlite/0003_recommendations.sql"),
     ),
+    (
+        4,
+        "notifications",
+        include_str!("../../migrations/sqlite/0004_notifications.sql"),
+    ),
 ];
 
 /// A migrator over [`SQLITE_MIGRATIONS`].

@@ -17,6 +17,7 @@ mod error;
 mod history;
 mod ingest;
 mod migrations;
+mod notify;
 mod retention;
 pub mod rows;
 
@@ -33,6 +34,10 @@ use sqlx::{Executor, SqlitePool};
 
 pub use alerts::{AlertEventRow, AlertFilter, RecommendationRow};
 pub use error::StoreError;
+pub use notify::{
+    AttemptRecord, FlushWrite, NewNotification, NotificationFilter, NotificationRow,
+    NotificationStatus,
+};
 pub use rows::{Deleted, FleetRow, HistoryFilter, PollRow, TargetRow, TargetSpec, WorkerRow};
 
 use error::query_error;

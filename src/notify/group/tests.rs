@@ -234,7 +234,10 @@ fn flush_with(grouper: &mut Grouper, now: i64, silences: &[Silence]) -> Vec<Flus
     })
 }
 
-fn sent(flushes: &[Flush]) -> Vec<(String, Reason, Vec<(String, AlertStatus)>)> {
+/// `(receiver, reason, [(worker_id, status)])` of each message.
+type Sent = (String, Reason, Vec<(String, AlertStatus)>);
+
+fn sent(flushes: &[Flush]) -> Vec<Sent> {
     flushes
         .iter()
         .flat_map(|flush| &flush.notifications)

@@ -1,0 +1,544 @@
+//! The notification tables: marks (written with the transitions that cause them), the
+//! outbox, the per-receiver notification log, and silences.
+
+use std::collections::BTreeSet;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::Store;
+use super::error::{StoreError, query_error};
+use super::ingest::begin_write;
+use crate::notify::{AlertSnapshot, LogEntry, Silence};
+use crate::rules::AlertChange;
+use crate::time::Timestamp;
+
+const INSERT_MARK: &str =
+    "INSERT INTO notification_marks (fingerprint, at, status, alert) VALUES (?, ?, ?, ?)";
+
+macro_rules! select_notification {
+    ($($rest:literal),*) => {
+        concat!(
+            "SELECT id, receiver, group_key, status, attempts, next_attempt_at, last_error, \
+             created_at, delivered_at, payload FROM notifications ",
+            $($rest),*
+        )
+    };
+}
+
+/// Where a notification is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl NotificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationStatus::Pending => "pending",
+            NotificationStatus::Delivered => "delivered",
+            NotificationStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            NotificationStatus::Pending,
+            NotificationStatus::Delivered,
+            NotificationStatus::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+/// One `notifications` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRow {
+    pub id: String,
+    pub receiver: String,
+    pub group_key: String,
+    pub status: NotificationStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+    /// The message as JSON.
+    pub payload: String,
+}
+
+/// A new outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    pub id: String,
+    pub receiver: String,
+    pub group_key: String,
+    /// The message as JSON.
+    pub payload: String,
+}
+
+/// What one flush of one group writes, in one transaction with the rest of its batch.
+#[derive(Debug, Clone, Default)]
+pub struct FlushWrite {
+    pub group_key: String,
+    pub notifications: Vec<NewNotification>,
+    pub log: Vec<(String, LogEntry)>,
+    pub consumed_marks: Vec<i64>,
+    pub closed: bool,
+}
+
+/// The result of one delivery attempt, to record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptRecord {
+    Delivered {
+        id: String,
+        at: Timestamp,
+    },
+    /// Try again at `next_attempt_at`.
+    Retry {
+        id: String,
+        error: String,
+        next_attempt_at: Timestamp,
+    },
+    Failed {
+        id: String,
+        error: String,
+    },
+}
+
+/// Which notifications `vastwatch notifications` lists.
+#[derive(Debug, Clone, Default)]
+pub struct NotificationFilter {
+    pub status: Option<NotificationStatus>,
+    pub receiver: Option<String>,
+    pub since: Option<Timestamp>,
+    pub limit: Option<u32>,
+}
+
+/// Inserts the marks that an evaluation's transitions call for, inside the transaction
+/// that stores the transitions themselves.
+pub(super) async fn write_marks(
+    transaction: &mut Transaction<'static, Sqlite>,
+    changes: &[AlertChange],
+) -> Result<(), StoreError> {
+    for change in changes {
+        let Some(transition) = &change.transition else {
+            continue;
+        };
+        let Some(snapshot) = AlertSnapshot::of_transition(&change.record, transition) else {
+            continue;
+        };
+        let alert = serde_json::to_string(&snapshot).unwrap_or_else(|_| "{}".to_string());
+        sqlx::query(INSERT_MARK)
+            .bind(snapshot.fingerprint.as_str())
+            .bind(transition.at.unix_secs_f64())
+            .bind(snapshot.status.as_str())
+            .bind(alert)
+            .execute(&mut **transaction)
+            .await
+            .map_err(query_error("storing notification marks"))?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Marks with an id above `after`, oldest first, at most `limit`.
+    pub async fn notification_marks(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, AlertSnapshot)>, StoreError> {
+        const OPERATION: &str = "reading notification marks";
+        let rows = sqlx::query(
+            "SELECT id, alert FROM notification_marks WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await
+        .map_err(query_error(OPERATION))?;
+        let mut marks = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id").map_err(query_error(OPERATION))?;
+            let alert: String = row.try_get("alert").map_err(query_error(OPERATION))?;
+            match serde_json::from_str::<AlertSnapshot>(&alert) {
+                Ok(snapshot) => marks.push((id, snapshot)),
+                // A mark this version cannot read is kept out of the way, not fatal.
+                Err(error) => {
+                    tracing::warn!(mark = id, %error, "Skipping an unreadable notification mark.")
+                }
+            }
+        }
+        Ok(marks)
+    }
+
+    /// Marks not yet turned into notifications.
+    pub async fn pending_mark_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notification_marks")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(query_error("counting notification marks"))?;
+        Ok(count as u64)
+    }
+
+    /// Every receiver's log entry for every group.
+    pub async fn notification_log(&self) -> Result<Vec<(String, String, LogEntry)>, StoreError> {
+        const OPERATION: &str = "reading the notification log";
+        let rows = sqlx::query(
+            "SELECT group_key, receiver, sent_at, firing, resolved FROM notification_log",
+        )
+        .fetch_all(&self.writer)
+        .await
+        .map_err(query_error(OPERATION))?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let fingerprints = |column: &str| -> Result<BTreeSet<String>, StoreError> {
+                let text: String = row.try_get(column).map_err(query_error(OPERATION))?;
+                Ok(serde_json::from_str(&text).unwrap_or_default())
+            };
+            let entry = LogEntry {
+                sent_at: Timestamp::from_unix_secs_f64(
+                    row.try_get("sent_at").map_err(query_error(OPERATION))?,
+                ),
+                firing: fingerprints("firing")?,
+                resolved: fingerprints("resolved")?,
+            };
+            entries.push((
+                row.try_get("group_key").map_err(query_error(OPERATION))?,
+                row.try_get("receiver").map_err(query_error(OPERATION))?,
+                entry,
+            ));
+        }
+        Ok(entries)
+    }
+
+    /// Stores flushed groups in one transaction: new outbox rows, log entries, consumed
+    /// marks deleted, and `unrouted` marks (no route took them) deleted too.
+    pub async fn record_flushes(
+        &self,
+        flushes: &[FlushWrite],
+        unrouted: &[i64],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        const OPERATION: &str = "storing notifications";
+        let mut transaction = begin_write(&self.writer, OPERATION).await?;
+        let now_secs = now.unix_secs_f64();
+        for flush in flushes {
+            for notification in &flush.notifications {
+                sqlx::query(
+                    "INSERT INTO notifications (id, receiver, group_key, status, attempts, \
+                     next_attempt_at, created_at, payload) VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)",
+                )
+                .bind(notification.id.as_str())
+                .bind(notification.receiver.as_str())
+                .bind(notification.group_key.as_str())
+                .bind(now_secs)
+                .bind(now_secs)
+                .bind(notification.payload.as_str())
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_error(OPERATION))?;
+            }
+            if flush.closed {
+                sqlx::query("DELETE FROM notification_log WHERE group_key = ?")
+                    .bind(flush.group_key.as_str())
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(query_error(OPERATION))?;
+            } else {
+                for (receiver, entry) in &flush.log {
+                    sqlx::query(
+                        "INSERT INTO notification_log (group_key, receiver, sent_at, firing, resolved) \
+                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_key, receiver) DO UPDATE SET \
+                         sent_at = excluded.sent_at, firing = excluded.firing, resolved = excluded.resolved",
+                    )
+                    .bind(flush.group_key.as_str())
+                    .bind(receiver.as_str())
+                    .bind(entry.sent_at.unix_secs_f64())
+                    .bind(serde_json::to_string(&entry.firing).unwrap_or_else(|_| "[]".into()))
+                    .bind(serde_json::to_string(&entry.resolved).unwrap_or_else(|_| "[]".into()))
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(query_error(OPERATION))?;
+                }
+            }
+            delete_marks(&mut transaction, &flush.consumed_marks).await?;
+        }
+        delete_marks(&mut transaction, unrouted).await?;
+        transaction.commit().await.map_err(query_error(OPERATION))?;
+        Ok(())
+    }
+
+    /// Inserts one outbox row on its own (`vastwatch notify test`).
+    pub async fn insert_notification(
+        &self,
+        notification: &NewNotification,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.record_flushes(
+            &[FlushWrite {
+                group_key: notification.group_key.clone(),
+                notifications: vec![notification.clone()],
+                log: Vec::new(),
+                consumed_marks: Vec::new(),
+                closed: false,
+            }],
+            &[],
+            now,
+        )
+        .await
+    }
+
+    /// Pending notifications of `receiver` due at `now`, oldest first, at most one per
+    /// group: a row waits while an older row of its group is pending, so each group's
+    /// messages arrive in order.
+    pub async fn due_notifications(
+        &self,
+        receiver: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        const OPERATION: &str = "reading due notifications";
+        let rows = sqlx::query(select_notification!(
+            "AS n WHERE receiver = ?1 AND status = 'pending' AND next_attempt_at <= ?2 ",
+            "AND NOT EXISTS (SELECT 1 FROM notifications AS o WHERE o.receiver = ?1 ",
+            "AND o.group_key = n.group_key AND o.status = 'pending' AND o.rowid < n.rowid) ",
+            "ORDER BY next_attempt_at, rowid LIMIT ?3"
+        ))
+        .bind(receiver)
+        .bind(now.unix_secs_f64())
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await
+        .map_err(query_error(OPERATION))?;
+        rows.iter().map(notification_row).collect()
+    }
+
+    /// When `receiver`'s next pending notification that is first in its group is due.
+    pub async fn next_attempt_at(&self, receiver: &str) -> Result<Option<Timestamp>, StoreError> {
+        let next: Option<f64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM notifications AS n WHERE receiver = ?1 \
+             AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM notifications AS o \
+             WHERE o.receiver = ?1 AND o.group_key = n.group_key AND o.status = 'pending' \
+             AND o.rowid < n.rowid)",
+        )
+        .bind(receiver)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(query_error("reading the next attempt"))?;
+        Ok(next.map(Timestamp::from_unix_secs_f64))
+    }
+
+    /// Records delivery attempts in one transaction.
+    pub async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+        const OPERATION: &str = "recording delivery attempts";
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = begin_write(&self.writer, OPERATION).await?;
+        for attempt in attempts {
+            let query = match attempt {
+                AttemptRecord::Delivered { id, at } => sqlx::query(
+                    "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, \
+                     next_attempt_at = NULL, delivered_at = ? WHERE id = ?",
+                )
+                .bind(at.unix_secs_f64())
+                .bind(id.as_str()),
+                AttemptRecord::Retry {
+                    id,
+                    error,
+                    next_attempt_at,
+                } => sqlx::query(
+                    "UPDATE notifications SET attempts = attempts + 1, last_error = ?, \
+                     next_attempt_at = ? WHERE id = ?",
+                )
+                .bind(error.as_str())
+                .bind(next_attempt_at.unix_secs_f64())
+                .bind(id.as_str()),
+                AttemptRecord::Failed { id, error } => sqlx::query(
+                    "UPDATE notifications SET status = 'failed', attempts = attempts + 1, \
+                     last_error = ?, next_attempt_at = NULL WHERE id = ?",
+                )
+                .bind(error.as_str())
+                .bind(id.as_str()),
+            };
+            query
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_error(OPERATION))?;
+        }
+        transaction.commit().await.map_err(query_error(OPERATION))?;
+        Ok(())
+    }
+
+    /// Outbox rows, newest first.
+    pub async fn notifications(
+        &self,
+        filter: &NotificationFilter,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        let rows = sqlx::query(select_notification!(
+            "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR receiver = ?2) ",
+            "AND created_at >= ?3 ORDER BY created_at DESC, id DESC LIMIT ?4"
+        ))
+        .bind(filter.status.map(NotificationStatus::as_str))
+        .bind(filter.receiver.as_deref())
+        .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+        .bind(filter.limit.map_or(-1, i64::from))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_error("reading notifications"))?;
+        rows.iter().map(notification_row).collect()
+    }
+
+    /// One outbox row by id.
+    pub async fn notification(&self, id: &str) -> Result<Option<NotificationRow>, StoreError> {
+        let row = sqlx::query(select_notification!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(query_error("reading a notification"))?;
+        row.as_ref().map(notification_row).transpose()
+    }
+
+    pub async fn insert_silence(
+        &self,
+        silence: &Silence,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, comment, created_by, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(silence.id.as_str())
+        .bind(serde_json::to_string(&silence.matchers).unwrap_or_else(|_| "[]".into()))
+        .bind(silence.starts_at.unix_secs_f64())
+        .bind(silence.ends_at.unix_secs_f64())
+        .bind(silence.comment.as_str())
+        .bind(silence.created_by.as_str())
+        .bind(now.unix_secs_f64())
+        .execute(&self.writer)
+        .await
+        .map_err(query_error("storing a silence"))?;
+        Ok(())
+    }
+
+    /// Silences, newest first; only those not yet ended at `now` unless `all`.
+    pub async fn silences(&self, now: Timestamp, all: bool) -> Result<Vec<Silence>, StoreError> {
+        const OPERATION: &str = "reading silences";
+        let rows = sqlx::query(
+            "SELECT id, matchers, starts_at, ends_at, comment, created_by FROM silences \
+             WHERE ?1 OR ends_at > ?2 ORDER BY starts_at DESC, id",
+        )
+        .bind(all)
+        .bind(now.unix_secs_f64())
+        .fetch_all(&self.writer)
+        .await
+        .map_err(query_error(OPERATION))?;
+        let mut silences = Vec::with_capacity(rows.len());
+        for row in rows {
+            let matchers: String = row.try_get("matchers").map_err(query_error(OPERATION))?;
+            let id: String = row.try_get("id").map_err(query_error(OPERATION))?;
+            let Ok(matchers) = serde_json::from_str(&matchers) else {
+                tracing::warn!(silence = %id, "Skipping a silence whose matchers cannot be read.");
+                continue;
+            };
+            silences.push(Silence {
+                id,
+                matchers,
+                starts_at: Timestamp::from_unix_secs_f64(
+                    row.try_get("starts_at").map_err(query_error(OPERATION))?,
+                ),
+                ends_at: Timestamp::from_unix_secs_f64(
+                    row.try_get("ends_at").map_err(query_error(OPERATION))?,
+                ),
+                comment: row.try_get("comment").map_err(query_error(OPERATION))?,
+                created_by: row.try_get("created_by").map_err(query_error(OPERATION))?,
+            });
+        }
+        Ok(silences)
+    }
+
+    /// Ends a silence at `now`. Returns false when no silence has that id or it had
+    /// already ended.
+    pub async fn expire_silence(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?")
+            .bind(now.unix_secs_f64())
+            .bind(id)
+            .bind(now.unix_secs_f64())
+            .execute(&self.writer)
+            .await
+            .map_err(query_error("expiring a silence"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Deletes delivered and failed notifications created before `notifications`, and
+    /// silences that ended before `silences`. Returns the rows deleted from each.
+    pub async fn delete_notifications_before(
+        &self,
+        notifications: Timestamp,
+        silences: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
+        const OPERATION: &str = "deleting old notifications";
+        let mut transaction = begin_write(&self.writer, OPERATION).await?;
+        let sent =
+            sqlx::query("DELETE FROM notifications WHERE status != 'pending' AND created_at < ?")
+                .bind(notifications.unix_secs_f64())
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_error(OPERATION))?
+                .rows_affected();
+        let ended = sqlx::query("DELETE FROM silences WHERE ends_at < ?")
+            .bind(silences.unix_secs_f64())
+            .execute(&mut *transaction)
+            .await
+            .map_err(query_error(OPERATION))?
+            .rows_affected();
+        transaction.commit().await.map_err(query_error(OPERATION))?;
+        Ok((sent, ended))
+    }
+}
+
+async fn delete_marks(
+    transaction: &mut Transaction<'static, Sqlite>,
+    marks: &[i64],
+) -> Result<(), StoreError> {
+    for chunk in marks.chunks(500) {
+        let placeholders = vec!["?"; chunk.len()].join(", ");
+        let sql = format!("DELETE FROM notification_marks WHERE id IN ({placeholders})");
+        // Only `?` placeholders are formatted in; the ids are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for mark in chunk {
+            query = query.bind(*mark);
+        }
+        query
+            .execute(&mut **transaction)
+            .await
+            .map_err(query_error("deleting notification marks"))?;
+    }
+    Ok(())
+}
+
+fn notification_row(row: &SqliteRow) -> Result<NotificationRow, StoreError> {
+    const OPERATION: &str = "reading notifications";
+    let get_time = |column: &str| -> Result<Option<Timestamp>, StoreError> {
+        let value: Option<f64> = row.try_get(column).map_err(query_error(OPERATION))?;
+        Ok(value.map(Timestamp::from_unix_secs_f64))
+    };
+    let status: String = row.try_get("status").map_err(query_error(OPERATION))?;
+    let attempts: i64 = row.try_get("attempts").map_err(query_error(OPERATION))?;
+    Ok(NotificationRow {
+        id: row.try_get("id").map_err(query_error(OPERATION))?,
+        receiver: row.try_get("receiver").map_err(query_error(OPERATION))?,
+        group_key: row.try_get("group_key").map_err(query_error(OPERATION))?,
+        status: NotificationStatus::parse(&status).unwrap_or(NotificationStatus::Failed),
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: get_time("next_attempt_at")?,
+        last_error: row.try_get("last_error").map_err(query_error(OPERATION))?,
+        created_at: get_time("created_at")?.unwrap_or_default(),
+        delivered_at: get_time("delivered_at")?,
+        payload: row.try_get("payload").map_err(query_error(OPERATION))?,
+    })
+}
