@@ -40,7 +40,7 @@ pub struct SimulateArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// A built-in scenario or a YAML file.
-    #[arg(long, default_value = "surge")]
+    #[arg(long, default_value = "tour")]
     pub scenario: String,
     /// Scenario seconds per wall-clock second.
     #[arg(long, default_value_t = 30.0)]
@@ -106,8 +106,9 @@ pub async fn simulate(args: SimulateArgs) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
-/// The demo's config file: one target per scenario fleet, a 10 s schedule in scenario time.
-fn demo_config_yaml(scenario: &Scenario, base_url: &str) -> String {
+/// The demo's config file: one target per scenario fleet, a 10 s schedule in scenario time,
+/// and notifications to the console and to the demo's own webhook sink.
+fn demo_config_yaml(scenario: &Scenario, base_url: &str, sink_url: &str) -> String {
     let mut yaml = String::new();
     let _ = writeln!(
         yaml,
@@ -135,6 +136,11 @@ fn demo_config_yaml(scenario: &Scenario, base_url: &str) -> String {
             fleet.vast_id()
         );
     }
+    let _ = writeln!(
+        yaml,
+        "notify:\n  group_wait: 30s\n  group_interval: 2m\n  repeat_interval: 4h\n  receivers:\n    \
+         - name: console\n      console: {{}}\n    - name: sink\n      webhook: {{url: \"{sink_url}\"}}"
+    );
     yaml
 }
 
@@ -169,9 +175,12 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
     .await
     .map_err(|error| CliError::runtime(format!("cannot start the simulator: {error}")))?;
 
+    let sink = WebhookSink::start()
+        .await
+        .map_err(|error| CliError::runtime(format!("cannot start the webhook sink: {error}")))?;
     write_shipped_rules(&dir.join("rules"))?;
     let config_path = dir.join("vastwatch.yaml");
-    let yaml = demo_config_yaml(&scenario, &simulator.base_url());
+    let yaml = demo_config_yaml(&scenario, &simulator.base_url(), &sink.url);
     std::fs::write(&config_path, &yaml).map_err(|error| {
         CliError::runtime(format!("cannot write {}: {error}", config_path.display()))
     })?;
@@ -199,13 +208,16 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         polls: AtomicU64::new(0),
         failures: AtomicU64::new(0),
         alert_changes: AtomicU64::new(0),
+        last_line: std::sync::Mutex::new(BTreeMap::new()),
     });
     let rules = super::load_rules_of(&config)?;
-    let daemon = Daemon::start(config, rules, clock.clone())
-        .await?
-        .with_observer(printer.clone());
+    let daemon = Arc::new(
+        Daemon::start(config, rules, clock.clone())
+            .await?
+            .with_observer(printer.clone()),
+    );
     let wall_duration = args.duration;
-    Arc::new(daemon)
+    Arc::clone(&daemon)
         .run(async move {
             tokio::select! {
                 _ = tokio::time::sleep(wall_duration) => {}
@@ -218,17 +230,93 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         .await
         .map_err(|error| CliError::runtime(format!("simulator shutdown: {error}")))?;
 
+    let stats = daemon.notifier().stats();
+    let payloads = sink.payloads();
+    if let Some(payload) = pick_payload(&payloads) {
+        println!();
+        println!(
+            "One notification as a webhook receiver got it ({} received in all; Alertmanager's v4 format plus `vastwatch`):",
+            payloads.len()
+        );
+        println!(
+            "{}",
+            serde_json::to_string_pretty(payload).unwrap_or_default()
+        );
+    }
     print!(
         "{}",
         demo_summary(
             &database,
             &config_path,
-            printer.polls.load(Ordering::Relaxed),
-            printer.failures.load(Ordering::Relaxed),
-            printer.alert_changes.load(Ordering::Relaxed),
+            DemoCounts {
+                polls: printer.polls.load(Ordering::Relaxed),
+                failures: printer.failures.load(Ordering::Relaxed),
+                alert_changes: printer.alert_changes.load(Ordering::Relaxed),
+                notifications: stats.delivered.load(Ordering::Relaxed),
+            },
         )
     );
     Ok(ExitStatus::Success)
+}
+
+/// The payload to show: the first that carries a recommendation with commands, else the
+/// first.
+fn pick_payload(payloads: &[serde_json::Value]) -> Option<&serde_json::Value> {
+    payloads
+        .iter()
+        .find(|payload| {
+            payload["vastwatch"]["recommendations"]
+                .as_object()
+                .is_some_and(|map| {
+                    map.values()
+                        .any(|r| r["commands"].as_array().is_some_and(|c| !c.is_empty()))
+                })
+        })
+        .or_else(|| payloads.first())
+}
+
+/// A webhook receiver inside the demo, so it can show what a receiver gets.
+struct WebhookSink {
+    url: String,
+    received: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl WebhookSink {
+    async fn start() -> std::io::Result<WebhookSink> {
+        use axum::extract::State;
+        use axum::routing::post;
+        let received: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                post(
+                    |State(received): State<Arc<std::sync::Mutex<Vec<serde_json::Value>>>>,
+                     body: axum::body::Bytes| async move {
+                        if let Ok(payload) = serde_json::from_slice(&body) {
+                            received
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                                .push(payload);
+                        }
+                        axum::http::StatusCode::OK
+                    },
+                ),
+            )
+            .with_state(Arc::clone(&received));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(WebhookSink { url, received })
+    }
+
+    fn payloads(&self) -> Vec<serde_json::Value> {
+        self.received
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 /// Writes the shipped rule files (embedded in the binary) where the demo's config reads
@@ -246,18 +334,26 @@ fn write_shipped_rules(folder: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn demo_summary(
-    database: &Path,
-    config: &Path,
+struct DemoCounts {
     polls: u64,
     failures: u64,
     alert_changes: u64,
-) -> String {
+    notifications: u64,
+}
+
+fn demo_summary(database: &Path, config: &Path, counts: DemoCounts) -> String {
+    let DemoCounts {
+        polls,
+        failures,
+        alert_changes,
+        notifications,
+    } = counts;
     let mut out = String::new();
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Demo finished: {polls} polls stored ({failures} failed), {alert_changes} alert state changes."
+        "Demo finished: {polls} polls stored ({failures} failed), {alert_changes} alert state changes, \
+         {notifications} notifications delivered."
     );
     let _ = writeln!(out, "  database: {}", database.display());
     let _ = writeln!(out, "  config:   {}", config.display());
@@ -268,6 +364,11 @@ fn demo_summary(
         config.display()
     );
     let _ = writeln!(out, "  vastwatch alerts --config {}", config.display());
+    let _ = writeln!(
+        out,
+        "  vastwatch notifications --config {}",
+        config.display()
+    );
     let _ = writeln!(
         out,
         "  sqlite3 {} \"SELECT target, datetime(at, 'unixepoch') AS at, action, current_workers, \
@@ -289,12 +390,15 @@ fn demo_summary(
     out
 }
 
-/// Prints one line per stored poll.
+/// Prints a target's fleet line once a scenario minute, every failed poll, and every
+/// alert change.
 struct PollPrinter {
     start: Timestamp,
     polls: AtomicU64,
     failures: AtomicU64,
     alert_changes: AtomicU64,
+    /// The scenario minute of each target's last printed fleet line.
+    last_line: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl PollPrinter {
@@ -353,6 +457,15 @@ impl Observer for PollPrinter {
         let clock = self.clock(record.started_at);
         match &record.result {
             PollResult::Snapshot { workers, .. } => {
+                let minute = record.started_at.duration_since(self.start).as_secs() / 60;
+                let mut last = self
+                    .last_line
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if last.get(&record.target) == Some(&minute) {
+                    return;
+                }
+                last.insert(record.target.clone(), minute);
                 println!(
                     "[{clock}] {}",
                     fleet_line(&record.target, &FleetSummary::of(workers))

@@ -26,9 +26,17 @@ const BUILTINS: &[(&str, &str)] = &[
     ("flaky-worker", include_str!("scenarios/flaky-worker.yaml")),
     ("saturated", include_str!("scenarios/saturated.yaml")),
     ("outage", include_str!("scenarios/outage.yaml")),
+    ("tour", include_str!("scenarios/tour.yaml")),
 ];
 
-const BUILTIN_NAMES: &[&str] = &["steady", "surge", "flaky-worker", "saturated", "outage"];
+const BUILTIN_NAMES: &[&str] = &[
+    "steady",
+    "surge",
+    "flaky-worker",
+    "saturated",
+    "outage",
+    "tour",
+];
 
 /// Whether `name` is a field of the worker-list API, which the simulator derives itself.
 /// `extra` may not set one (that is what `fields` is for).

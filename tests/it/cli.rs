@@ -204,7 +204,7 @@ fn the_demo_runs_with_no_setup_and_leaves_a_database_to_query() {
     ]));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("vastwatch demo: scenario `surge`"),
+        stdout.contains("vastwatch demo: scenario `tour`"),
         "{stdout}"
     );
     assert!(stdout.contains("workers"), "no poll lines: {stdout}");
