@@ -6,6 +6,7 @@ mod alerts;
 mod cli;
 mod helpers;
 mod notify;
+mod notify_cli;
 mod notify_crash;
 mod polling;
 mod receiver;

@@ -364,7 +364,14 @@ fn validation_errors_name_the_key_path() {
 fn builtins_are_listed_and_load_by_name() {
     assert_eq!(
         Scenario::builtin_names(),
-        ["steady", "surge", "flaky-worker", "saturated", "outage", "tour"]
+        [
+            "steady",
+            "surge",
+            "flaky-worker",
+            "saturated",
+            "outage",
+            "tour"
+        ]
     );
     let embedded: Vec<&str> = BUILTINS.iter().map(|(name, _)| *name).collect();
     assert_eq!(
