@@ -142,7 +142,13 @@ impl DeliveryWorker {
             if *stop.borrow() {
                 return;
             }
-            let wait_until = match self.deliver_due().await {
+            // Shutdown does not wait for a slow receiver: the attempt is dropped, its row
+            // stays pending, and the next start sends it again under the same id.
+            let delivered = tokio::select! {
+                delivered = self.deliver_due() => delivered,
+                _ = stop.wait_for(|stopping| *stopping) => return,
+            };
+            let wait_until = match delivered {
                 Ok(records) if !records.is_empty() => continue,
                 Ok(_) => match self.store.next_attempt_at(&self.receiver.name).await {
                     Ok(next) => next,

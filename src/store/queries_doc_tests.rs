@@ -137,6 +137,53 @@ async fn record_alert_and_advice(store: &Store, now: Timestamp) {
             .await
             .expect("fixture row");
     }
+    record_notifications(store, now).await;
+}
+
+/// One delivered and one failed notification, and a silence in force, written through the
+/// store as the notifier and `silence add` write them.
+async fn record_notifications(store: &Store, now: Timestamp) {
+    use super::{AttemptRecord, NewNotification};
+    let payload = r#"{"version":"4","alerts":[{"status":"firing"}],"vastwatch":{"reason":"first notification"}}"#;
+    let queued = now.saturating_sub(Duration::from_secs(600));
+    for (id, receiver) in [("n-1", "ops"), ("n-2", "pager")] {
+        store
+            .insert_notification(
+                &NewNotification {
+                    id: id.to_string(),
+                    receiver: receiver.to_string(),
+                    group_key: "0:{}:{alertname=\"WorkerLowReliability\"}".to_string(),
+                    payload: payload.to_string(),
+                },
+                queued,
+            )
+            .await
+            .expect("queued");
+    }
+    store
+        .record_attempts(&[
+            AttemptRecord::Delivered {
+                id: "n-1".to_string(),
+                at: queued.saturating_add(Duration::from_secs(2)),
+            },
+            AttemptRecord::Failed {
+                id: "n-2".to_string(),
+                error: "HTTP 410 Gone".to_string(),
+            },
+        ])
+        .await
+        .expect("attempts");
+    let silence = crate::notify::Silence {
+        id: "5b1f".to_string(),
+        matchers: vec![
+            crate::notify::matcher::Matcher::parse("target=~llama-.*").expect("matcher"),
+        ],
+        starts_at: now.saturating_sub(Duration::from_secs(60)),
+        ends_at: now.saturating_add(Duration::from_secs(3600)),
+        comment: "known bad host".to_string(),
+        created_by: "ana".to_string(),
+    };
+    store.insert_silence(&silence, now).await.expect("silence");
 }
 
 #[test]

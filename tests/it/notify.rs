@@ -505,3 +505,50 @@ async fn a_gone_receiver_fails_at_once_and_a_redirect_names_its_location() {
             >= 2
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_receiver_delays_neither_the_others_nor_polling() {
+    let hung = Receiver::start().await;
+    hung.answer(Answer::Hang);
+    let ops = Receiver::start().await;
+    let notify = format!(
+        "  group_wait: 10s\n  group_interval: 30s\n  receivers:\n    - name: hung\n      webhook: {{url: \"{}\", timeout: 1h}}\n{}",
+        hung.url(),
+        webhook("ops", &ops.url())
+    );
+    let app = App::spawn(&notify).await;
+    let App {
+        dir,
+        clock,
+        simulator,
+        daemon,
+        ..
+    } = app;
+    let daemon = std::sync::Arc::new(daemon);
+    let (stop_sender, stop) = watch::channel(false);
+    let running = tokio::spawn(std::sync::Arc::clone(&daemon).run(async move {
+        let mut stop = stop;
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    }));
+    // Walk the manual clock through the scenario, giving the loops real time to react.
+    for second in (0..=200).step_by(5) {
+        clock.set(at(secs(second)));
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    let delivered = wait_until(std::time::Duration::from_secs(20), || async {
+        ops.accepted().len() >= 2
+    })
+    .await;
+    assert!(delivered, "ops got {} messages", ops.accepted().len());
+    // The hung receiver holds one request per group open; nothing else waited for it.
+    assert!(!hung.received().is_empty());
+    let polls: i64 = sqlx::query("SELECT COUNT(*) FROM polls")
+        .fetch_one(&open_database(&dir.path().join("vastwatch.db")).await)
+        .await
+        .unwrap()
+        .get(0);
+    assert!(polls >= 15, "polling went on: {polls} polls");
+    let _ = stop_sender.send(true);
+    running.await.expect("run task").expect("run");
+    drop(simulator);
+}
