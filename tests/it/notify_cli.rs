@@ -176,3 +176,34 @@ async fn check_strict_warns_about_a_receiver_no_route_uses() {
     );
     assert!(stdout.contains("receivers: 2"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poll_once_queues_and_attempts_notifications_before_it_exits() {
+    let clock = vastwatch::clock::Clock::real();
+    let scenario = "name: s\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100, reliability: 0.5}]\n";
+    let simulator = start_simulator(scenario, &clock, TEST_KEY).await;
+    let hook = Receiver::start().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules:\n  - alert: Unreliable\n    scope: worker\n    expr: reliability < 0.9\n",
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &simulator.base_url(),
+        "",
+        "  - name: t\n    endpoint: 1\n",
+        &format!(
+            "rules: [rules.yaml]\nnotify:\n  receivers:\n    - name: ops\n      webhook: {{url: \"{}\"}}\n",
+            hook.url()
+        ),
+    );
+    let (code, stdout, stderr) = vastwatch(&config, &["poll-once"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("notifications: 1 queued, 1 delivered, 0 to retry, 0 failed"), "{stdout}");
+    let accepted = hook.accepted();
+    assert_eq!(accepted.len(), 1, "group_wait does not hold poll-once back");
+    assert_eq!(accepted[0].json()["alerts"][0]["labels"]["worker_id"], "1");
+    simulator.shutdown().await.expect("shutdown");
+}
