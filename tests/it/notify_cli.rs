@@ -201,7 +201,10 @@ async fn poll_once_queues_and_attempts_notifications_before_it_exits() {
     );
     let (code, stdout, stderr) = vastwatch(&config, &["poll-once"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("notifications: 1 queued, 1 delivered, 0 to retry, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("notifications: 1 queued, 1 delivered, 0 to retry, 0 failed"),
+        "{stdout}"
+    );
     let accepted = hook.accepted();
     assert_eq!(accepted.len(), 1, "group_wait does not hold poll-once back");
     assert_eq!(accepted[0].json()["alerts"][0]["labels"]["worker_id"], "1");

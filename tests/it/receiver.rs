@@ -79,6 +79,11 @@ impl Receiver {
         format!("http://{}/hook", self.addr)
     }
 
+    /// `http://127.0.0.1:PORT`, for tests that choose their own path.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     pub fn answer(&self, answer: Answer) {
         *self.shared.answer.lock().unwrap() = Some(answer);
     }

@@ -77,3 +77,84 @@ async fn keys_appear_in_no_log_line_output_or_database_byte() {
     }
     simulator.shutdown().await.expect("shutdown");
 }
+
+/// Webhook secrets, webhook URL tokens and SMTP passwords, on delivered and failed sends,
+/// at trace level.
+#[tokio::test(flavor = "multi_thread")]
+async fn notification_secrets_appear_in_no_log_line_output_or_database_byte() {
+    const HOOK_SECRET: &str = "whsec_U0VDUkVULWhvb2sta2V5LTk5";
+    const URL_TOKEN: &str = "T0KEN-in-the-path-55aa";
+    const SMTP_PASSWORD: &str = "smtp-PASSWORD-3c3c";
+    let clock = Clock::real();
+    let scenario = "name: s\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100, reliability: 0.5}]\n";
+    let simulator = start_simulator(scenario, &clock, TEST_KEY).await;
+    let hook = crate::receiver::Receiver::start().await;
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules:\n  - alert: Unreliable\n    scope: worker\n    expr: reliability < 0.9\n",
+    )
+    .unwrap();
+    // One receiver that works, one whose server is gone, one mail server that is not there.
+    let notify = format!(
+        "rules: [rules.yaml]\nnotify:\n  receivers:\n    - name: ok\n      webhook: {{url: \"{}/{URL_TOKEN}\", secret_env: HOOK_SECRET}}\n    \
+         - name: down\n      webhook: {{url: \"http://127.0.0.1:9/{URL_TOKEN}\", secret_env: HOOK_SECRET, format: slack}}\n    \
+         - name: mail\n      email: {{smtp: \"127.0.0.1:9\", tls: none, username_env: SMTP_USER, password_env: SMTP_PASSWORD, from: a@example.com, to: [b@example.com]}}\n",
+        hook.base_url()
+    );
+    let config = write_config(
+        dir.path(),
+        &simulator.base_url(),
+        "",
+        "  - name: t\n    endpoint: 1\n",
+        &notify,
+    );
+    let mut transcripts = Vec::new();
+    for args in [
+        vec!["poll-once"],
+        vec!["check"],
+        vec!["notify", "test", "down"],
+        vec!["notify", "test", "mail"],
+        vec!["notifications", "--format", "json", "--payload"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_vastwatch"))
+            .args(&args)
+            .args(["--config", config.to_str().expect("utf-8")])
+            .args(["--log-level", "trace"])
+            .env("TEST_VAST_KEY", TEST_KEY)
+            .env("HOOK_SECRET", HOOK_SECRET)
+            .env("SMTP_USER", "mailer")
+            .env("SMTP_PASSWORD", SMTP_PASSWORD)
+            .output()
+            .expect("vastwatch runs");
+        transcripts.push(output.stdout);
+        transcripts.push(output.stderr);
+    }
+    assert_eq!(
+        hook.accepted().len(),
+        1,
+        "the working receiver got the alert"
+    );
+    let joined: Vec<u8> = transcripts.concat();
+    let text = String::from_utf8_lossy(&joined);
+    assert!(text.contains("not delivered"), "{text}");
+    for secret in [HOOK_SECRET, URL_TOKEN, SMTP_PASSWORD] {
+        assert!(
+            !contains(&joined, secret),
+            "{secret} leaked into output:\n{text}"
+        );
+        for entry in std::fs::read_dir(dir.path()).expect("list dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|ext| ext == "yaml") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read file");
+            assert!(
+                !contains(&bytes, secret),
+                "{secret} leaked into {}",
+                path.display()
+            );
+        }
+    }
+    simulator.shutdown().await.expect("shutdown");
+}
