@@ -180,8 +180,8 @@ fn transport_failure(error: &reqwest::Error) -> PollFailure {
 }
 
 /// The error and its causes in one line, without the request URL (which could carry
-/// credentials a user wrote into `api.base_url`).
-fn error_chain(error: &reqwest::Error) -> String {
+/// credentials a user wrote into `api.base_url`, or a webhook's token).
+pub(crate) fn error_chain(error: &reqwest::Error) -> String {
     let mut message = match error.url() {
         Some(_) => {
             let mut without_url = String::new();

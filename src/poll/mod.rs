@@ -3,6 +3,7 @@
 //! target and yields a [`PollRecord`], success or failure alike.
 
 mod client;
+pub(crate) use client::error_chain;
 mod decode;
 
 use std::collections::HashMap;

@@ -5,7 +5,6 @@
 //! and following it would send a signed payload somewhere nobody configured.
 
 use std::collections::BTreeMap;
-use std::error::Error as _;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -15,6 +14,7 @@ use reqwest::redirect::Policy;
 use super::super::message::Message;
 use super::super::receiver::{AlertmanagerReceiver, WebhookFormat, WebhookReceiver};
 use super::{Outcome, USER_AGENT, alertmanager, sign, slack};
+use crate::poll::error_chain;
 use crate::time::{Timestamp, format_duration};
 
 /// How much of a response body is read for an error message; the rest is dropped.
@@ -261,20 +261,4 @@ fn transport_outcome(error: reqwest::Error, timeout: Duration) -> Outcome {
     } else {
         Outcome::retry(chain)
     }
-}
-
-/// The error and its causes on one line. Callers strip the URL first
-/// ([`reqwest::Error::without_url`]): webhook URLs often carry a token.
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !message.contains(&cause_text) {
-            message.push_str(": ");
-            message.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    message
 }
