@@ -260,20 +260,43 @@ impl Grouper {
             .filter(|(_, group)| group.next_flush <= context.now)
             .map(|(key, _)| key.clone())
             .collect();
+        let sources = self.inhibition_sources();
         due.into_iter()
-            .filter_map(|key| self.flush_group(&key, context))
+            .filter_map(|key| self.flush_group(&key, context, &sources))
             .collect()
     }
 
     /// Flushes every group now, whatever its timers say (`poll-once`).
     pub fn flush_all(&mut self, context: &FlushContext<'_>) -> Vec<Flush> {
         let keys: Vec<String> = self.groups.keys().cloned().collect();
+        let sources = self.inhibition_sources();
         keys.into_iter()
-            .filter_map(|key| self.flush_group(&key, context))
+            .filter_map(|key| self.flush_group(&key, context, &sources))
             .collect()
     }
 
-    fn flush_group(&mut self, key: &str, context: &FlushContext<'_>) -> Option<Flush> {
+    /// Per inhibit rule, the firing alerts its `source` matches: found once per flush, so
+    /// muting costs a look at a few sources per alert, not at every firing alert.
+    fn inhibition_sources(&self) -> Vec<Vec<(String, LabelSet)>> {
+        self.config
+            .inhibit
+            .iter()
+            .map(|rule| {
+                self.firing
+                    .iter()
+                    .filter(|(_, labels)| super::matcher::all_match(&rule.source, labels))
+                    .map(|(fingerprint, labels)| (fingerprint.clone(), labels.clone()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn flush_group(
+        &mut self,
+        key: &str,
+        context: &FlushContext<'_>,
+        sources: &[Vec<(String, LabelSet)>],
+    ) -> Option<Flush> {
         let config = Arc::clone(&self.config);
         let now = context.now;
         let mut flush = Flush {
@@ -287,7 +310,7 @@ impl Grouper {
         let mut firing = BTreeSet::new();
         let mut resolved = BTreeSet::new();
         for (fingerprint, member) in &group.members {
-            if let Some(why) = self.muted_by(&member.alert, context) {
+            if let Some(why) = self.muted_by(&member.alert, context, sources) {
                 flush.muted.push(Muted {
                     fingerprint: fingerprint.clone(),
                     alertname: member.alert.alertname().to_string(),
@@ -383,7 +406,12 @@ impl Grouper {
 
     /// Why an alert is muted, if it is: an active silence, or a firing alert that
     /// inhibits it.
-    fn muted_by(&self, alert: &AlertSnapshot, context: &FlushContext<'_>) -> Option<String> {
+    fn muted_by(
+        &self,
+        alert: &AlertSnapshot,
+        context: &FlushContext<'_>,
+        sources: &[Vec<(String, LabelSet)>],
+    ) -> Option<String> {
         if let Some(silence) = context
             .silences
             .iter()
@@ -391,8 +419,8 @@ impl Grouper {
         {
             return Some(format!("silenced by {}", silence.id));
         }
-        for rule in &self.config.inhibit {
-            for (fingerprint, source) in &self.firing {
+        for (rule, sources) in self.config.inhibit.iter().zip(sources) {
+            for (fingerprint, source) in sources {
                 if *fingerprint != alert.fingerprint && rule.mutes(source, &alert.labels) {
                     let name = source.get("alertname").map_or("", String::as_str);
                     return Some(format!("inhibited by {name}"));
