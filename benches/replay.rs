@@ -39,6 +39,17 @@ fn digest(report: &ReplayReport) -> u64 {
     hasher.finish()
 }
 
+/// CPU seconds (user + system) this process has used, from /proc on Linux; `None`
+/// elsewhere. Beside wall time it shows how much of a run was lost to other load on the
+/// machine.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn main() {
     let runs = env_number("REPLAY_RUNS", 5).max(1);
     let days = env_number("REPLAY_DAYS", 7).max(1) as i64;
@@ -70,13 +81,17 @@ fn main() {
         for run in 1..=runs {
             let mut replay_engine = engine(&names);
             let started = Instant::now();
+            let cpu_started = cpu_seconds();
             let report = vastwatch::replay::replay(&store, &mut replay_engine, from, to, |_| {})
                 .await
                 .expect("replay");
             let took = started.elapsed();
+            let cpu = cpu_seconds()
+                .zip(cpu_started)
+                .map_or(String::new(), |(end, start)| format!(", {:.2} s CPU", end - start));
             let rate = report.samples as f64 / took.as_secs_f64();
             println!(
-                "replay run {run}: {} polls, {} worker samples in {:.2} s ({rate:.0} samples/s), \
+                "replay run {run}: {} polls, {} worker samples in {:.2} s{cpu} ({rate:.0} samples/s), \
                  {} transitions, {} recommendation changes, digest {:016x}",
                 report.polls,
                 report.samples,

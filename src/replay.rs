@@ -53,7 +53,7 @@ pub async fn replay(
         {
             report.polls += 1;
             report.samples += record.result.workers().map_or(0, |w| w.len() as u64);
-            let evaluation = engine.evaluate(record);
+            let evaluation = engine.evaluate_for_replay(record);
             if evaluation.recommendation_changed {
                 report.recommendations.push((
                     evaluation.target.clone(),

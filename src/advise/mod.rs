@@ -30,6 +30,7 @@ use crate::rules::expr::Snapshot;
 use crate::time::Timestamp;
 
 use demand::{Decision, Sizing};
+pub(crate) use demand::View as SnapshotView;
 
 /// Per-target advisor settings (config key `scaling:`), all optional with these defaults.
 #[derive(Debug, Clone, PartialEq)]
