@@ -29,8 +29,8 @@ use crate::model::TargetKind;
 use crate::rules::expr::Snapshot;
 use crate::time::Timestamp;
 
-use demand::{Decision, Sizing};
 pub(crate) use demand::View as SnapshotView;
+use demand::{Decision, Sizing};
 
 /// Per-target advisor settings (config key `scaling:`), all optional with these defaults.
 #[derive(Debug, Clone, PartialEq)]

@@ -135,7 +135,7 @@ struct TargetState {
 }
 
 /// Identifier expressions compiled once, for filling template contexts.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct TemplateIdentifiers {
     worker: Vec<(String, Compiled)>,
     fleet: Vec<(String, Compiled)>,
@@ -188,7 +188,7 @@ pub struct Engine {
     interval: Duration,
     /// How much history each target keeps.
     window: Duration,
-    template_identifiers: TemplateIdentifiers,
+    template_identifiers: Arc<TemplateIdentifiers>,
 }
 
 /// Extra history kept beyond the longest rule window, so a window is full even when a
@@ -231,8 +231,44 @@ impl Engine {
             target_down_after: target_down_after.max(1),
             interval,
             window,
-            template_identifiers: TemplateIdentifiers::new(identifiers),
+            template_identifiers: Arc::new(TemplateIdentifiers::new(identifiers)),
         }
+    }
+
+    /// Moves the given targets, with their histories and alert instances, into an engine
+    /// of their own. Evaluating a poll reads and changes only its own target's state, so
+    /// the two engines can evaluate their targets' polls at the same time (replay does)
+    /// and give the same results as one; [`Engine::absorb`] joins them again.
+    pub fn split_off(&mut self, targets: &[String]) -> Engine {
+        let mut other = Engine {
+            rules: Arc::clone(&self.rules),
+            targets: BTreeMap::new(),
+            states: HashMap::new(),
+            target_down_after: self.target_down_after,
+            interval: self.interval,
+            window: self.window,
+            template_identifiers: Arc::clone(&self.template_identifiers),
+        };
+        for name in targets {
+            if let Some((name, info)) = self.targets.remove_entry(name) {
+                other.targets.insert(name, info);
+            }
+            if let Some((name, state)) = self.states.remove_entry(name) {
+                other.states.insert(name, state);
+            }
+        }
+        other
+    }
+
+    /// Takes back the targets of an engine made by [`Engine::split_off`].
+    pub fn absorb(&mut self, other: Engine) {
+        self.targets.extend(other.targets);
+        self.states.extend(other.states);
+    }
+
+    /// The names of the targets the engine evaluates, sorted.
+    pub fn target_names(&self) -> impl Iterator<Item = &str> {
+        self.targets.keys().map(String::as_str)
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -545,7 +581,9 @@ impl Engine {
                         rule.expr.eval_value_worker(context, worker_index)
                     });
                 }
-                // Workers that left the list resolve their alerts.
+                // Workers that left the list resolve their alerts, in worker id order (the
+                // instance map's order differs from one engine to the next).
+                let mut left: Vec<(i64, &InstanceKey, &AlertRecord)> = Vec::new();
                 for (key, record) in &run.state.instances {
                     let InstanceKey::Rule {
                         rule: rule_index,
@@ -554,14 +592,17 @@ impl Engine {
                     else {
                         continue;
                     };
-                    if rule_index != run.index
-                        || current
+                    if rule_index == run.index
+                        && current
                             .workers
                             .binary_search_by_key(&worker_id, |w| w.worker_id)
-                            .is_ok()
+                            .is_err()
                     {
-                        continue;
+                        left.push((worker_id, key, record));
                     }
+                }
+                left.sort_unstable_by_key(|(worker_id, _, _)| *worker_id);
+                for (_, key, record) in left {
                     let (lifecycle, transition) = lifecycle::end(&record.lifecycle, run.now);
                     if transition.is_some() {
                         let mut record = record.clone();
