@@ -18,21 +18,22 @@ const SIGNIFICANCE: f64 = 2.0;
 
 /// Workers by state class in the latest snapshot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Counts {
+pub(crate) struct Counts {
     pub ready: u32,
     pub starting: u32,
 }
 
 /// The perf one worker is expected to deliver, and where that number came from.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct PerWorker {
+pub(crate) struct PerWorker {
     pub perf: f64,
     pub source: PerfSource,
 }
 
-/// What one snapshot says about demand and capacity.
+/// What one snapshot says about demand and capacity. Each snapshot keeps its own once
+/// computed ([`View::of_snapshot`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct View {
+pub(crate) struct View {
     pub counts: Counts,
     /// Sum of `cur_load_rolling_avg` over all workers; `None` when no worker reports it.
     pub demand: Option<f64>,
@@ -43,13 +44,19 @@ pub(super) struct View {
 }
 
 impl View {
-    /// `scratch` is reused between snapshots so that a window costs no allocation.
-    pub fn of(snapshot: &Snapshot, scratch: &mut Vec<f64>) -> View {
+    /// The snapshot's view, computed on the first call and kept with the snapshot.
+    pub fn of_snapshot(snapshot: &Snapshot) -> View {
+        *snapshot
+            .advisor_view
+            .get_or_init(|| View::of(snapshot, &mut Vec::new()))
+    }
+
+    fn of(snapshot: &Snapshot, scratch: &mut Vec<f64>) -> View {
         let mut counts = Counts::default();
         let mut ready_without_perf = 0u32;
         scratch.clear();
         for worker in &snapshot.workers {
-            match StateClass::of(worker.status.as_deref()) {
+            match worker.class {
                 StateClass::Ready => {
                     counts.ready += 1;
                     match worker.get(Field::Perf) {
@@ -196,8 +203,7 @@ impl<'a> Sizing<'a> {
         interval: Duration,
         config: &ScalingConfig,
     ) -> Sizing<'a> {
-        let mut scratch = Vec::new();
-        let view = View::of(latest, &mut scratch);
+        let view = View::of_snapshot(latest);
         let series = DemandSeries::of(history, latest, config.lookback);
         Sizing {
             history,
@@ -292,13 +298,12 @@ impl<'a> Sizing<'a> {
             latest,
             config.scale_down_window + config.lookback,
         );
-        let mut scratch = Vec::new();
         let mut highest = 0;
         let mut point = series.len();
         for snapshot in in_window {
             // Every snapshot in the window has a demand, so points match them one to one.
             point = point.checked_sub(1)?;
-            let view = View::of(snapshot, &mut scratch);
+            let view = View::of_snapshot(snapshot);
             let per_worker = view.per_worker?.perf;
             let demand = forecast(
                 view.demand?,

@@ -29,6 +29,7 @@ use crate::model::TargetKind;
 use crate::rules::expr::Snapshot;
 use crate::time::Timestamp;
 
+pub(crate) use demand::View as SnapshotView;
 use demand::{Decision, Sizing};
 
 /// Per-target advisor settings (config key `scaling:`), all optional with these defaults.

@@ -59,7 +59,7 @@ fn stuck(
     worker: &HistSample,
     stuck_after: Duration,
 ) -> Option<Why> {
-    let class = StateClass::of(worker.status.as_deref());
+    let class = worker.class;
     if !matches!(class, StateClass::Failed | StateClass::Starting) {
         return None;
     }
@@ -71,7 +71,7 @@ fn stuck(
         else {
             break;
         };
-        if StateClass::of(past.status.as_deref()) != class {
+        if past.class != class {
             break;
         }
         since = since.min(snapshot.at);

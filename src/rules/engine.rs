@@ -85,6 +85,27 @@ pub struct Evaluation {
     snapshot: Option<Arc<Snapshot>>,
     failures_in_a_row: u32,
     last_poll: LastPoll,
+    /// Instances that stay active without a transition, when they are not in `changes`
+    /// ([`Engine::evaluate_for_replay`]).
+    updates: Vec<InstanceUpdate>,
+}
+
+/// What evaluating changes in an instance that makes no transition.
+#[derive(Debug, Clone, Copy)]
+struct InstanceUpdate {
+    key: InstanceKey,
+    lifecycle: Lifecycle,
+    value: Option<f64>,
+    at: Timestamp,
+}
+
+/// Which changed instances an evaluation lists in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Every instance that made a transition or is active: what the store upserts.
+    Everything,
+    /// Only instances that made a transition; the rest become [`InstanceUpdate`]s.
+    Transitions,
 }
 
 impl Evaluation {
@@ -114,7 +135,7 @@ struct TargetState {
 }
 
 /// Identifier expressions compiled once, for filling template contexts.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct TemplateIdentifiers {
     worker: Vec<(String, Compiled)>,
     fleet: Vec<(String, Compiled)>,
@@ -151,7 +172,9 @@ struct RuleEvaluation<'a, 'c> {
     context: &'a EvalContext<'c>,
     now: Timestamp,
     recommendation: &'a Recommendation,
+    keep: Keep,
     changes: &'a mut Vec<AlertChange>,
+    updates: &'a mut Vec<InstanceUpdate>,
 }
 
 /// Rules, targets, histories and alert instances.
@@ -165,7 +188,7 @@ pub struct Engine {
     interval: Duration,
     /// How much history each target keeps.
     window: Duration,
-    template_identifiers: TemplateIdentifiers,
+    template_identifiers: Arc<TemplateIdentifiers>,
 }
 
 /// Extra history kept beyond the longest rule window, so a window is full even when a
@@ -208,8 +231,44 @@ impl Engine {
             target_down_after: target_down_after.max(1),
             interval,
             window,
-            template_identifiers: TemplateIdentifiers::new(identifiers),
+            template_identifiers: Arc::new(TemplateIdentifiers::new(identifiers)),
         }
+    }
+
+    /// Moves the given targets, with their histories and alert instances, into an engine
+    /// of their own. Evaluating a poll reads and changes only its own target's state, so
+    /// the two engines can evaluate their targets' polls at the same time (replay does)
+    /// and give the same results as one; [`Engine::absorb`] joins them again.
+    pub fn split_off(&mut self, targets: &[String]) -> Engine {
+        let mut other = Engine {
+            rules: Arc::clone(&self.rules),
+            targets: BTreeMap::new(),
+            states: HashMap::new(),
+            target_down_after: self.target_down_after,
+            interval: self.interval,
+            window: self.window,
+            template_identifiers: Arc::clone(&self.template_identifiers),
+        };
+        for name in targets {
+            if let Some((name, info)) = self.targets.remove_entry(name) {
+                other.targets.insert(name, info);
+            }
+            if let Some((name, state)) = self.states.remove_entry(name) {
+                other.states.insert(name, state);
+            }
+        }
+        other
+    }
+
+    /// Takes back the targets of an engine made by [`Engine::split_off`].
+    pub fn absorb(&mut self, other: Engine) {
+        self.targets.extend(other.targets);
+        self.states.extend(other.states);
+    }
+
+    /// The names of the targets the engine evaluates, sorted.
+    pub fn target_names(&self) -> impl Iterator<Item = &str> {
+        self.targets.keys().map(String::as_str)
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -336,6 +395,19 @@ impl Engine {
     /// [`Engine::apply`] once the result is stored, or [`Engine::discard`] if it could not
     /// be, which takes the snapshot back out.
     pub fn evaluate(&mut self, record: &PollRecord) -> Evaluation {
+        self.evaluate_keeping(record, Keep::Everything)
+    }
+
+    /// As [`Engine::evaluate`], but `changes` lists only the instances that made a
+    /// transition; those that stay pending or firing are updated by [`Engine::apply`]
+    /// without being copied out. For callers that store nothing (replay): copying every
+    /// active instance's record, labels and recommendation on every poll was an eighth of
+    /// replay's time.
+    pub fn evaluate_for_replay(&mut self, record: &PollRecord) -> Evaluation {
+        self.evaluate_keeping(record, Keep::Transitions)
+    }
+
+    fn evaluate_keeping(&mut self, record: &PollRecord, keep: Keep) -> Evaluation {
         let now = record.started_at;
         let last_poll = LastPoll {
             at: now,
@@ -361,6 +433,7 @@ impl Engine {
                 snapshot: None,
                 failures_in_a_row: 0,
                 last_poll,
+                updates: Vec::new(),
             };
         }
         // The new snapshot joins the history in place: cloning the window for every poll
@@ -377,6 +450,7 @@ impl Engine {
         let state = &self.states[&record.target];
         let recommendation = self.advise(target, &state.history, Some(last_poll), now);
         let mut changes = Vec::new();
+        let mut updates = Vec::new();
         let (snapshot, failures_in_a_row) = match snapshot {
             Some(()) => {
                 // The new snapshot has no other owner yet, so it can still take the
@@ -409,7 +483,9 @@ impl Engine {
                             context: &context,
                             now,
                             recommendation: &recommendation,
+                            keep,
                             changes: &mut changes,
+                            updates: &mut updates,
                         };
                         self.evaluate_rule(&mut evaluation);
                     }
@@ -436,6 +512,7 @@ impl Engine {
             snapshot,
             failures_in_a_row,
             last_poll,
+            updates,
         };
         self.evaluate_target_down(target, state, now, &mut evaluation);
         evaluation
@@ -504,7 +581,9 @@ impl Engine {
                         rule.expr.eval_value_worker(context, worker_index)
                     });
                 }
-                // Workers that left the list resolve their alerts.
+                // Workers that left the list resolve their alerts, in worker id order (the
+                // instance map's order differs from one engine to the next).
+                let mut left: Vec<(i64, &InstanceKey, &AlertRecord)> = Vec::new();
                 for (key, record) in &run.state.instances {
                     let InstanceKey::Rule {
                         rule: rule_index,
@@ -513,14 +592,17 @@ impl Engine {
                     else {
                         continue;
                     };
-                    if rule_index != run.index
-                        || current
+                    if rule_index == run.index
+                        && current
                             .workers
                             .binary_search_by_key(&worker_id, |w| w.worker_id)
-                            .is_ok()
+                            .is_err()
                     {
-                        continue;
+                        left.push((worker_id, key, record));
                     }
+                }
+                left.sort_unstable_by_key(|(worker_id, _, _)| *worker_id);
+                for (_, key, record) in left {
                     let (lifecycle, transition) = lifecycle::end(&record.lifecycle, run.now);
                     if transition.is_some() {
                         let mut record = record.clone();
@@ -555,6 +637,22 @@ impl Engine {
         if existing.is_none() && !condition.expr_true {
             // The common case: nothing to track, nothing to write.
             return;
+        }
+        if run.keep == Keep::Transitions
+            && let Some(existing) = existing
+        {
+            let (lifecycle, transition) =
+                lifecycle::step(&existing.lifecycle, condition, run.now, run.rule.timing);
+            if transition.is_none() {
+                // Still active (only active instances are kept): no copy of the record.
+                run.updates.push(InstanceUpdate {
+                    key,
+                    lifecycle,
+                    value: value(),
+                    at: run.now,
+                });
+                return;
+            }
         }
         let worker_id = match key {
             InstanceKey::Rule { worker_id, .. } => worker_id,
@@ -740,6 +838,13 @@ impl Engine {
         state.failures_in_a_row = evaluation.failures_in_a_row;
         state.last_poll = Some(evaluation.last_poll);
         state.recommendation = Some(evaluation.recommendation);
+        for update in evaluation.updates {
+            if let Some(record) = state.instances.get_mut(&update.key) {
+                record.lifecycle = update.lifecycle;
+                record.value = update.value;
+                record.last_eval_at = update.at;
+            }
+        }
         for change in evaluation.changes {
             let key = change.key;
             if change.record.lifecycle.state.is_active() {

@@ -124,6 +124,9 @@ unsafe fn read(
         unsafe { ffi::sqlite3_bind_int64(statement.0, index as c_int + 1, *value) };
     }
     let mut samples: HashMap<i64, Vec<WorkerSample>> = HashMap::new();
+    // Rows come in poll id order: a poll's samples are gathered here and enter the map
+    // once, rather than each row hashing its way in.
+    let mut current: Option<(i64, Vec<WorkerSample>)> = None;
     let mut last_status: Option<String> = None;
     loop {
         // SAFETY: the statement is live and bound.
@@ -131,9 +134,21 @@ unsafe fn read(
             ffi::SQLITE_ROW => {
                 // SAFETY: the statement has a current row.
                 let (poll_id, sample) = unsafe { decode_row(statement.0, &mut last_status)? };
-                samples.entry(poll_id).or_default().push(sample);
+                match &mut current {
+                    Some((id, workers)) if *id == poll_id => workers.push(sample),
+                    _ => {
+                        if let Some((id, workers)) = current.replace((poll_id, vec![sample])) {
+                            samples.entry(id).or_default().extend(workers);
+                        }
+                    }
+                }
             }
-            ffi::SQLITE_DONE => return Ok(samples),
+            ffi::SQLITE_DONE => {
+                if let Some((id, workers)) = current {
+                    samples.entry(id).or_default().extend(workers);
+                }
+                return Ok(samples);
+            }
             _ => {
                 return Err(bad(format!("cannot read: {}", unsafe {
                     error_message(db)

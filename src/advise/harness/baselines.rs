@@ -11,7 +11,7 @@ use crate::time::Timestamp;
 /// Reactive: ceil(demand / target_util / per-worker perf) at every poll, with no forecast,
 /// tolerance or stabilization.
 pub(super) fn reactive(snapshot: &Snapshot, target_util: f64) -> u32 {
-    let view = View::of(snapshot, &mut Vec::new());
+    let view = View::of_snapshot(snapshot);
     match (view.demand, view.per_worker) {
         (Some(demand), Some(per_worker)) => workers_for(demand, target_util, per_worker.perf),
         _ => view.counts.ready + view.counts.starting,
@@ -41,7 +41,7 @@ impl Hpa {
     }
 
     pub fn desire(&mut self, snapshot: &Snapshot) -> u32 {
-        let view = View::of(snapshot, &mut Vec::new());
+        let view = View::of_snapshot(snapshot);
         let current = view.counts.ready + view.counts.starting;
         let recommendation = self.recommend(&view).unwrap_or(current);
         let now = snapshot.at;

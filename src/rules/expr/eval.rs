@@ -360,9 +360,7 @@ impl Text {
         match self {
             Text::Const(text) => Some(text),
             Text::Status => frame.worker.and_then(|(_, sample)| sample.status.as_ref()),
-            Text::Class => frame
-                .worker
-                .map(|(_, sample)| class_name(StateClass::of(sample.status.as_deref()))),
+            Text::Class => frame.worker.map(|(_, sample)| class_name(sample.class)),
             Text::Default(value, fallback) => value.eval(frame).or_else(|| fallback.eval(frame)),
         }
     }

@@ -2,6 +2,7 @@
 //! oldest first by the engine, and the target's vars.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use super::identifiers::FleetNumber;
@@ -15,6 +16,10 @@ pub struct Snapshot {
     /// Sorted by `worker_id` (binary search finds a worker's past samples).
     pub workers: Vec<HistSample>,
     pub fleet: FleetValues,
+    /// What the advisor derives from this snapshot alone, computed on first use: every
+    /// poll's advice reads the last half hour of snapshots, and recomputing each one's
+    /// figures every poll was a fifth of replay's time.
+    pub(crate) advisor_view: Derived<crate::advise::SnapshotView>,
 }
 
 impl Snapshot {
@@ -28,6 +33,7 @@ impl Snapshot {
             at,
             workers: compact,
             fleet: FleetValues::from_summary(&summary, extras),
+            advisor_view: Derived::default(),
         }
     }
 
@@ -56,15 +62,26 @@ pub struct HistSample {
     pub values: [f64; Field::ALL.len()],
     /// Lower-cased status; the known statuses share one allocation each.
     pub status: Option<Arc<str>>,
+    /// The state class of `status`, classified once here rather than by every rule and
+    /// advisor pass that asks.
+    pub class: StateClass,
     pub extra: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl HistSample {
     pub fn from_sample(sample: &WorkerSample) -> HistSample {
+        let (status, class) = match sample.status.as_deref() {
+            Some(status) => {
+                let (shared, class) = intern_status(status);
+                (Some(shared), class)
+            }
+            None => (None, StateClass::Unknown),
+        };
         HistSample {
             worker_id: sample.worker_id,
             values: sample.values.map(|value| value.unwrap_or(f64::NAN)),
-            status: sample.status.as_deref().map(intern_status),
+            status,
+            class,
             extra: sample.extra.clone().map(Arc::new),
         }
     }
@@ -75,9 +92,9 @@ impl HistSample {
 }
 
 /// The known statuses as shared strings, so that millions of stored samples do not each
-/// allocate their status.
-fn intern_status(status: &str) -> Arc<str> {
-    static KNOWN: OnceLock<Vec<Arc<str>>> = OnceLock::new();
+/// allocate their status, with their state class.
+fn intern_status(status: &str) -> (Arc<str>, StateClass) {
+    static KNOWN: OnceLock<Vec<(Arc<str>, StateClass)>> = OnceLock::new();
     let known = KNOWN.get_or_init(|| {
         [
             StateClass::READY,
@@ -87,12 +104,41 @@ fn intern_status(status: &str) -> Arc<str> {
         ]
         .concat()
         .into_iter()
-        .map(Arc::from)
+        .map(|name| (Arc::from(name), StateClass::of(Some(name))))
         .collect()
     });
-    match known.iter().find(|candidate| &***candidate == status) {
-        Some(shared) => Arc::clone(shared),
-        None => Arc::from(status),
+    match known.iter().find(|(candidate, _)| &**candidate == status) {
+        Some((shared, class)) => (Arc::clone(shared), *class),
+        None => (Arc::from(status), StateClass::of(Some(status))),
+    }
+}
+
+/// A value derived from the data it sits beside, computed on first use and kept. It
+/// takes no part in equality (it follows from the data) and prints as `..`.
+#[derive(Clone)]
+pub struct Derived<T>(OnceLock<T>);
+
+impl<T> Default for Derived<T> {
+    fn default() -> Self {
+        Derived(OnceLock::new())
+    }
+}
+
+impl<T> Derived<T> {
+    pub fn get_or_init(&self, derive: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(derive)
+    }
+}
+
+impl<T> PartialEq for Derived<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> fmt::Debug for Derived<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("..")
     }
 }
 

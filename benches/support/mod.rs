@@ -1,0 +1,3 @@
+//! Code the benchmarks share (not a benchmark itself).
+
+pub mod fleet;
