@@ -13,8 +13,23 @@ use crate::notify::{AlertSnapshot, LogEntry, Silence};
 use crate::rules::AlertChange;
 use crate::time::Timestamp;
 
-const INSERT_MARK: &str =
-    "INSERT INTO notification_marks (fingerprint, at, status, alert) VALUES (?, ?, ?, ?)";
+/// Rows per multi-row INSERT: well under SQLite's parameter limit at 8 columns.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// `head (row), (row), ... tail` with `rows` copies of `row`. Only placeholders are
+/// formatted in; every value is bound.
+fn rows_sql(head: &str, row: &str, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2) + tail.len());
+    sql.push_str(head);
+    for index in 0..rows {
+        if index > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql.push_str(tail);
+    sql
+}
 
 macro_rules! select_notification {
     ($($rest:literal),*) => {
@@ -124,19 +139,31 @@ pub(super) async fn write_marks(
     transaction: &mut Transaction<'static, Sqlite>,
     changes: &[AlertChange],
 ) -> Result<(), StoreError> {
-    for change in changes {
-        let Some(transition) = &change.transition else {
-            continue;
-        };
-        let Some(snapshot) = AlertSnapshot::of_transition(&change.record, transition) else {
-            continue;
-        };
-        let alert = serde_json::to_string(&snapshot).unwrap_or_else(|_| "{}".to_string());
-        sqlx::query(INSERT_MARK)
-            .bind(snapshot.fingerprint.as_str())
-            .bind(transition.at.unix_secs_f64())
-            .bind(snapshot.status.as_str())
-            .bind(alert)
+    let marks: Vec<(AlertSnapshot, f64)> = changes
+        .iter()
+        .filter_map(|change| {
+            let transition = change.transition.as_ref()?;
+            let snapshot = AlertSnapshot::of_transition(&change.record, transition)?;
+            Some((snapshot, transition.at.unix_secs_f64()))
+        })
+        .collect();
+    for chunk in marks.chunks(ROWS_PER_STATEMENT) {
+        let sql = rows_sql(
+            "INSERT INTO notification_marks (fingerprint, at, status, alert) VALUES ",
+            "(?, ?, ?, ?)",
+            chunk.len(),
+            "",
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (snapshot, at) in chunk {
+            let alert = serde_json::to_string(snapshot).unwrap_or_else(|_| "{}".to_string());
+            query = query
+                .bind(snapshot.fingerprint.as_str())
+                .bind(*at)
+                .bind(snapshot.status.as_str())
+                .bind(alert);
+        }
+        query
             .execute(&mut **transaction)
             .await
             .map_err(query_error("storing notification marks"))?;
@@ -226,48 +253,91 @@ impl Store {
         const OPERATION: &str = "storing notifications";
         let mut transaction = begin_write(&self.writer, OPERATION).await?;
         let now_secs = now.unix_secs_f64();
-        for flush in flushes {
-            for notification in &flush.notifications {
-                sqlx::query(
-                    "INSERT INTO notifications (id, receiver, group_key, status, attempts, \
-                     next_attempt_at, created_at, payload) VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)",
-                )
-                .bind(notification.id.as_str())
-                .bind(notification.receiver.as_str())
-                .bind(notification.group_key.as_str())
-                .bind(now_secs)
-                .bind(now_secs)
-                .bind(notification.payload.as_str())
+        // Multi-row statements: a flush of thousands of groups is a few dozen statements.
+        let notifications: Vec<&NewNotification> = flushes
+            .iter()
+            .flat_map(|flush| &flush.notifications)
+            .collect();
+        for chunk in notifications.chunks(ROWS_PER_STATEMENT) {
+            let sql = rows_sql(
+                "INSERT INTO notifications (id, receiver, group_key, status, attempts, \
+                 next_attempt_at, created_at, payload) VALUES ",
+                "(?, ?, ?, 'pending', 0, ?, ?, ?)",
+                chunk.len(),
+                "",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for notification in chunk {
+                query = query
+                    .bind(notification.id.as_str())
+                    .bind(notification.receiver.as_str())
+                    .bind(notification.group_key.as_str())
+                    .bind(now_secs)
+                    .bind(now_secs)
+                    .bind(notification.payload.as_str());
+            }
+            query
                 .execute(&mut *transaction)
                 .await
                 .map_err(query_error(OPERATION))?;
-            }
-            if flush.closed {
-                sqlx::query("DELETE FROM notification_log WHERE group_key = ?")
-                    .bind(flush.group_key.as_str())
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(query_error(OPERATION))?;
-            } else {
-                for (receiver, entry) in &flush.log {
-                    sqlx::query(
-                        "INSERT INTO notification_log (group_key, receiver, sent_at, firing, resolved) \
-                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_key, receiver) DO UPDATE SET \
-                         sent_at = excluded.sent_at, firing = excluded.firing, resolved = excluded.resolved",
-                    )
-                    .bind(flush.group_key.as_str())
-                    .bind(receiver.as_str())
+        }
+        let log: Vec<(&str, &str, &LogEntry)> = flushes
+            .iter()
+            .filter(|flush| !flush.closed)
+            .flat_map(|flush| {
+                flush
+                    .log
+                    .iter()
+                    .map(|(receiver, entry)| (flush.group_key.as_str(), receiver.as_str(), entry))
+            })
+            .collect();
+        for chunk in log.chunks(ROWS_PER_STATEMENT) {
+            let sql = rows_sql(
+                "INSERT INTO notification_log (group_key, receiver, sent_at, firing, resolved) VALUES ",
+                "(?, ?, ?, ?, ?)",
+                chunk.len(),
+                " ON CONFLICT (group_key, receiver) DO UPDATE SET sent_at = excluded.sent_at, \
+                 firing = excluded.firing, resolved = excluded.resolved",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (group_key, receiver, entry) in chunk {
+                query = query
+                    .bind(*group_key)
+                    .bind(*receiver)
                     .bind(entry.sent_at.unix_secs_f64())
                     .bind(serde_json::to_string(&entry.firing).unwrap_or_else(|_| "[]".into()))
-                    .bind(serde_json::to_string(&entry.resolved).unwrap_or_else(|_| "[]".into()))
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(query_error(OPERATION))?;
-                }
+                    .bind(serde_json::to_string(&entry.resolved).unwrap_or_else(|_| "[]".into()));
             }
-            delete_marks(&mut transaction, &flush.consumed_marks).await?;
+            query
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_error(OPERATION))?;
         }
-        delete_marks(&mut transaction, unrouted).await?;
+        let closed: Vec<&str> = flushes
+            .iter()
+            .filter(|flush| flush.closed)
+            .map(|flush| flush.group_key.as_str())
+            .collect();
+        for chunk in closed.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM notification_log WHERE group_key IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for group_key in chunk {
+                query = query.bind(*group_key);
+            }
+            query
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_error(OPERATION))?;
+        }
+        let consumed: Vec<i64> = flushes
+            .iter()
+            .flat_map(|flush| flush.consumed_marks.iter().copied())
+            .chain(unrouted.iter().copied())
+            .collect();
+        delete_marks(&mut transaction, &consumed).await?;
         transaction.commit().await.map_err(query_error(OPERATION))?;
         Ok(())
     }
