@@ -530,13 +530,14 @@ async fn a_hung_receiver_delays_neither_the_others_nor_polling() {
         let mut stop = stop;
         let _ = stop.wait_for(|stopping| *stopping).await;
     }));
-    // Walk the manual clock through the scenario, giving the loops real time to react.
-    for second in (0..=200).step_by(5) {
+    // Walk the manual clock through the scenario, 5 s per 50 ms of real time, until ops
+    // has heard of both alerts (or 60 s of real time pass on a very busy machine).
+    let mut second = 0;
+    let delivered = wait_until(std::time::Duration::from_secs(60), || {
+        second += 5;
         clock.set(at(secs(second)));
-        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
-    }
-    let delivered = wait_until(std::time::Duration::from_secs(20), || async {
-        ops.accepted().len() >= 2
+        let heard = ops.accepted().len();
+        async move { heard >= 2 }
     })
     .await;
     assert!(delivered, "ops got {} messages", ops.accepted().len());
@@ -547,7 +548,7 @@ async fn a_hung_receiver_delays_neither_the_others_nor_polling() {
         .await
         .unwrap()
         .get(0);
-    assert!(polls >= 15, "polling went on: {polls} polls");
+    assert!(polls >= 5, "polling went on: {polls} polls");
     let _ = stop_sender.send(true);
     running.await.expect("run task").expect("run");
     drop(simulator);
