@@ -139,10 +139,19 @@ impl Daemon {
         let client = VastClient::new(&config.api)?;
         let semaphore = Arc::new(Semaphore::new(config.api.concurrency));
         let engine = resume_engine(&config, rules, &store, clock.now()).await?;
+        let recommendations = config
+            .targets
+            .iter()
+            .filter_map(|target| {
+                let recommendation = engine.recommendation(&target.name)?;
+                Some((target.name.clone(), recommendation.clone()))
+            })
+            .collect();
         let notifier = Notifier::start(
             store.clone(),
             Arc::new(config.notify.clone()),
             clock.clone(),
+            recommendations,
         )
         .await?;
         Ok(Daemon {

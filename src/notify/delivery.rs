@@ -12,7 +12,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::message::Message;
 use super::notifier::NotifyStats;
@@ -194,7 +194,6 @@ fn log_attempt(receiver: &str, row: &NotificationRow, record: &AttemptRecord) {
             warn!(receiver, id = %row.id, attempt, error = %error, "Notification failed; giving up.");
         }
     }
-    debug!(receiver, id = %row.id, group = %row.group_key, "Attempt recorded.");
 }
 
 #[cfg(test)]

@@ -175,10 +175,6 @@ impl Grouper {
         }
     }
 
-    pub fn config(&self) -> &Arc<NotifyConfig> {
-        &self.config
-    }
-
     /// Restores what a receiver was last sent for a group (at start).
     pub fn restore_log(&mut self, group_key: String, receiver: String, entry: LogEntry) {
         self.logs

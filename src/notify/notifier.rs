@@ -70,19 +70,15 @@ pub struct Notifier {
 
 impl Notifier {
     /// Builds the notifier and resumes it from the database: the notification log, the
-    /// alerts firing now, and the marks not yet consumed.
+    /// alerts firing now, and the marks not yet consumed. `recommendations` are the
+    /// targets' current ones, as the resumed rule engine holds them.
     pub async fn start(
         store: Store,
         config: Arc<NotifyConfig>,
         clock: Clock,
+        recommendations: BTreeMap<String, Recommendation>,
     ) -> Result<Notifier, StoreError> {
         let state = resume(&store, &config, clock.now()).await?;
-        let recommendations = store
-            .latest_recommendations()
-            .await?
-            .into_iter()
-            .map(|row| (row.target, row.recommendation))
-            .collect();
         let delivery_wakes = config
             .receivers
             .iter()
@@ -98,10 +94,6 @@ impl Notifier {
             recommendations: RwLock::new(recommendations),
             stats: Arc::new(NotifyStats::default()),
         })
-    }
-
-    pub fn config(&self) -> &Arc<NotifyConfig> {
-        &self.config
     }
 
     pub fn stats(&self) -> &Arc<NotifyStats> {

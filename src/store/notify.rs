@@ -202,15 +202,6 @@ impl Store {
         Ok(marks)
     }
 
-    /// Marks not yet turned into notifications.
-    pub async fn pending_mark_count(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notification_marks")
-            .fetch_one(&self.readers)
-            .await
-            .map_err(query_error("counting notification marks"))?;
-        Ok(count as u64)
-    }
-
     /// Every receiver's log entry for every group.
     pub async fn notification_log(&self) -> Result<Vec<(String, String, LogEntry)>, StoreError> {
         const OPERATION: &str = "reading the notification log";
@@ -461,16 +452,6 @@ impl Store {
         .await
         .map_err(query_error("reading notifications"))?;
         rows.iter().map(notification_row).collect()
-    }
-
-    /// One outbox row by id.
-    pub async fn notification(&self, id: &str) -> Result<Option<NotificationRow>, StoreError> {
-        let row = sqlx::query(select_notification!("WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(query_error("reading a notification"))?;
-        row.as_ref().map(notification_row).transpose()
     }
 
     pub async fn insert_silence(
