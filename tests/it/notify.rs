@@ -276,12 +276,15 @@ async fn an_outage_delays_but_never_loses_a_transition() {
     // Half-way back: the receiver answers 503 for a while.
     ops.up().await;
     ops.answer(Answer::Status(503));
-    app.run(310, 1_000).await;
+    // The first attempt went out near 140s; with +20% jitter the fourth retry
+    // (5s + 30s + 2m + 10m later) lands by about 1,090s, and the fifth (another
+    // 30m) no sooner than 2,180s, so this stretch holds exactly the 10-minute retry.
+    app.run(310, 1_300).await;
     assert!(ops.received().iter().all(|r| r.answered == 503));
     assert!(!ops.received().is_empty(), "a retry met the 503s");
     ops.answer(Answer::Status(200));
-    // Backoff is at 30 minutes by now; run the clock past it.
-    app.run(1_010, 4_000).await;
+    // Backoff is at 30 minutes by now; run the clock past it (and its jitter).
+    app.run(1_310, 4_500).await;
     let sent: Vec<_> = ops.accepted().iter().map(|r| summary(&r.json())).collect();
     let expected: Vec<(String, String, String, Vec<String>)> = vec![
         (
