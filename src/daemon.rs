@@ -25,8 +25,9 @@ use crate::store::AttemptRecord;
 use crate::store::{Deleted, HistoryFilter, Store, StoreError, TargetSpec};
 use crate::time::Timestamp;
 
-/// How long shutdown waits for in-flight polls and writes before giving up on them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits, in all, for in-flight polls, writes and deliveries before
+/// abandoning them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(7);
 /// How often old samples are deleted.
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
 /// Most polls written in one transaction.
@@ -134,6 +135,17 @@ impl Daemon {
         clock: Clock,
     ) -> Result<Daemon, DaemonError> {
         let store = Store::open(&config.database).await?;
+        Daemon::start_with_store(store, config, rules, clock).await
+    }
+
+    /// [`Daemon::start`] on a store that is already open: a reload hands the running
+    /// daemon's store to its successor, so readers never see it closed.
+    pub async fn start_with_store(
+        store: Store,
+        config: Config,
+        rules: RuleSet,
+        clock: Clock,
+    ) -> Result<Daemon, DaemonError> {
         let specs: Vec<TargetSpec> = config.targets.iter().map(target_spec).collect();
         store.sync_targets(&specs).await?;
         let client = VastClient::new(&config.api)?;
@@ -439,6 +451,18 @@ impl Daemon {
         self: Arc<Self>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), DaemonError> {
+        Arc::clone(&self).run_until(shutdown).await;
+        if let Err(store_error) = self.store.clone().close().await {
+            warn!(error = %store_error, "Closing the database failed.");
+        }
+        info!("Stopped.");
+        Ok(())
+    }
+
+    /// [`Daemon::run`] without closing the store, so that a successor can take it over
+    /// (reload). Returns when `shutdown` completes and in-flight work has finished, or when
+    /// the schedule has no further ticks.
+    pub async fn run_until(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         let (stop_sender, stop) = watch::channel(false);
         let mut ticker = Ticker::new(self.config.schedule.clone(), self.clock.clone());
         let mut ticks = JoinSet::new();
@@ -476,9 +500,12 @@ impl Daemon {
                 Some(_) = ticks.join_next(), if !ticks.is_empty() => {}
             }
         }
-        info!("Shutting down: finishing in-flight writes.");
+        info!("Stopping: finishing in-flight polls, evaluations and writes.");
         let _ = stop_sender.send(true);
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        // One budget for everything, so that shutdown stays well inside the 10 s that
+        // service managers allow before SIGKILL.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let drained = tokio::time::timeout_at(deadline, async {
             while ticks.join_next().await.is_some() {}
         })
         .await;
@@ -486,10 +513,14 @@ impl Daemon {
             warn!("In-flight work did not finish within the grace period; abandoning it.");
             ticks.abort_all();
         }
-        let _ = retention.await;
+        // Retention deletes in small transactions; abandoning one rolls it back whole.
+        let retention_abort = retention.abort_handle();
+        if tokio::time::timeout_at(deadline, retention).await.is_err() {
+            retention_abort.abort();
+        }
         // Delivery stops here; whatever is still pending stays in the outbox for the next
         // start.
-        if tokio::time::timeout(SHUTDOWN_GRACE, async {
+        if tokio::time::timeout_at(deadline, async {
             while notify_tasks.join_next().await.is_some() {}
         })
         .await
@@ -497,11 +528,8 @@ impl Daemon {
         {
             notify_tasks.abort_all();
         }
-        if let Err(store_error) = self.store.clone().close().await {
-            warn!(error = %store_error, "Closing the database failed.");
-        }
-        info!("Stopped.");
-        Ok(())
+        while ticks.join_next().await.is_some() {}
+        while notify_tasks.join_next().await.is_some() {}
     }
 
     async fn retention_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {

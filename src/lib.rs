@@ -17,6 +17,7 @@ pub mod poll;
 pub mod replay;
 pub mod rules;
 pub mod schedule;
+pub mod service;
 pub mod sim;
 pub mod store;
 pub mod time;

@@ -9,7 +9,6 @@ mod output;
 mod rules;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -18,6 +17,7 @@ use crate::config::{Config, OfflineEnvironment, ProcessEnvironment};
 use crate::daemon::{Daemon, DaemonError, load_rules};
 use crate::model::PollResult;
 use crate::rules::RuleSet;
+use crate::service::{FileSource, Service};
 use crate::store::{AttemptRecord, StoreError};
 
 pub use output::Format;
@@ -282,8 +282,19 @@ pub fn check_warnings(config: &Config, rules: &RuleSet) -> Vec<String> {
 async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
     let config = load_config(&args)?;
     let rules = load_rules_of(&config)?;
-    let daemon = Arc::new(Daemon::start(config, rules, Clock::real()).await?);
-    daemon.run(shutdown_signal()).await?;
+    let source = FileSource {
+        path: args.config.clone(),
+        env: Box::new(ProcessEnvironment),
+    };
+    let service = Service::start(
+        Box::new(source),
+        config,
+        rules,
+        Clock::real(),
+        Box::new(|daemon| daemon),
+    )
+    .await?;
+    service.run(shutdown_signal()).await?;
     Ok(ExitStatus::Success)
 }
 

@@ -45,6 +45,11 @@ pub struct Config {
     pub target_down_after: u32,
     /// Rule files matched by the `rules` globs, in order, without duplicates.
     pub rule_files: Vec<PathBuf>,
+    /// The `rules` entries resolved against the config file's folder, globs unexpanded:
+    /// the reload watcher expands them again to notice new files.
+    pub rule_patterns: Vec<PathBuf>,
+    /// Hot reload settings.
+    pub reload: ReloadConfig,
     pub retention: Retention,
     /// Receivers, routes, grouping and inhibition (SPEC §8).
     pub notify: NotifyConfig,
@@ -72,6 +77,16 @@ pub struct Target {
     pub api_key: Secret,
     /// The advisor's settings for this target.
     pub scaling: ScalingConfig,
+}
+
+/// `reload:`: how changes to the config and rule files are noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// Reload when the config file or a rule file changes (besides SIGHUP and
+    /// `POST /-/reload`, which always work).
+    pub watch: bool,
+    /// How often the files are read and compared.
+    pub watch_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +176,15 @@ impl Config {
             format_duration(self.retention.notifications),
             format_duration(self.retention.silences)
         );
+        if self.reload.watch {
+            let _ = writeln!(
+                out,
+                "reload:    on SIGHUP, POST /-/reload, and file changes (checked every {})",
+                format_duration(self.reload.watch_interval)
+            );
+        } else {
+            let _ = writeln!(out, "reload:    on SIGHUP and POST /-/reload");
+        }
         let _ = writeln!(
             out,
             "alerts:    VastwatchTargetDown after {} failed polls in a row",
@@ -338,6 +362,12 @@ impl Validator<'_> {
             None => 3,
         };
         let rule_files = self.rule_files(&raw.rules, &base_dir)?;
+        let rule_patterns = raw
+            .rules
+            .iter()
+            .map(|pattern| base_dir.join(&pattern.value))
+            .collect();
+        let reload = self.reload(raw.reload.as_ref())?;
         let notify = self.notify(raw.notify.as_ref(), raw.external_url.as_ref(), &base_dir)?;
         let mut names = HashSet::new();
         let mut targets = Vec::with_capacity(raw.targets.value.len());
@@ -363,8 +393,26 @@ impl Validator<'_> {
             targets,
             target_down_after,
             rule_files,
+            rule_patterns,
+            reload,
             retention,
             notify,
+        })
+    }
+
+    fn reload(&self, raw: Option<&Spanned<raw::RawReload>>) -> Result<ReloadConfig, FileError> {
+        let watch = raw
+            .and_then(|reload| reload.value.watch.as_ref())
+            .is_some_and(|watch| watch.value);
+        let interval = raw.and_then(|reload| reload.value.watch_interval.as_ref());
+        let watch_interval =
+            self.duration(interval, "reload.watch_interval", Duration::from_secs(2))?;
+        if let Some(interval) = interval.filter(|_| watch_interval.is_zero()) {
+            return Err(self.error(interval, "key `reload.watch_interval`: must be above 0"));
+        }
+        Ok(ReloadConfig {
+            watch,
+            watch_interval,
         })
     }
 

@@ -31,6 +31,18 @@ pub struct RawConfig {
     pub external_url: Option<Spanned<String>>,
     /// Receivers, routes, grouping, inhibition (SPEC §8).
     pub notify: Option<Spanned<RawNotify>>,
+    /// Hot reload: whether to watch the config and rule files for changes.
+    pub reload: Option<Spanned<RawReload>>,
+}
+
+/// `reload:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    /// Reload when the config file or a rule file changes. Default false.
+    pub watch: Option<Spanned<bool>>,
+    /// How often the files are checked. Default `2s`.
+    pub watch_interval: Option<Spanned<String>>,
 }
 
 /// `api:`

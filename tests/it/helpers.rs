@@ -165,3 +165,22 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Makes a config written by [`write_config`] poll every second, for tests on real time.
+pub fn poll_every_second(config: &Path) {
+    let yaml = std::fs::read_to_string(config)
+        .expect("read config")
+        .replace("schedule: 10s", "schedule: 1s");
+    std::fs::write(config, yaml).expect("write config");
+}
+
+/// Starts the real `vastwatch run` on `config` with the test key, stderr captured.
+pub fn spawn_run(config: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vastwatch"))
+        .args(["run", "--config", config.to_str().expect("utf-8 path")])
+        .env("TEST_VAST_KEY", TEST_KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn vastwatch run")
+}

@@ -10,6 +10,7 @@ mod notify_cli;
 mod notify_crash;
 mod polling;
 mod receiver;
+mod reload;
 mod rules_cli;
 mod schedule_load;
 mod secrets;

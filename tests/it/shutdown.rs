@@ -1,13 +1,15 @@
-//! `vastwatch run` stops cleanly on SIGTERM and SIGINT: in-flight writes finish, the
-//! database is consistent, and the exit code is 0.
+//! `vastwatch run` stops cleanly on SIGTERM and SIGINT while a poll and a delivery are in
+//! flight: writes finish, the database is consistent, the notification waits in the outbox,
+//! and the exit code is 0 within 10 s.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
 use vastwatch::clock::Clock;
 
 use crate::helpers::*;
+use crate::receiver::{Answer, Receiver};
 
 async fn count_polls(database: &std::path::Path) -> i64 {
     if !database.exists() {
@@ -31,34 +33,37 @@ async fn run_exits_0_soon_after_a_signal_with_its_writes_complete() {
         let simulator = start_simulator(scenario, &clock, TEST_KEY).await;
         let dir = tempfile::TempDir::new().expect("temp dir");
         let targets = "  - name: fast\n    endpoint: 1\n  - name: hung\n    endpoint: 2\n";
+        // The receiver never answers, so a delivery is in flight when the signal comes.
+        let hung = Receiver::start().await;
+        hung.answer(Answer::Hang);
+        std::fs::write(
+            dir.path().join("rules.yaml"),
+            "rules:\n  - alert: Up\n    scope: fleet\n    expr: workers > 0\n",
+        )
+        .expect("rules");
+        let notify = format!(
+            "rules: [rules.yaml]\nnotify:\n  group_wait: 0s\n  receivers:\n    - name: hung\n      webhook: {{url: \"{}\", timeout: 1h}}\n",
+            hung.url()
+        );
         let config = write_config(
             dir.path(),
             &simulator.base_url(),
             "  timeout: 1h\n",
             targets,
-            "",
+            &notify,
         );
-        let yaml = std::fs::read_to_string(&config)
-            .expect("read")
-            .replace("schedule: 10s", "schedule: 1s");
-        std::fs::write(&config, yaml).expect("write");
-
-        let child = Command::new(env!("CARGO_BIN_EXE_vastwatch"))
-            .args(["run", "--config", config.to_str().expect("utf-8")])
-            .env("TEST_VAST_KEY", TEST_KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn vastwatch run");
+        poll_every_second(&config);
+        let child = spawn_run(&config);
         let database = dir.path().join("vastwatch.db");
         assert!(
             wait_until(Duration::from_secs(30), || async {
-                count_polls(&database).await >= 2
+                count_polls(&database).await >= 2 && !hung.received().is_empty()
             })
             .await,
-            "the daemon stored no polls"
+            "the daemon stored no polls or sent nothing"
         );
-        // A poll of `hung` is in flight now and will never answer by itself.
+        // A poll of `hung` and a delivery are in flight now and will never end by
+        // themselves.
         let signalled = Instant::now();
         let status = Command::new("kill")
             .args([signal, &child.id().to_string()])
@@ -70,7 +75,7 @@ async fn run_exits_0_soon_after_a_signal_with_its_writes_complete() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(0), "{signal}: {stderr}");
         assert!(
-            took < Duration::from_secs(8),
+            took < Duration::from_secs(10),
             "{signal}: shutdown took {took:?}"
         );
         assert!(stderr.contains("Stopped."), "{stderr}");
@@ -88,6 +93,14 @@ async fn run_exits_0_soon_after_a_signal_with_its_writes_complete() {
             .expect("count")
             .get(0);
         assert!(fast >= 1);
+        // The unanswered notification is still queued for the next start.
+        let pending: i64 =
+            sqlx::query("SELECT count(*) FROM notifications WHERE status = 'pending'")
+                .fetch_one(&pool)
+                .await
+                .expect("count")
+                .get(0);
+        assert!(pending >= 1, "the notification in flight stays pending");
         pool.close().await;
         // The write-ahead log was folded back in on close.
         let wal = dir.path().join("vastwatch.db-wal");

@@ -1,0 +1,361 @@
+//! The long-running service around the daemon (`vastwatch run`): starts it, replaces it
+//! with one built from the new config on reload (SIGHUP, `POST /-/reload`, changed files),
+//! and stops it on shutdown. The daemon itself knows nothing about reloads.
+//!
+//! A reload loads and validates the whole new config and every rule file first. Only when
+//! that succeeds is the running daemon stopped (its in-flight poll, evaluation and writes
+//! finish) and a new one started on the same open store; the new daemon resumes alert
+//! timers, history windows and the outbox from the store exactly as after a restart, so the
+//! state of unchanged rules carries over and nothing fires twice.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::clock::Clock;
+use crate::config::{Config, Environment, FileError};
+use crate::daemon::{Daemon, DaemonError, load_rules};
+use crate::rules::RuleSet;
+
+/// A reload request: the requester gets the outcome, `Err` carrying the message to show.
+pub type ReloadReply = oneshot::Sender<Result<(), String>>;
+
+/// Why a reload was asked for, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadCause {
+    Signal,
+    Request,
+    FileChange,
+}
+
+impl ReloadCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReloadCause::Signal => "SIGHUP",
+            ReloadCause::Request => "POST /-/reload",
+            ReloadCause::FileChange => "a changed file",
+        }
+    }
+}
+
+/// Told about every reload attempt (the metrics record them).
+pub trait ReloadObserver: Send + Sync {
+    fn reloaded(&self, ok: bool);
+}
+
+impl ReloadObserver for () {
+    fn reloaded(&self, _ok: bool) {}
+}
+
+/// Loads a config and its rules, the way `run` and a reload do.
+pub trait ConfigSource: Send + Sync {
+    fn load(&self) -> Result<(Config, RuleSet), FileError>;
+}
+
+/// The config file at a path, with secrets from an environment.
+pub struct FileSource {
+    pub path: PathBuf,
+    pub env: Box<dyn Environment + Send + Sync>,
+}
+
+impl ConfigSource for FileSource {
+    fn load(&self) -> Result<(Config, RuleSet), FileError> {
+        let config = Config::load(&self.path, self.env.as_ref())?;
+        let rules = load_rules(&config)?;
+        Ok((config, rules))
+    }
+}
+
+/// The running service: the current daemon and the ways to reload it.
+pub struct Service {
+    source: Box<dyn ConfigSource>,
+    clock: Clock,
+    current: watch::Sender<Arc<Daemon>>,
+    requests: mpsc::Receiver<ReloadReply>,
+    request_sender: mpsc::Sender<ReloadReply>,
+    observer: Arc<dyn ReloadObserver>,
+    /// Applied to every daemon the service starts (the first and each reload's).
+    prepare: Box<dyn Fn(Daemon) -> Daemon + Send + Sync>,
+}
+
+impl Service {
+    /// Starts the first daemon from an already loaded config. `prepare` is applied to it
+    /// and to every daemon a reload starts (to attach metrics, say).
+    pub async fn start(
+        source: Box<dyn ConfigSource>,
+        config: Config,
+        rules: RuleSet,
+        clock: Clock,
+        prepare: Box<dyn Fn(Daemon) -> Daemon + Send + Sync>,
+    ) -> Result<Service, DaemonError> {
+        let daemon = prepare(Daemon::start(config, rules, clock.clone()).await?);
+        let (current, _) = watch::channel(Arc::new(daemon));
+        let (request_sender, requests) = mpsc::channel(8);
+        Ok(Service {
+            source,
+            clock,
+            current,
+            requests,
+            request_sender,
+            observer: Arc::new(()),
+            prepare,
+        })
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn ReloadObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The daemon now running; it changes on every successful reload.
+    pub fn daemon(&self) -> watch::Receiver<Arc<Daemon>> {
+        self.current.subscribe()
+    }
+
+    /// Where `POST /-/reload` sends its requests.
+    pub fn reload_sender(&self) -> mpsc::Sender<ReloadReply> {
+        self.request_sender.clone()
+    }
+
+    /// Runs the current daemon until `shutdown`, reloading it on request, on SIGHUP and,
+    /// when `reload.watch` is set, when a config or rule file changes. On shutdown the
+    /// daemon finishes its in-flight work and the store is closed.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        tokio::pin!(shutdown);
+        let mut hangups = hangup_signals();
+        let (changes_sender, mut changes) = mpsc::channel::<()>(1);
+        let watcher = tokio::spawn(watch_files(
+            self.current.subscribe(),
+            self.clock.clone(),
+            changes_sender,
+        ));
+        let mut running = self.spawn_current();
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = &mut running.task => {
+                    warn!("The daemon stopped by itself (its schedule has no further ticks).");
+                    break;
+                }
+                Some(reply) = self.requests.recv() => {
+                    let outcome = self.reload(&mut running, ReloadCause::Request).await;
+                    let _ = reply.send(outcome);
+                }
+                Some(()) = recv_hangup(&mut hangups) => {
+                    let _ = self.reload(&mut running, ReloadCause::Signal).await;
+                }
+                Some(()) = changes.recv() => {
+                    let _ = self.reload(&mut running, ReloadCause::FileChange).await;
+                }
+            }
+        }
+        watcher.abort();
+        running.stop().await;
+        let daemon = Arc::clone(&self.current.borrow());
+        if let Err(store_error) = daemon.store().clone().close().await {
+            warn!(error = %store_error, "Closing the database failed.");
+        }
+        info!("Stopped.");
+        Ok(())
+    }
+
+    fn spawn_current(&self) -> Running {
+        let daemon = Arc::clone(&self.current.borrow());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(daemon.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Running { stop, task }
+    }
+
+    /// One reload: validate the new config, then swap daemons. On any failure the old
+    /// config keeps running (or runs again) and the error is returned.
+    async fn reload(&mut self, running: &mut Running, cause: ReloadCause) -> Result<(), String> {
+        info!(cause = cause.as_str(), "Reloading the config.");
+        let outcome = self.try_reload(running).await;
+        match &outcome {
+            Ok(()) => info!(cause = cause.as_str(), "Config reloaded."),
+            Err(message) => {
+                error!(cause = cause.as_str(), error = %message, "Reload failed; the previous config keeps running.")
+            }
+        }
+        self.observer.reloaded(outcome.is_ok());
+        outcome
+    }
+
+    async fn try_reload(&mut self, running: &mut Running) -> Result<(), String> {
+        let (config, rules) = self.source.load().map_err(|error| error.to_string())?;
+        let old = Arc::clone(&self.current.borrow());
+        if config.database != old.config().database {
+            return Err(format!(
+                "{}: key `database`: the database cannot change on reload (from {} to {}); restart vastwatch instead",
+                config.path.display(),
+                old.config().database.display(),
+                config.database.display()
+            ));
+        }
+        let previous = std::mem::replace(running, Running::finished());
+        previous.stop().await;
+        let store = old.store().clone();
+        match Daemon::start_with_store(store.clone(), config, rules, self.clock.clone()).await {
+            Ok(daemon) => {
+                self.current.send_replace(Arc::new((self.prepare)(daemon)));
+                *running = self.spawn_current();
+                Ok(())
+            }
+            Err(start_error) => {
+                // The old daemon's config was valid a moment ago; run it again.
+                *running = self.spawn_current();
+                Err(format!("the new config could not start: {start_error}"))
+            }
+        }
+    }
+}
+
+/// The running daemon's task and the way to stop it.
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// A placeholder for the moment between stopping one daemon and starting the next.
+    fn finished() -> Running {
+        let (stop, _) = oneshot::channel();
+        Running {
+            stop,
+            task: tokio::spawn(async {}),
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(join_error) = self.task.await
+            && join_error.is_panic()
+        {
+            error!("The daemon task panicked while stopping.");
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+#[cfg(unix)]
+fn hangup_signals() -> Hangups {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(signals) => Some(signals),
+        Err(signal_error) => {
+            warn!(error = %signal_error, "Cannot listen for SIGHUP; reload with POST /-/reload.");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Hangups {}
+
+#[cfg(unix)]
+async fn recv_hangup(hangups: &mut Hangups) -> Option<()> {
+    match hangups {
+        Some(signals) => signals.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn recv_hangup(_hangups: &mut Hangups) -> Option<()> {
+    std::future::pending().await
+}
+
+/// Watches the running config's files when `reload.watch` is set and sends on `changes`
+/// when their content changed and then held still for one check (editors write in steps).
+///
+/// It reads the files rather than subscribing to filesystem events: a few small files
+/// every couple of seconds cost nothing, and reading follows editors that save by
+/// renaming, Kubernetes ConfigMaps that swap a symlink, and bind mounts where inotify
+/// sees nothing.
+async fn watch_files(
+    mut current: watch::Receiver<Arc<Daemon>>,
+    clock: Clock,
+    changes: mpsc::Sender<()>,
+) {
+    let mut loaded = digest_of(current.borrow_and_update().config());
+    let mut previous = loaded;
+    loop {
+        let (watching, interval) = {
+            let daemon = current.borrow();
+            let reload = &daemon.config().reload;
+            (reload.watch, reload.watch_interval)
+        };
+        tokio::select! {
+            _ = clock.sleep(interval) => {}
+            changed = current.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // A reload happened: what it loaded is the new baseline.
+                loaded = digest_of(current.borrow_and_update().config());
+                previous = loaded;
+                continue;
+            }
+        }
+        if !watching {
+            continue;
+        }
+        let now = digest_of(current.borrow().config());
+        if now != loaded && now == previous {
+            // Do not retry a broken file until it changes again.
+            loaded = now;
+            if changes.send(()).await.is_err() {
+                return;
+            }
+        }
+        previous = now;
+    }
+}
+
+/// A hash of the config file and every file its `rules` patterns match now.
+fn digest_of(config: &Config) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hash_file(&config.path, &mut hasher);
+    for pattern in &config.rule_patterns {
+        for file in expand(pattern) {
+            file.hash(&mut hasher);
+            hash_file(&file, &mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
+fn hash_file(path: &Path, hasher: &mut DefaultHasher) {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.hash(hasher),
+        Err(read_error) => read_error.kind().hash(hasher),
+    }
+}
+
+/// The files a `rules` entry matches, sorted.
+fn expand(pattern: &Path) -> Vec<PathBuf> {
+    let text = pattern.to_string_lossy();
+    if !text.contains(['*', '?', '[']) {
+        return vec![pattern.to_path_buf()];
+    }
+    let mut files: Vec<PathBuf> = glob::glob(&text)
+        .map(|paths| {
+            paths
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
