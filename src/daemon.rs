@@ -19,7 +19,7 @@ use crate::notify::delivery::DeliveryWorker;
 use crate::notify::send::{ConsoleOut, SendBuildError, Sender};
 use crate::notify::{Notifier, StepReport};
 use crate::poll::{ClientBuildError, PollDecision, Poller, VastClient};
-use crate::rules::{AlertRecord, Engine, RuleSet, TargetInfo, TargetVars, Transition};
+use crate::rules::{AlertChange, AlertRecord, Engine, RuleSet, TargetInfo, TargetVars, Transition};
 use crate::schedule::Ticker;
 use crate::store::AttemptRecord;
 use crate::store::{Deleted, HistoryFilter, Store, StoreError, TargetSpec};
@@ -566,7 +566,21 @@ pub(crate) async fn resume_engine(
     now: Timestamp,
 ) -> Result<Engine, StoreError> {
     let mut engine = new_engine(config, rules, now);
-    engine.restore_alerts(store.active_alerts().await?);
+    let orphans = engine.restore_alerts(store.active_alerts().await?);
+    let retired: Vec<AlertChange> = orphans
+        .iter()
+        .filter_map(|alert| AlertChange::retire(alert, now))
+        .collect();
+    store.record_alert_changes(&retired).await?;
+    for change in &retired {
+        info!(
+            alertname = %change.record.alertname,
+            target = %change.record.target,
+            worker_id = change.record.worker_id,
+            to = %change.record.lifecycle.state,
+            "Alert ended: no configured rule or target produces it any more."
+        );
+    }
     for row in store.latest_recommendations().await? {
         engine.restore_recommendation(&row.target, row.recommendation);
     }

@@ -66,7 +66,28 @@ pub struct AlertRecord {
 pub struct AlertChange {
     pub record: AlertRecord,
     pub transition: Option<Transition>,
-    key: InstanceKey,
+    /// The engine's instance; `None` for an instance the engine no longer holds (see
+    /// [`AlertChange::retire`]).
+    key: Option<InstanceKey>,
+}
+
+impl AlertChange {
+    /// Ends a stored instance that no configured rule or target produces any more (its
+    /// rule or target was removed, or its identity labels changed, on reload or between
+    /// runs): a firing alert resolves and a pending one returns to inactive, so nothing
+    /// stays firing forever. `None` when it was not active.
+    pub fn retire(record: &AlertRecord, now: Timestamp) -> Option<AlertChange> {
+        let (lifecycle, transition) = lifecycle::end(&record.lifecycle, now);
+        transition?;
+        let mut record = record.clone();
+        record.lifecycle = lifecycle;
+        record.last_eval_at = now;
+        Some(AlertChange {
+            record,
+            transition,
+            key: None,
+        })
+    }
 }
 
 /// What evaluating one poll produced: changed instances, to be stored together.
@@ -349,16 +370,21 @@ impl Engine {
         advise::advise(&input, &target.scaling)
     }
 
-    /// Resumes stored pending and firing instances, so their timers continue.
-    pub fn restore_alerts(&mut self, alerts: Vec<AlertRecord>) {
+    /// Resumes stored pending and firing instances, so their timers continue. Returns the
+    /// instances that belong to no configured rule and target any more (orphans), for the
+    /// caller to retire with [`AlertChange::retire`].
+    pub fn restore_alerts(&mut self, alerts: Vec<AlertRecord>) -> Vec<AlertRecord> {
+        let mut orphans = Vec::new();
         for alert in alerts {
-            let Some(key) = self.key_of(&alert) else {
-                continue;
-            };
-            if let Some(state) = self.states.get_mut(&alert.target) {
-                state.instances.insert(key, alert);
+            let key = self.key_of(&alert);
+            match (key, self.states.get_mut(&alert.target)) {
+                (Some(key), Some(state)) => {
+                    state.instances.insert(key, alert);
+                }
+                _ => orphans.push(alert),
             }
         }
+        orphans
     }
 
     /// Finds the instance key a stored alert belongs to: the rule whose identity labels
@@ -612,7 +638,7 @@ impl Engine {
                         run.changes.push(AlertChange {
                             record,
                             transition,
-                            key: *key,
+                            key: Some(*key),
                         });
                     }
                 }
@@ -692,7 +718,7 @@ impl Engine {
             run.changes.push(AlertChange {
                 record,
                 transition,
-                key,
+                key: Some(key),
             });
         }
     }
@@ -765,7 +791,7 @@ impl Engine {
             evaluation.changes.push(AlertChange {
                 record,
                 transition,
-                key: InstanceKey::TargetDown,
+                key: Some(InstanceKey::TargetDown),
             });
         }
     }
@@ -846,7 +872,9 @@ impl Engine {
             }
         }
         for change in evaluation.changes {
-            let key = change.key;
+            let Some(key) = change.key else {
+                continue;
+            };
             if change.record.lifecycle.state.is_active() {
                 state.instances.insert(key, change.record);
             } else {

@@ -9,6 +9,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::Store;
 use super::error::{StoreError, query_error};
+use super::ingest::begin_write;
 use crate::advise::Recommendation;
 use crate::rules::{AlertChange, AlertRecord, AlertState, Evaluation, Lifecycle, Severity};
 use crate::time::Timestamp;
@@ -97,6 +98,21 @@ async fn write_recommendation(
         .await
         .map_err(query_error("storing a recommendation"))?;
     Ok(())
+}
+
+impl Store {
+    /// Stores alert changes made outside any poll (instances retired at start or reload)
+    /// with their notification marks, in one transaction.
+    pub async fn record_alert_changes(&self, changes: &[AlertChange]) -> Result<(), StoreError> {
+        const OPERATION: &str = "storing alert changes";
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = begin_write(&self.writer, OPERATION).await?;
+        write_alert_changes(&mut transaction, changes).await?;
+        super::notify::write_marks(&mut transaction, changes).await?;
+        transaction.commit().await.map_err(query_error(OPERATION))
+    }
 }
 
 /// Upserts each changed instance and appends its transition.

@@ -385,3 +385,25 @@ async fn sighup_reloads_the_running_binary() {
     assert!(stderr.contains("Config reloaded."), "{stderr}");
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_rule_resolves_its_firing_alerts() {
+    let mut app = Running::start("  - name: t\n    endpoint: 1\n", "").await;
+    assert!(app.advance_until(10, UNRELIABLE_FIRING).await);
+    app.write_rules(&format!("rules:\n{OVERLOADED_300}"));
+    app.reload().await.expect("fewer rules load");
+    // Nothing produces the instance any more: it resolves instead of firing forever.
+    assert_eq!(app.count(UNRELIABLE_FIRING).await, 0);
+    let resolved = app
+        .count("SELECT COUNT(*) FROM alert_events e JOIN alerts a USING (fingerprint) WHERE a.alertname = 'Unreliable' AND e.from_state = 'firing' AND e.to_state = 'resolved'")
+        .await;
+    assert_eq!(resolved, 1);
+    // Polling goes on under the new rules, and the ended alert stays ended.
+    let polls = app.count("SELECT COUNT(*) FROM polls").await;
+    assert!(
+        app.advance_until(10, &format!("SELECT COUNT(*) >= {} FROM polls", polls + 3))
+            .await
+    );
+    assert_eq!(app.count(UNRELIABLE_FIRING).await, 0);
+    app.stop().await;
+}
