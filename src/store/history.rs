@@ -187,7 +187,11 @@ impl Store {
         Ok(rows)
     }
 
-    async fn target_id(&self, name: &str, operation: &'static str) -> Result<i64, StoreError> {
+    pub(super) async fn target_id(
+        &self,
+        name: &str,
+        operation: &'static str,
+    ) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT id FROM targets WHERE name = ?")
             .bind(name)
             .fetch_optional(&self.readers)
@@ -215,7 +219,7 @@ fn count(row: &SqliteRow, column: &str) -> Result<u32, sqlx::Error> {
     Ok(u32::try_from(value).unwrap_or(0))
 }
 
-fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
+pub(super) fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
     let summary = FleetSummary {
         workers: count(row, "workers")?,
         ready: count(row, "ready")?,
@@ -239,7 +243,10 @@ fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
     })
 }
 
-fn worker_row(row: &SqliteRow, operation: &'static str) -> Result<WorkerRow, StoreError> {
+pub(super) fn worker_row(
+    row: &SqliteRow,
+    operation: &'static str,
+) -> Result<WorkerRow, StoreError> {
     let read = || -> Result<(WorkerRow, Option<String>), sqlx::Error> {
         let mut sample = WorkerSample::new(row.try_get("worker_id")?);
         sample.status = row.try_get("status")?;
@@ -268,7 +275,7 @@ fn worker_row(row: &SqliteRow, operation: &'static str) -> Result<WorkerRow, Sto
     Ok(worker_row)
 }
 
-fn poll_row(row: &SqliteRow) -> Result<PollRow, sqlx::Error> {
+pub(super) fn poll_row(row: &SqliteRow) -> Result<PollRow, sqlx::Error> {
     let duration_ms: i64 = row.try_get("duration_ms")?;
     let http_status: Option<i64> = row.try_get("http_status")?;
     let worker_count: Option<i64> = row.try_get("worker_count")?;
