@@ -7,6 +7,7 @@
 //! [`config`], [`sim`] and [`cli`] sit beside the flow. See ARCHITECTURE.md for the map.
 
 pub mod advise;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

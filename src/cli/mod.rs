@@ -3,6 +3,7 @@
 
 mod advise;
 mod demo;
+mod health;
 mod history;
 mod notify;
 mod output;
@@ -148,6 +149,8 @@ pub enum Command {
     /// Notification tools.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// Ask a running vastwatch's /healthz. Exit 0 if it answers 200, else 3.
+    Health(health::HealthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +188,7 @@ pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Notifications(args) => notify::notifications(args).await,
         Command::Silence(command) => notify::silence(command).await,
         Command::Notify(command) => notify::notify(command).await,
+        Command::Health(args) => health::health(args).await,
     }
 }
 
