@@ -96,16 +96,16 @@ pub async fn serve_router(
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    parameter: Option<&'static str>,
+    parameter: Option<String>,
     message: String,
 }
 
 impl ApiError {
     /// A bad value of one query parameter or body field.
-    fn bad(parameter: &'static str, message: impl Into<String>) -> Self {
+    fn bad(parameter: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
-            parameter: Some(parameter),
+            parameter: Some(parameter.into()),
             message: message.into(),
         }
     }

@@ -22,14 +22,14 @@ impl Params {
             query.map_err(|rejection| ApiError::bad("query", rejection.body_text()))?;
         for (name, _) in &pairs {
             if !known.contains(&name.as_str()) {
-                let known = known.join(", ");
-                return Err(ApiError {
-                    parameter: None,
-                    ..ApiError::bad(
-                        "query",
-                        format!("unknown parameter `{name}`; this path takes {known}"),
-                    )
-                });
+                let takes = match known {
+                    [] => "no parameters".to_string(),
+                    _ => known.join(", "),
+                };
+                return Err(ApiError::bad(
+                    name.as_str(),
+                    format!("unknown parameter `{name}`; this path takes {takes}"),
+                ));
             }
         }
         Ok(Params(pairs))

@@ -3,11 +3,13 @@
 
 mod advise;
 mod alerts;
+mod api;
 mod cli;
 mod helpers;
 mod notify;
 mod notify_cli;
 mod notify_crash;
+mod openapi;
 mod polling;
 mod receiver;
 mod rules_cli;
