@@ -15,8 +15,10 @@ use super::{ApiError, ApiState, dto};
 use crate::notify::silence::{SilenceField, SilenceRequest};
 use crate::rules::AlertState;
 use crate::store::{
-    AlertFilter, HistoryCursor, HistoryFilter, NotificationFilter, NotificationStatus,
+    AlertFilter, FleetRow, HistoryCursor, HistoryFilter, NotificationFilter, NotificationStatus,
+    WorkerRow,
 };
+use crate::time::Timestamp;
 
 type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -119,39 +121,38 @@ pub async fn history(
     };
     let after = params.cursor("cursor")?;
     let store = daemon.store();
-    let (kind, mut rows, mut keys): (&str, Vec<Value>, Vec<HistoryCursor>) =
-        match params.integer("worker")? {
-            Some(worker_id) => {
-                let rows = store.worker_page(&filter, worker_id, after).await?;
-                let keys = rows
-                    .iter()
-                    .map(|row| HistoryCursor {
-                        at: row.polled_at,
-                        poll_id: row.poll_id,
-                    })
-                    .collect();
-                ("worker", rows.iter().map(dto::worker_row).collect(), keys)
-            }
-            None => {
-                let rows = store.fleet_page(&filter, after).await?;
-                let keys = rows
-                    .iter()
-                    .map(|row| HistoryCursor {
-                        at: row.polled_at,
-                        poll_id: row.poll_id,
-                    })
-                    .collect();
-                ("fleet", rows.iter().map(dto::fleet_row).collect(), keys)
-            }
-        };
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        keys.truncate(limit as usize);
-        keys.last().map(|key| encode_cursor(*key))
-    } else {
-        None
+    let (kind, (rows, next)) = match params.integer("worker")? {
+        Some(worker_id) => {
+            let rows = store.worker_page(&filter, worker_id, after).await?;
+            let key = |row: &WorkerRow| (row.polled_at, row.poll_id);
+            ("worker", page(&rows, limit, key, dto::worker_row))
+        }
+        None => {
+            let rows = store.fleet_page(&filter, after).await?;
+            let key = |row: &FleetRow| (row.polled_at, row.poll_id);
+            ("fleet", page(&rows, limit, key, dto::fleet_row))
+        }
     };
     Ok(Json(json!({"kind": kind, "rows": rows, "next": next})))
+}
+
+/// The first `limit` of `rows` as JSON, and the cursor after the last of them when more
+/// rows follow (the store was asked for one row more than a page).
+fn page<R>(
+    rows: &[R],
+    limit: u32,
+    key: impl Fn(&R) -> (Timestamp, i64),
+    to_json: impl Fn(&R) -> Value,
+) -> (Vec<Value>, Option<String>) {
+    let shown = &rows[..rows.len().min(limit as usize)];
+    let next = (rows.len() > shown.len())
+        .then(|| shown.last())
+        .flatten()
+        .map(|row| {
+            let (at, poll_id) = key(row);
+            encode_cursor(HistoryCursor { at, poll_id })
+        });
+    (shown.iter().map(to_json).collect(), next)
 }
 
 /// Outbox rows, newest first.

@@ -15,11 +15,38 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 
+/// The `SELECT ... FROM` of fleet rows, which [`fleet_row`] reads; shared with the
+/// paged reads in `pages.rs`.
+macro_rules! fleet_select {
+    () => {
+        "SELECT p.id AS poll_id, t.name AS target, p.started_at AS polled_at, \
+         f.workers, f.ready, f.starting, f.inactive, f.failed, f.load, f.new_load, \
+         f.load_rolling, f.perf, f.cur_perf, f.measured_perf, f.reqs_working \
+         FROM polls AS p \
+         JOIN fleet_totals AS f ON f.poll_id = p.id \
+         JOIN targets AS t ON t.id = p.target_id"
+    };
+}
+pub(super) use fleet_select;
+
+/// The `SELECT ... FROM` of worker rows, which [`worker_row`] reads.
+macro_rules! worker_select {
+    () => {
+        "SELECT s.poll_id, t.name AS target, s.polled_at, s.worker_id, s.status, \
+         s.cur_load, s.new_load, s.cur_load_rolling_avg, s.cur_perf, s.measured_perf, \
+         s.perf, s.reliability, s.dlperf, s.reqs_working, s.disk_usage, s.loaded_at, \
+         s.extra \
+         FROM worker_samples AS s \
+         JOIN targets AS t ON t.id = s.target_id"
+    };
+}
+pub(super) use worker_select;
+
 /// Builds one history query in its two shapes: for one target (which the
 /// `(target_id, ...)`-led indexes serve) and for all targets.
 macro_rules! history_query {
     (
-        select: $select:literal,
+        select: $select:expr,
         where: $condition:literal,
         time: $time:literal,
         target: $target:literal,
@@ -51,12 +78,7 @@ macro_rules! history_query {
 }
 
 const FLEET_HISTORY: (&str, &str) = history_query!(
-    select: "SELECT p.id AS poll_id, t.name AS target, p.started_at AS polled_at, \
-             f.workers, f.ready, f.starting, f.inactive, f.failed, f.load, f.new_load, \
-             f.load_rolling, f.perf, f.cur_perf, f.measured_perf, f.reqs_working \
-             FROM polls AS p \
-             JOIN fleet_totals AS f ON f.poll_id = p.id \
-             JOIN targets AS t ON t.id = p.target_id",
+    select: fleet_select!(),
     where: "",
     time: "p.started_at",
     target: "p.target_id",
@@ -64,12 +86,7 @@ const FLEET_HISTORY: (&str, &str) = history_query!(
 );
 
 const WORKER_HISTORY: (&str, &str) = history_query!(
-    select: "SELECT s.poll_id, t.name AS target, s.polled_at, s.worker_id, s.status, \
-             s.cur_load, s.new_load, s.cur_load_rolling_avg, s.cur_perf, s.measured_perf, \
-             s.perf, s.reliability, s.dlperf, s.reqs_working, s.disk_usage, s.loaded_at, \
-             s.extra \
-             FROM worker_samples AS s \
-             JOIN targets AS t ON t.id = s.target_id",
+    select: worker_select!(),
     where: "s.worker_id = ? AND ",
     time: "s.polled_at",
     target: "s.target_id",

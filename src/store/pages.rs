@@ -5,7 +5,7 @@ use sqlx::Executor;
 
 use super::Store;
 use super::error::{StoreError, query_error};
-use super::history::{fleet_row, poll_row, worker_row};
+use super::history::{fleet_row, fleet_select, poll_row, worker_row, worker_select};
 use super::rows::{FleetRow, HistoryFilter, PollRow, WorkerRow};
 use crate::time::Timestamp;
 
@@ -17,71 +17,40 @@ pub struct HistoryCursor {
     pub poll_id: i64,
 }
 
-/// Builds a paged history query for one target or for all of them, so the
-/// `(target_id, time)` indexes serve the one-target case.
+/// Builds a paged history query for one target (`$target` names its column, so the
+/// `(target_id, time)` indexes serve it) or, with `$target` empty, for all of them.
 macro_rules! page_query {
-    (select: $select:literal, where: $condition:literal, time: $time:literal, id: $id:literal, target: $target:literal) => {
-        (
-            concat!(
-                $select,
-                " WHERE ",
-                $condition,
-                $target,
-                " = ? AND ",
-                $time,
-                " BETWEEN ? AND ? AND (",
-                $time,
-                ", ",
-                $id,
-                ") > (?, ?) ORDER BY ",
-                $time,
-                ", ",
-                $id,
-                " LIMIT ?"
-            ),
-            concat!(
-                $select,
-                " WHERE ",
-                $condition,
-                $time,
-                " BETWEEN ? AND ? AND (",
-                $time,
-                ", ",
-                $id,
-                ") > (?, ?) ORDER BY ",
-                $time,
-                ", ",
-                $id,
-                " LIMIT ?"
-            ),
+    (select: $select:expr, where: $condition:literal, time: $time:literal, id: $id:literal, target: $target:literal) => {
+        concat!(
+            $select,
+            " WHERE ",
+            $condition,
+            $target,
+            $time,
+            " BETWEEN ? AND ? AND (",
+            $time,
+            ", ",
+            $id,
+            ") > (?, ?) ORDER BY ",
+            $time,
+            ", ",
+            $id,
+            " LIMIT ?"
         )
     };
 }
 
-const FLEET_PAGE: (&str, &str) = page_query!(
-    select: "SELECT p.id AS poll_id, t.name AS target, p.started_at AS polled_at, \
-             f.workers, f.ready, f.starting, f.inactive, f.failed, f.load, f.new_load, \
-             f.load_rolling, f.perf, f.cur_perf, f.measured_perf, f.reqs_working \
-             FROM polls AS p \
-             JOIN fleet_totals AS f ON f.poll_id = p.id \
-             JOIN targets AS t ON t.id = p.target_id",
-    where: "",
-    time: "p.started_at",
-    id: "p.id",
-    target: "p.target_id"
+const FLEET_PAGE: (&str, &str) = (
+    page_query!(select: fleet_select!(), where: "", time: "p.started_at", id: "p.id",
+        target: "p.target_id = ? AND "),
+    page_query!(select: fleet_select!(), where: "", time: "p.started_at", id: "p.id", target: ""),
 );
 
-const WORKER_PAGE: (&str, &str) = page_query!(
-    select: "SELECT s.poll_id, t.name AS target, s.polled_at, s.worker_id, s.status, \
-             s.cur_load, s.new_load, s.cur_load_rolling_avg, s.cur_perf, s.measured_perf, \
-             s.perf, s.reliability, s.dlperf, s.reqs_working, s.disk_usage, s.loaded_at, \
-             s.extra \
-             FROM worker_samples AS s \
-             JOIN targets AS t ON t.id = s.target_id",
-    where: "s.worker_id = ? AND ",
-    time: "s.polled_at",
-    id: "s.poll_id",
-    target: "s.target_id"
+const WORKER_PAGE: (&str, &str) = (
+    page_query!(select: worker_select!(), where: "s.worker_id = ? AND ", time: "s.polled_at",
+        id: "s.poll_id", target: "s.target_id = ? AND "),
+    page_query!(select: worker_select!(), where: "s.worker_id = ? AND ", time: "s.polled_at",
+        id: "s.poll_id", target: ""),
 );
 
 /// The latest poll attempt of each stored target.
@@ -163,9 +132,9 @@ impl Store {
             .collect()
     }
 
-    /// Proves the database takes writes: takes the write lock and gives it back at once,
-    /// writing nothing. Fails when the file is read-only, the disk is gone, or another
-    /// process holds the lock past the busy timeout.
+    /// Proves the database takes writes: takes the write lock, creates a table and rolls
+    /// it all back, so nothing is written. Fails when the file or connection is read-only,
+    /// or another process holds the lock past the busy timeout.
     pub async fn probe_write(&self) -> Result<(), StoreError> {
         const OPERATION: &str = "probing that the database is writable";
         let mut connection = self
@@ -177,10 +146,44 @@ impl Store {
             .execute("BEGIN IMMEDIATE")
             .await
             .map_err(query_error(OPERATION))?;
-        connection
-            .execute("ROLLBACK")
-            .await
-            .map_err(query_error(OPERATION))?;
+        // Taking the lock alone succeeds on a read-only file; a schema change does not.
+        let written = connection
+            .execute("CREATE TABLE vastwatch_write_probe (x)")
+            .await;
+        // Roll back whatever happened, so the writer never goes back to the pool inside a
+        // transaction.
+        let rolled_back = connection.execute("ROLLBACK").await;
+        written.map_err(query_error(OPERATION))?;
+        rolled_back.map_err(query_error(OPERATION))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    #[tokio::test]
+    async fn the_write_probe_passes_on_a_writable_store_and_fails_on_a_read_only_one() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("vastwatch.db");
+        let store = Store::open(&path).await.unwrap();
+        store
+            .probe_write()
+            .await
+            .expect("a fresh store takes writes");
+        // The probe leaves nothing behind: its table would make a second probe fail.
+        store.probe_write().await.expect("the probe rolled back");
+        let read_only = Store::open_with(StoreOptions::read_only(&path))
+            .await
+            .unwrap();
+        let error = read_only.probe_write().await.expect_err("read-only");
+        assert!(
+            error
+                .to_string()
+                .contains("probing that the database is writable"),
+            "{error}"
+        );
     }
 }
