@@ -30,11 +30,14 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
     let Some(expected) = expected else {
         return next.run(request).await;
     };
+    // The scheme's name is case-insensitive (RFC 9110 §11.1).
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     match presented {
         Some(token) if same_token(token.trim(), expected.expose()) => next.run(request).await,
         Some(_) => unauthorized("the bearer token is wrong"),

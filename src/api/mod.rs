@@ -62,6 +62,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/silences", get(v1::silences).post(v1::add_silence))
         .route("/api/v1/silences/{id}", delete(v1::expire_silence))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -141,6 +142,13 @@ impl IntoResponse for ApiError {
         }
         (self.status, axum::Json(body)).into_response()
     }
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("`{}` does not answer {method}", uri.path()),
+    )
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

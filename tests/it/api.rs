@@ -46,10 +46,12 @@ rules:
 "#;
 
 struct Api {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     clock: Clock,
     _simulator: RunningSimulator,
     daemon: Arc<Daemon>,
+    /// Replaces the daemon the API reads, as a reload does.
+    daemon_sender: watch::Sender<Arc<Daemon>>,
     stop: watch::Receiver<bool>,
     _stop_sender: watch::Sender<bool>,
     base: String,
@@ -89,7 +91,7 @@ impl Api {
             .with_console(ConsoleOut::Buffer(Arc::default()))
             .expect("console");
         let daemon = Arc::new(daemon);
-        let (_daemon_sender, daemon_receiver) = watch::channel(Arc::clone(&daemon));
+        let (daemon_sender, daemon_receiver) = watch::channel(Arc::clone(&daemon));
         let (reload_sender, reloads) = mpsc::channel(1);
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
@@ -98,8 +100,6 @@ impl Api {
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         let state = ApiState::new(daemon_receiver, reload_sender);
         tokio::spawn(async move {
-            // The sender lives as long as the server: the daemon is never replaced here.
-            let _keep = _daemon_sender;
             api::serve(listener, state, async move {
                 let _ = shutdown_signal.await;
             })
@@ -107,10 +107,11 @@ impl Api {
         });
         let (stop_sender, stop) = watch::channel(false);
         Api {
-            _dir: dir,
+            dir,
             clock,
             _simulator: simulator,
             daemon,
+            daemon_sender,
             stop,
             _stop_sender: stop_sender,
             base,
@@ -233,6 +234,50 @@ async fn without_the_token_every_path_but_the_probes_answers_401() {
 }
 
 #[tokio::test]
+async fn the_token_is_read_from_the_daemon_current_at_each_request() {
+    let api = Api::spawn(true).await;
+    let path = api.dir.path().join("vastwatch.yaml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, config.replace("listen_token_env: API_TOKEN\n", "")).unwrap();
+    let config = Config::load(&path, &test_env()).expect("valid config");
+    let without_token = Daemon::start(
+        config,
+        vastwatch::rules::RuleSet::empty(),
+        api.clock.clone(),
+    )
+    .await
+    .expect("daemon starts");
+    let targets_without_token = || async {
+        api.call_with(
+            Method::GET,
+            "/api/v1/targets",
+            "/api/v1/targets",
+            None,
+            None,
+        )
+        .await
+        .0
+    };
+    api.daemon_sender.send(Arc::new(without_token)).unwrap();
+    assert_eq!(
+        targets_without_token().await,
+        StatusCode::OK,
+        "a reload that drops the token opens the API"
+    );
+    api.daemon_sender.send(Arc::clone(&api.daemon)).unwrap();
+    assert_eq!(targets_without_token().await, StatusCode::UNAUTHORIZED);
+    // The scheme's name is case-insensitive.
+    let response = api
+        .client
+        .get(format!("{}/api/v1/targets", api.base))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn on_loopback_without_a_token_nothing_asks_for_one() {
     let api = Api::spawn(false).await;
     let (status, _) = api.get("/api/v1/targets", "").await;
@@ -243,6 +288,15 @@ async fn on_loopback_without_a_token_nothing_asks_for_one() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     assert_eq!(body["error"], "no such path `/no/such/path`");
+    let response = api
+        .client
+        .put(format!("{}/api/v1/targets", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "`/api/v1/targets` does not answer PUT");
 }
 
 #[tokio::test]
