@@ -66,9 +66,13 @@ impl Api {
     /// A daemon with the rules above, a console receiver, and (when `token`) a bearer
     /// token from `listen_token_env`; its API served on a port-0 listener.
     async fn spawn(token: bool) -> Api {
+        Api::spawn_with(SCENARIO, token).await
+    }
+
+    async fn spawn_with(scenario: &str, token: bool) -> Api {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let clock = Clock::manual(T0);
-        let simulator = start_simulator(SCENARIO, &clock, TEST_KEY).await;
+        let simulator = start_simulator(scenario, &clock, TEST_KEY).await;
         std::fs::write(dir.path().join("rules.yaml"), RULES).expect("rules file");
         let mut extra = "rules: [rules.yaml]\nnotify:\n  group_wait: 0s\n  receivers:\n    - name: ops\n      console: {}\n".to_string();
         if token {
@@ -337,6 +341,39 @@ async fn readyz_is_503_before_the_first_poll_200_after_and_503_when_polls_stop()
     assert_eq!(
         body["checks"][1]["reason"],
         "last poll attempt at 2026-01-01T00:00:00.000Z is older than 30s (3 intervals)"
+    );
+}
+
+#[tokio::test]
+async fn a_target_backing_off_after_a_429_stays_ready() {
+    let rate_limited = SCENARIO.replace(
+        "  - endpoint: 1\n",
+        "  - endpoint: 1\n    faults: [{at: 0s, for: 10m, kind: rate_limit}]\n",
+    );
+    let api = Api::spawn_with(&rate_limited, false).await;
+    // 429s at 0s and 30s: target t backs off until 20s, then until 70s.
+    api.run(0, 60).await;
+    let (_, body) = api.get("/api/v1/targets", "").await;
+    assert_eq!(body["targets"][0]["last_poll"]["outcome"], "rate_limited");
+    assert_eq!(
+        body["targets"][0]["last_poll"]["started_at"],
+        "2026-01-01T00:00:30.000Z"
+    );
+    api.clock.set(at(secs(65)));
+    let (status, body) = api.get("/readyz", "").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "35 s since t's last attempt, but backing off: {body}"
+    );
+    api.clock.set(at(secs(71)));
+    let (status, body) = api.get("/readyz", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["checks"][1]["target"], "t");
+    assert_eq!(body["checks"][1]["ok"], false);
+    assert_eq!(
+        body["checks"][2]["ok"], true,
+        "u is polled every tick: {body}"
     );
 }
 
