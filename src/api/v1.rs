@@ -52,7 +52,7 @@ pub async fn targets(
                 ..HistoryFilter::default()
             })
             .await;
-        // A target configured but never polled is not stored yet: it has no rows.
+        // A target that a reload just added may not be stored yet: it has no rows.
         let latest = match latest {
             Err(crate::store::StoreError::UnknownTarget { .. }) => Vec::new(),
             other => other?,
