@@ -259,6 +259,20 @@ impl Daemon {
         &self.stats
     }
 
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// A target's current recommendation, as the last evaluation left it.
+    pub fn recommendation(&self, target: &str) -> Option<Recommendation> {
+        self.engine().recommendation(target).cloned()
+    }
+
+    /// Whether a target is backing off after a 429 at `at` (readiness allows it).
+    pub fn is_backing_off(&self, target: &str, at: Timestamp) -> bool {
+        self.poller.is_backing_off(target, at)
+    }
+
     /// Polls every target that is due at `at` and stores the results. Returns once every
     /// started poll has been stored. Polls stop early (unstored) when `stop` turns true.
     pub async fn tick_once(&self, at: Timestamp, stop: &watch::Receiver<bool>) -> TickReport {

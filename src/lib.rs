@@ -4,9 +4,10 @@
 //! The modules follow the data flow: [`schedule`] ticks, [`poll`] fetches worker lists,
 //! [`store`] keeps them, [`rules`] alert on them, [`advise`] recommends how to scale each
 //! fleet, and (in a later stage) `notify` delivers alerts.
-//! [`config`], [`sim`] and [`cli`] sit beside the flow. See ARCHITECTURE.md for the map.
+//! [`config`], [`api`], [`sim`] and [`cli`] sit beside the flow. See ARCHITECTURE.md for the map.
 
 pub mod advise;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,6 +1,7 @@
 //! The `vastwatch` binary: parse the command line, set up logging, run the command, and
 //! turn its outcome into an exit code. Everything else lives in the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -43,8 +44,10 @@ fn init_logging(format: LogFormat, level: Option<&str>, default_level: &str) {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
     };
+    // Colours only on a terminal: journald, Docker and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

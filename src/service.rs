@@ -198,6 +198,13 @@ impl Service {
                 config.database.display()
             ));
         }
+        if config.http.listen != old.config().http.listen {
+            warn!(
+                listening = ?old.config().http.listen,
+                configured = ?config.http.listen,
+                "`listen` changes take effect at the next restart; the HTTP API stays where it is."
+            );
+        }
         let previous = std::mem::replace(running, Running::finished());
         previous.stop().await;
         let store = old.store().clone();

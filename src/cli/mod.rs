@@ -3,6 +3,7 @@
 
 mod advise;
 mod demo;
+mod health;
 mod history;
 mod notify;
 mod output;
@@ -148,6 +149,8 @@ pub enum Command {
     /// Notification tools.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// Ask a running vastwatch's /healthz. Exit 0 if it answers 200, else 3.
+    Health(health::HealthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +188,7 @@ pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Notifications(args) => notify::notifications(args).await,
         Command::Silence(command) => notify::silence(command).await,
         Command::Notify(command) => notify::notify(command).await,
+        Command::Health(args) => health::health(args).await,
     }
 }
 
@@ -282,6 +286,17 @@ pub fn check_warnings(config: &Config, rules: &RuleSet) -> Vec<String> {
 async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
     let config = load_config(&args)?;
     let rules = load_rules_of(&config)?;
+    let listen = config.http.listen;
+    // Bind before anything starts, so a taken port is exit 3 with nothing half-running.
+    let listener =
+        match listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(
+                |error| {
+                    CliError::runtime(format!("cannot listen on {address} (`listen`): {error}"))
+                },
+            )?),
+            None => None,
+        };
     let source = FileSource {
         path: args.config.clone(),
         env: Box::new(ProcessEnvironment),
@@ -294,7 +309,30 @@ async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
         Box::new(|daemon| daemon),
     )
     .await?;
-    service.run(shutdown_signal()).await?;
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let server = listener.map(|listener| {
+        let state = crate::api::ApiState::new(service.daemon(), service.reload_sender());
+        let router = crate::api::router(state);
+        match listener.local_addr() {
+            Ok(address) => tracing::info!(address = %address, "HTTP API listening."),
+            Err(_) => tracing::info!(address = ?listen, "HTTP API listening."),
+        }
+        let mut stopped = stopped.clone();
+        tokio::spawn(crate::api::serve_router(listener, router, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
+    let outcome = service
+        .run(async move {
+            shutdown_signal().await;
+            let _ = stopping.send(true);
+        })
+        .await;
+    if let Some(server) = server {
+        // Requests in progress get a moment to finish; idle connections close at once.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
+    }
+    outcome?;
     Ok(ExitStatus::Success)
 }
 

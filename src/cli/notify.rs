@@ -11,12 +11,12 @@ use super::rules::{open_existing, parse_time};
 use super::{CliError, ConfigArg, ExitStatus, load_config, load_config_offline};
 use crate::clock::Clock;
 use crate::notify::group::message_alert;
-use crate::notify::matcher::Matcher;
 use crate::notify::notifier::new_id;
 use crate::notify::send::{ConsoleOut, Outcome, Sender};
+use crate::notify::silence::{SilenceField, SilenceRequest};
 use crate::notify::{AlertSnapshot, AlertStatus, Extra, Message, Reason, Silence};
 use crate::store::{AttemptRecord, NewNotification, NotificationFilter, NotificationStatus, Store};
-use crate::time::{Timestamp, parse_duration};
+use crate::time::Timestamp;
 
 #[derive(Debug, Args)]
 pub struct NotificationsArgs {
@@ -222,34 +222,23 @@ pub async fn silence(command: SilenceCommand) -> Result<ExitStatus, CliError> {
     }
 }
 
-/// A silence from `silence add` arguments.
+/// A silence from `silence add` arguments, checked as the HTTP API checks its body.
 fn new_silence(args: &SilenceAddArgs, now: Timestamp) -> Result<Silence, CliError> {
-    let matchers = args
-        .matchers
-        .iter()
-        .map(|text| {
-            Matcher::parse(text)
-                .map_err(|message| CliError::bad_input(format!("--match {message}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let duration = parse_duration(&args.duration)
-        .map_err(|error| CliError::bad_input(format!("--for: {error}")))?;
-    if duration.is_zero() {
-        return Err(CliError::bad_input("--for: must be longer than 0s"));
-    }
-    let starts_at = match &args.start {
-        Some(text) => Timestamp::parse_rfc3339(text).ok_or_else(|| {
-            CliError::bad_input(format!("--start: `{text}` is not an RFC 3339 time"))
-        })?,
-        None => now,
-    };
-    Ok(Silence {
-        id: uuid::Uuid::new_v4().to_string(),
-        matchers,
-        starts_at,
-        ends_at: starts_at.saturating_add(duration),
+    let request = SilenceRequest {
+        matchers: args.matchers.clone(),
+        duration: Some(args.duration.clone()),
+        ends_at: None,
+        starts_at: args.start.clone(),
         comment: args.comment.clone(),
         created_by: args.author.clone(),
+    };
+    request.build(now).map_err(|(field, message)| {
+        let flag = match field {
+            SilenceField::Matchers => "--match",
+            SilenceField::Duration | SilenceField::EndsAt => "--for",
+            SilenceField::StartsAt => "--start",
+        };
+        CliError::bad_input(format!("{flag}: {message}"))
     })
 }
 

@@ -8,6 +8,7 @@ mod secret;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub const RESERVED_LABELS: [&str; 4] = ["alertname", "target", "severity", "work
 const DEFAULT_BASE_URL: &str = "https://run.vast.ai";
 const DEFAULT_API_KEY_ENV: &str = "VAST_API_KEY";
 const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
+/// Where the HTTP API listens unless `listen` says otherwise (SPEC §3).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9469";
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -53,6 +56,18 @@ pub struct Config {
     pub retention: Retention,
     /// Receivers, routes, grouping and inhibition (SPEC §8).
     pub notify: NotifyConfig,
+    /// The HTTP API (SPEC §11).
+    pub http: HttpConfig,
+}
+
+/// The HTTP API's address and bearer token.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Where to listen; `None` when `listen: null` turned the server off.
+    pub listen: Option<SocketAddr>,
+    /// The bearer token from `listen_token_env`. When set, every path but the health
+    /// probes requires it, on loopback too; a non-loopback `listen` cannot go without it.
+    pub token: Option<Secret>,
 }
 
 /// How to reach the Vast API.
@@ -190,6 +205,11 @@ impl Config {
             "alerts:    VastwatchTargetDown after {} failed polls in a row",
             self.target_down_after
         );
+        let _ = match (self.http.listen, self.http.token.is_some()) {
+            (None, _) => writeln!(out, "http:      off (listen: null)"),
+            (Some(listen), true) => writeln!(out, "http:      {listen}, bearer token required"),
+            (Some(listen), false) => writeln!(out, "http:      {listen}, no token"),
+        };
         let _ = writeln!(out, "targets:   {}", self.targets.len());
         for target in &self.targets {
             let _ = write!(
@@ -368,7 +388,11 @@ impl Validator<'_> {
             .map(|pattern| base_dir.join(&pattern.value))
             .collect();
         let reload = self.reload(raw.reload.as_ref())?;
-        let notify = self.notify(raw.notify.as_ref(), raw.external_url.as_ref(), &base_dir)?;
+        let http = self.http(&raw)?;
+        let mut notify = self.notify(raw.notify.as_ref(), raw.external_url.as_ref(), &base_dir)?;
+        if let (None, Some(listen)) = (&raw.external_url, http.listen) {
+            notify.external_url = format!("http://{listen}");
+        }
         let mut names = HashSet::new();
         let mut targets = Vec::with_capacity(raw.targets.value.len());
         for raw_target in &raw.targets.value {
@@ -397,6 +421,7 @@ impl Validator<'_> {
             reload,
             retention,
             notify,
+            http,
         })
     }
 
@@ -414,6 +439,44 @@ impl Validator<'_> {
             watch,
             watch_interval,
         })
+    }
+
+    /// `listen` and `listen_token_env`: a missing `listen` is the default address, `null`
+    /// turns the server off, and a non-loopback address needs a token.
+    fn http(&self, raw: &RawConfig) -> Result<HttpConfig, FileError> {
+        let token = match &raw.listen_token_env {
+            Some(variable) => Some(self.secret(variable, "listen_token_env")?),
+            None => None,
+        };
+        let listen = match &raw.listen {
+            None => Some(DEFAULT_LISTEN.parse().expect("the default address parses")),
+            Some(None) => None,
+            Some(Some(text)) => {
+                let address: SocketAddr = text.value.trim().parse().map_err(|_| {
+                    self.error(
+                        text,
+                        format!(
+                            "key `listen`: `{}` is not a socket address; write e.g. \
+                             127.0.0.1:9469, [::1]:9469 or 0.0.0.0:9469 (or null to turn the \
+                             HTTP API off)",
+                            text.value
+                        ),
+                    )
+                })?;
+                if !address.ip().is_loopback() && token.is_none() {
+                    return Err(self.error(
+                        text,
+                        format!(
+                            "key `listen`: {address} is not a loopback address, so the HTTP API \
+                             needs a bearer token; set `listen_token_env` to the environment \
+                             variable that holds it"
+                        ),
+                    ));
+                }
+                Some(address)
+            }
+        };
+        Ok(HttpConfig { listen, token })
     }
 
     /// Resolves `rules:` globs against the config file's folder. A plain path that does not
@@ -759,3 +822,6 @@ mod tests;
 
 #[cfg(test)]
 mod notify_tests;
+
+#[cfg(test)]
+mod http_tests;

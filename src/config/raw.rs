@@ -27,8 +27,14 @@ pub struct RawConfig {
     pub rules: Vec<Spanned<String>>,
     /// How long stored data is kept.
     pub retention: Option<RawRetention>,
-    /// Base of links in notification payloads. Default `http://127.0.0.1:9469`.
+    /// Base of links in notification payloads. Default `http://<listen>`.
     pub external_url: Option<Spanned<String>>,
+    /// Address of the HTTP API, `host:port`. Default `127.0.0.1:9469`; `listen: null`
+    /// turns the server off, so a missing key and a null one differ (outer `None`: missing).
+    #[serde(default, deserialize_with = "present")]
+    pub listen: Option<Option<Spanned<String>>>,
+    /// Environment variable holding the HTTP API's bearer token.
+    pub listen_token_env: Option<Spanned<String>>,
     /// Receivers, routes, grouping, inhibition (SPEC §8).
     pub notify: Option<Spanned<RawNotify>>,
     /// Hot reload: whether to watch the config and rule files for changes.
@@ -43,6 +49,15 @@ pub struct RawReload {
     pub watch: Option<Spanned<bool>>,
     /// How often the files are checked. Default `2s`.
     pub watch_interval: Option<Spanned<String>>,
+}
+
+/// Marks a key that is present: its value, `null` included, becomes `Some(value)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// `api:`

@@ -6,7 +6,95 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::matcher::{Matcher, all_match};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, parse_duration};
+
+/// A new silence as a user asks for it, from `silence add`'s flags or the HTTP API's
+/// JSON body; [`SilenceRequest::build`] checks it the same way for both.
+#[derive(Debug, Clone, Default)]
+pub struct SilenceRequest {
+    /// Label matchers as written: `name=value`, `name!=value`, `name=~re`, `name!~re`.
+    pub matchers: Vec<String>,
+    /// How long it lasts, e.g. `2h`; give this or `ends_at`.
+    pub duration: Option<String>,
+    /// When it ends, RFC 3339; give this or `duration`.
+    pub ends_at: Option<String>,
+    /// When it starts, RFC 3339; `None` means now.
+    pub starts_at: Option<String>,
+    pub comment: String,
+    pub created_by: String,
+}
+
+/// The part of a [`SilenceRequest`] that is wrong; each caller names it its own way
+/// (`--for` on the command line, `duration` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SilenceField {
+    Matchers,
+    Duration,
+    EndsAt,
+    StartsAt,
+}
+
+impl SilenceRequest {
+    /// Checks the request and makes the silence, with a fresh id, starting now by default.
+    pub fn build(&self, now: Timestamp) -> Result<Silence, (SilenceField, String)> {
+        if self.matchers.is_empty() {
+            return Err((
+                SilenceField::Matchers,
+                "give at least one matcher".to_string(),
+            ));
+        }
+        let matchers = self
+            .matchers
+            .iter()
+            .map(|text| Matcher::parse(text).map_err(|message| (SilenceField::Matchers, message)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let time = |text: &str, field| {
+            Timestamp::parse_rfc3339(text)
+                .ok_or_else(|| (field, format!("`{text}` is not an RFC 3339 time")))
+        };
+        let starts_at = match &self.starts_at {
+            Some(text) => time(text, SilenceField::StartsAt)?,
+            None => now,
+        };
+        let ends_at = match (&self.duration, &self.ends_at) {
+            (Some(text), None) => {
+                let duration = parse_duration(text)
+                    .map_err(|error| (SilenceField::Duration, error.to_string()))?;
+                if duration.is_zero() {
+                    return Err((SilenceField::Duration, "must be longer than 0s".to_string()));
+                }
+                starts_at.saturating_add(duration)
+            }
+            (None, Some(text)) => {
+                let ends_at = time(text, SilenceField::EndsAt)?;
+                if ends_at <= starts_at {
+                    return Err((SilenceField::EndsAt, "must be after the start".to_string()));
+                }
+                ends_at
+            }
+            (Some(_), Some(_)) => {
+                return Err((
+                    SilenceField::Duration,
+                    "give a duration or an end time, not both".to_string(),
+                ));
+            }
+            (None, None) => {
+                return Err((
+                    SilenceField::Duration,
+                    "give a duration or an end time".to_string(),
+                ));
+            }
+        };
+        Ok(Silence {
+            id: uuid::Uuid::new_v4().to_string(),
+            matchers,
+            starts_at,
+            ends_at,
+            comment: self.comment.clone(),
+            created_by: self.created_by.clone(),
+        })
+    }
+}
 
 /// One row of `silences`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

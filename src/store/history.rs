@@ -15,11 +15,38 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 
+/// The `SELECT ... FROM` of fleet rows, which [`fleet_row`] reads; shared with the
+/// paged reads in `pages.rs`.
+macro_rules! fleet_select {
+    () => {
+        "SELECT p.id AS poll_id, t.name AS target, p.started_at AS polled_at, \
+         f.workers, f.ready, f.starting, f.inactive, f.failed, f.load, f.new_load, \
+         f.load_rolling, f.perf, f.cur_perf, f.measured_perf, f.reqs_working \
+         FROM polls AS p \
+         JOIN fleet_totals AS f ON f.poll_id = p.id \
+         JOIN targets AS t ON t.id = p.target_id"
+    };
+}
+pub(super) use fleet_select;
+
+/// The `SELECT ... FROM` of worker rows, which [`worker_row`] reads.
+macro_rules! worker_select {
+    () => {
+        "SELECT s.poll_id, t.name AS target, s.polled_at, s.worker_id, s.status, \
+         s.cur_load, s.new_load, s.cur_load_rolling_avg, s.cur_perf, s.measured_perf, \
+         s.perf, s.reliability, s.dlperf, s.reqs_working, s.disk_usage, s.loaded_at, \
+         s.extra \
+         FROM worker_samples AS s \
+         JOIN targets AS t ON t.id = s.target_id"
+    };
+}
+pub(super) use worker_select;
+
 /// Builds one history query in its two shapes: for one target (which the
 /// `(target_id, ...)`-led indexes serve) and for all targets.
 macro_rules! history_query {
     (
-        select: $select:literal,
+        select: $select:expr,
         where: $condition:literal,
         time: $time:literal,
         target: $target:literal,
@@ -51,12 +78,7 @@ macro_rules! history_query {
 }
 
 const FLEET_HISTORY: (&str, &str) = history_query!(
-    select: "SELECT p.id AS poll_id, t.name AS target, p.started_at AS polled_at, \
-             f.workers, f.ready, f.starting, f.inactive, f.failed, f.load, f.new_load, \
-             f.load_rolling, f.perf, f.cur_perf, f.measured_perf, f.reqs_working \
-             FROM polls AS p \
-             JOIN fleet_totals AS f ON f.poll_id = p.id \
-             JOIN targets AS t ON t.id = p.target_id",
+    select: fleet_select!(),
     where: "",
     time: "p.started_at",
     target: "p.target_id",
@@ -64,12 +86,7 @@ const FLEET_HISTORY: (&str, &str) = history_query!(
 );
 
 const WORKER_HISTORY: (&str, &str) = history_query!(
-    select: "SELECT s.poll_id, t.name AS target, s.polled_at, s.worker_id, s.status, \
-             s.cur_load, s.new_load, s.cur_load_rolling_avg, s.cur_perf, s.measured_perf, \
-             s.perf, s.reliability, s.dlperf, s.reqs_working, s.disk_usage, s.loaded_at, \
-             s.extra \
-             FROM worker_samples AS s \
-             JOIN targets AS t ON t.id = s.target_id",
+    select: worker_select!(),
     where: "s.worker_id = ? AND ",
     time: "s.polled_at",
     target: "s.target_id",
@@ -187,7 +204,11 @@ impl Store {
         Ok(rows)
     }
 
-    async fn target_id(&self, name: &str, operation: &'static str) -> Result<i64, StoreError> {
+    pub(super) async fn target_id(
+        &self,
+        name: &str,
+        operation: &'static str,
+    ) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT id FROM targets WHERE name = ?")
             .bind(name)
             .fetch_optional(&self.readers)
@@ -215,7 +236,7 @@ fn count(row: &SqliteRow, column: &str) -> Result<u32, sqlx::Error> {
     Ok(u32::try_from(value).unwrap_or(0))
 }
 
-fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
+pub(super) fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
     let summary = FleetSummary {
         workers: count(row, "workers")?,
         ready: count(row, "ready")?,
@@ -239,7 +260,10 @@ fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
     })
 }
 
-fn worker_row(row: &SqliteRow, operation: &'static str) -> Result<WorkerRow, StoreError> {
+pub(super) fn worker_row(
+    row: &SqliteRow,
+    operation: &'static str,
+) -> Result<WorkerRow, StoreError> {
     let read = || -> Result<(WorkerRow, Option<String>), sqlx::Error> {
         let mut sample = WorkerSample::new(row.try_get("worker_id")?);
         sample.status = row.try_get("status")?;
@@ -268,7 +292,7 @@ fn worker_row(row: &SqliteRow, operation: &'static str) -> Result<WorkerRow, Sto
     Ok(worker_row)
 }
 
-fn poll_row(row: &SqliteRow) -> Result<PollRow, sqlx::Error> {
+pub(super) fn poll_row(row: &SqliteRow) -> Result<PollRow, sqlx::Error> {
     let duration_ms: i64 = row.try_get("duration_ms")?;
     let http_status: Option<i64> = row.try_get("http_status")?;
     let worker_count: Option<i64> = row.try_get("worker_count")?;

@@ -18,6 +18,7 @@ mod history;
 mod ingest;
 mod migrations;
 mod notify;
+mod pages;
 mod retention;
 pub mod rows;
 
@@ -38,6 +39,7 @@ pub use notify::{
     AttemptRecord, FlushWrite, NewNotification, NotificationFilter, NotificationRow,
     NotificationStatus,
 };
+pub use pages::HistoryCursor;
 pub use rows::{Deleted, FleetRow, HistoryFilter, PollRow, TargetRow, TargetSpec, WorkerRow};
 
 use error::query_error;

@@ -47,12 +47,13 @@ pub async fn start_simulator(
     .expect("simulator binds port 0")
 }
 
-/// Writes a config file into `dir` that polls `base_url`; `extra` adds YAML at the top
-/// level (it may override nothing that is already set here).
+/// Writes a config file into `dir` that polls `base_url` and serves the HTTP API on a free
+/// loopback port; `extra` adds YAML at the top level (it may override nothing that is
+/// already set here).
 pub fn write_config(dir: &Path, base_url: &str, api: &str, targets: &str, extra: &str) -> PathBuf {
     let path = dir.join("vastwatch.yaml");
     let yaml = format!(
-        "database: vastwatch.db\napi:\n  base_url: {base_url}\n  api_key_env: TEST_VAST_KEY\n{api}\
+        "database: vastwatch.db\nlisten: 127.0.0.1:0\napi:\n  base_url: {base_url}\n  api_key_env: TEST_VAST_KEY\n{api}\
          schedule: 10s\njitter: 0s\ntargets:\n{targets}{extra}"
     );
     std::fs::write(&path, yaml).expect("write config");
@@ -183,4 +184,50 @@ pub fn spawn_run(config: &Path) -> std::process::Child {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn vastwatch run")
+}
+
+/// The stderr lines of a child process, collected by a thread as they arrive.
+pub struct StderrLines {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StderrLines {
+    /// Takes the child's piped stderr and starts collecting it.
+    pub fn collect(child: &mut std::process::Child) -> StderrLines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        StderrLines { lines }
+    }
+
+    pub fn text(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// The address `vastwatch run` logged as its HTTP API's, once it has.
+    pub async fn api_address(&self) -> Option<String> {
+        let mut found = None;
+        wait_until(Duration::from_secs(30), || {
+            found = self
+                .lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .find(|line| line.contains("HTTP API listening."))
+                .and_then(|line| line.split("address=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_string);
+            let done = found.is_some();
+            async move { done }
+        })
+        .await;
+        found
+    }
 }

@@ -3,11 +3,14 @@
 
 mod advise;
 mod alerts;
+mod api;
 mod cli;
+mod deploy;
 mod helpers;
 mod notify;
 mod notify_cli;
 mod notify_crash;
+mod openapi;
 mod polling;
 mod receiver;
 mod reload;

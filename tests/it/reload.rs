@@ -344,7 +344,7 @@ async fn a_changed_rule_file_is_reloaded_when_watching() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sighup_reloads_the_running_binary() {
+async fn the_running_binary_reloads_on_sighup_and_on_post_reload() {
     let clock = Clock::real();
     let simulator = start_simulator(SCENARIO, &clock, TEST_KEY).await;
     let dir = tempfile::TempDir::new().expect("temp dir");
@@ -357,7 +357,12 @@ async fn sighup_reloads_the_running_binary() {
         "rules: [rules.yaml]\n",
     );
     poll_every_second(&config);
-    let child = spawn_run(&config);
+    let mut child = spawn_run(&config);
+    let stderr = StderrLines::collect(&mut child);
+    let address = stderr
+        .api_address()
+        .await
+        .expect("the API address is logged");
     let database = dir.path().join("vastwatch.db");
     assert!(
         wait_until(Duration::from_secs(30), || async {
@@ -376,14 +381,47 @@ async fn sighup_reloads_the_running_binary() {
         count_in(&database, OVERLOADED_FIRING).await > 0
     })
     .await;
+
+    // Over HTTP: a broken file answers 400 with where the mistake is; the old rules stay.
+    write_atomically(&dir.path().join("rules.yaml"), "rules: [\n");
+    vastwatch::poll::install_tls_provider();
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(format!("http://{address}/-/reload"))
+        .send()
+        .await
+        .expect("reload request");
+    let refused_status = refused.status().as_u16();
+    let refused_body = refused.text().await.expect("body");
+    write_atomically(&dir.path().join("rules.yaml"), &rules_with(OVERLOADED_50));
+    let accepted = client
+        .post(format!("http://{address}/-/reload"))
+        .send()
+        .await
+        .expect("reload request")
+        .status()
+        .as_u16();
+    let healthy = client
+        .get(format!("http://{address}/healthz"))
+        .send()
+        .await
+        .expect("healthz")
+        .status()
+        .as_u16();
+
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let output = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(fired, "the reloaded rule fired: {stderr}");
-    assert!(stderr.contains("Config reloaded."), "{stderr}");
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let status = child.wait().expect("wait");
+    let log = stderr.text();
+    assert!(fired, "the reloaded rule fired: {log}");
+    assert_eq!(refused_status, 400, "{refused_body}");
+    assert!(refused_body.contains("rules.yaml:"), "{refused_body}");
+    assert_eq!(accepted, 200);
+    assert_eq!(healthy, 200);
+    assert_eq!(log.matches("Config reloaded.").count(), 2, "{log}");
+    assert!(log.contains("Reload failed"), "{log}");
+    assert_eq!(status.code(), Some(0), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

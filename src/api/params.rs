@@ -1,0 +1,156 @@
+//! Query parameters: each endpoint names the ones it knows, so a misspelt parameter is a
+//! 400 naming it rather than a filter silently ignored.
+
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::ApiError;
+use crate::store::HistoryCursor;
+use crate::time::{Timestamp, parse_time_or_ago};
+
+/// The parameters of one request, checked against the names an endpoint accepts.
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(
+        query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+        known: &[&'static str],
+    ) -> Result<Params, ApiError> {
+        let Query(pairs) =
+            query.map_err(|rejection| ApiError::bad("query", rejection.body_text()))?;
+        for (name, _) in &pairs {
+            if !known.contains(&name.as_str()) {
+                let takes = match known {
+                    [] => "no parameters".to_string(),
+                    _ => known.join(", "),
+                };
+                return Err(ApiError::bad(
+                    name.as_str(),
+                    format!("unknown parameter `{name}`; this path takes {takes}"),
+                ));
+            }
+        }
+        Ok(Params(pairs))
+    }
+
+    /// The value of `name`, if given (the last one wins when it is repeated).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_string)
+    }
+
+    /// A time: RFC 3339, or an age such as `1h` meaning that long before `now`.
+    pub fn time(&self, name: &'static str, now: Timestamp) -> Result<Option<Timestamp>, ApiError> {
+        self.get(name)
+            .map(|text| {
+                parse_time_or_ago(text, now).map_err(|message| ApiError::bad(name, message))
+            })
+            .transpose()
+    }
+
+    /// A whole number from 1 to `max`, `default` when absent.
+    pub fn limit(&self, name: &'static str, default: u32, max: u32) -> Result<u32, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(text) => match text.parse::<u32>() {
+                Ok(value) if (1..=max).contains(&value) => Ok(value),
+                _ => Err(ApiError::bad(
+                    name,
+                    format!("`{text}` is not a whole number from 1 to {max}"),
+                )),
+            },
+        }
+    }
+
+    pub fn integer(&self, name: &'static str) -> Result<Option<i64>, ApiError> {
+        self.get(name)
+            .map(|text| {
+                text.parse()
+                    .map_err(|_| ApiError::bad(name, format!("`{text}` is not a whole number")))
+            })
+            .transpose()
+    }
+
+    pub fn boolean(&self, name: &'static str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(text) => Err(ApiError::bad(
+                name,
+                format!("`{text}` is neither true nor false"),
+            )),
+        }
+    }
+
+    /// One of `choices`, `None` when absent.
+    pub fn choice(
+        &self,
+        name: &'static str,
+        choices: &[&'static str],
+    ) -> Result<Option<&'static str>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(text) => choices
+                .iter()
+                .find(|choice| **choice == text)
+                .map(|choice| Some(*choice))
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        name,
+                        format!("`{text}` is not one of {}", choices.join(", ")),
+                    )
+                }),
+        }
+    }
+
+    pub fn cursor(&self, name: &'static str) -> Result<Option<HistoryCursor>, ApiError> {
+        self.get(name)
+            .map(|text| {
+                decode_cursor(text).ok_or_else(|| {
+                    ApiError::bad(name, "not a cursor this server handed out (`next`)")
+                })
+            })
+            .transpose()
+    }
+}
+
+/// A cursor as the client sees it: opaque text, so its shape can change.
+pub fn encode_cursor(cursor: HistoryCursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{}", cursor.at.unix_millis(), cursor.poll_id))
+}
+
+fn decode_cursor(text: &str) -> Option<HistoryCursor> {
+    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (millis, poll_id) = text.split_once(':')?;
+    Some(HistoryCursor {
+        at: Timestamp::from_unix_millis(millis.parse().ok()?),
+        poll_id: poll_id.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_survives_its_round_trip_and_junk_is_refused() {
+        let cursor = HistoryCursor {
+            at: Timestamp::from_unix_millis(1_767_225_610_250),
+            poll_id: 42,
+        };
+        assert_eq!(decode_cursor(&encode_cursor(cursor)), Some(cursor));
+        for junk in ["", "abc", "%%%", &URL_SAFE_NO_PAD.encode("12:x")] {
+            assert_eq!(decode_cursor(junk), None, "{junk}");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! `/api/v1`: targets, alerts, history, notifications and silences.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::params::{Params, encode_cursor};
+use super::{ApiError, ApiState, dto};
+use crate::notify::silence::{SilenceField, SilenceRequest};
+use crate::rules::AlertState;
+use crate::store::{
+    AlertFilter, FleetRow, HistoryCursor, HistoryFilter, NotificationFilter, NotificationStatus,
+    WorkerRow,
+};
+use crate::time::Timestamp;
+
+type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// History rows per page unless `limit` says otherwise, and the most it may say.
+const HISTORY_LIMIT: u32 = 1_000;
+const HISTORY_MAX_LIMIT: u32 = 10_000;
+const NOTIFICATIONS_LIMIT: u32 = 100;
+const NOTIFICATIONS_MAX_LIMIT: u32 = 1_000;
+
+/// Each configured target with its latest poll attempt, worker counts from its latest
+/// successful poll, and its current recommendation.
+pub async fn targets(
+    State(state): State<ApiState>,
+    query: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    Params::parse(query, &[])?;
+    let daemon = state.daemon();
+    let store = daemon.store();
+    let mut last_polls: HashMap<String, _> = store
+        .latest_polls()
+        .await?
+        .into_iter()
+        .map(|poll| (poll.target.clone(), poll))
+        .collect();
+    let mut targets = Vec::new();
+    for target in &daemon.config().targets {
+        let latest = store
+            .fleet_history(&HistoryFilter {
+                target: Some(target.name.clone()),
+                limit: Some(1),
+                ..HistoryFilter::default()
+            })
+            .await;
+        // A target that a reload just added may not be stored yet: it has no rows.
+        let latest = match latest {
+            Err(crate::store::StoreError::UnknownTarget { .. }) => Vec::new(),
+            other => other?,
+        };
+        targets.push(json!({
+            "name": target.name,
+            "kind": target.kind.as_str(),
+            "vast_id": target.vast_id,
+            "last_poll": last_polls.remove(&target.name).as_ref().map_or(Value::Null, dto::poll),
+            "workers": latest.last().map_or(Value::Null, dto::worker_counts),
+            "recommendation": dto::recommendation(daemon.recommendation(&target.name).as_ref()),
+        }));
+    }
+    Ok(Json(json!({"targets": targets})))
+}
+
+/// Alert instances, newest evaluation first.
+pub async fn alerts(
+    State(state): State<ApiState>,
+    query: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query, &["state", "target", "fingerprint", "since"])?;
+    let daemon = state.daemon();
+    let state_filter = params
+        .choice(
+            "state",
+            &["inactive", "pending", "firing", "resolved", "all"],
+        )?
+        .and_then(AlertState::parse);
+    let filter = AlertFilter {
+        state: state_filter,
+        since: params.time("since", daemon.clock().now())?,
+        target: params.string("target"),
+    };
+    let fingerprint = params.get("fingerprint");
+    let alerts: Vec<Value> = daemon
+        .store()
+        .alerts(&filter)
+        .await?
+        .iter()
+        .filter(|alert| fingerprint.is_none_or(|wanted| alert.fingerprint == wanted))
+        .map(dto::alert)
+        .collect();
+    Ok(Json(json!({"alerts": alerts})))
+}
+
+/// Fleet rows, or one worker's rows with `worker`, oldest first, a page at a time: `next`
+/// is the cursor of the following page, `null` on the last one.
+pub async fn history(
+    State(state): State<ApiState>,
+    query: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(
+        query,
+        &["target", "worker", "since", "until", "limit", "cursor"],
+    )?;
+    let daemon = state.daemon();
+    let now = daemon.clock().now();
+    let limit = params.limit("limit", HISTORY_LIMIT, HISTORY_MAX_LIMIT)?;
+    let filter = HistoryFilter {
+        target: params.string("target"),
+        since: params.time("since", now)?,
+        until: params.time("until", now)?,
+        // One row more than a page tells whether another page follows.
+        limit: Some(limit + 1),
+    };
+    let after = params.cursor("cursor")?;
+    let store = daemon.store();
+    let (kind, (rows, next)) = match params.integer("worker")? {
+        Some(worker_id) => {
+            let rows = store.worker_page(&filter, worker_id, after).await?;
+            let key = |row: &WorkerRow| (row.polled_at, row.poll_id);
+            ("worker", page(&rows, limit, key, dto::worker_row))
+        }
+        None => {
+            let rows = store.fleet_page(&filter, after).await?;
+            let key = |row: &FleetRow| (row.polled_at, row.poll_id);
+            ("fleet", page(&rows, limit, key, dto::fleet_row))
+        }
+    };
+    Ok(Json(json!({"kind": kind, "rows": rows, "next": next})))
+}
+
+/// The first `limit` of `rows` as JSON, and the cursor after the last of them when more
+/// rows follow (the store was asked for one row more than a page).
+fn page<R>(
+    rows: &[R],
+    limit: u32,
+    key: impl Fn(&R) -> (Timestamp, i64),
+    to_json: impl Fn(&R) -> Value,
+) -> (Vec<Value>, Option<String>) {
+    let shown = &rows[..rows.len().min(limit as usize)];
+    let next = (rows.len() > shown.len())
+        .then(|| shown.last())
+        .flatten()
+        .map(|row| {
+            let (at, poll_id) = key(row);
+            encode_cursor(HistoryCursor { at, poll_id })
+        });
+    (shown.iter().map(to_json).collect(), next)
+}
+
+/// Outbox rows, newest first.
+pub async fn notifications(
+    State(state): State<ApiState>,
+    query: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query, &["status", "receiver", "since", "limit"])?;
+    let daemon = state.daemon();
+    let status = params
+        .choice("status", &["pending", "delivered", "failed", "all"])?
+        .and_then(NotificationStatus::parse);
+    let filter = NotificationFilter {
+        status,
+        receiver: params.string("receiver"),
+        since: params.time("since", daemon.clock().now())?,
+        limit: Some(params.limit("limit", NOTIFICATIONS_LIMIT, NOTIFICATIONS_MAX_LIMIT)?),
+    };
+    let rows = daemon.store().notifications(&filter).await?;
+    let rows: Vec<Value> = rows.iter().map(dto::notification).collect();
+    Ok(Json(json!({"notifications": rows})))
+}
+
+/// Silences in force or still to come; with `all=true`, expired ones too.
+pub async fn silences(
+    State(state): State<ApiState>,
+    query: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query, &["all"])?;
+    let daemon = state.daemon();
+    let now = daemon.clock().now();
+    let silences = daemon.store().silences(now, params.boolean("all")?).await?;
+    let silences: Vec<Value> = silences.iter().map(|s| dto::silence(s, now)).collect();
+    Ok(Json(json!({"silences": silences})))
+}
+
+/// The body of `POST /api/v1/silences`, in Alertmanager's spelling.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewSilence {
+    matchers: Vec<String>,
+    duration: Option<String>,
+    ends_at: Option<String>,
+    starts_at: Option<String>,
+    #[serde(default)]
+    comment: String,
+    created_by: Option<String>,
+}
+
+/// Adds a silence, checked exactly as `vastwatch silence add` checks its flags.
+pub async fn add_silence(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: NewSilence = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad("body", format!("not a silence: {error}")))?;
+    let request = SilenceRequest {
+        matchers: body.matchers,
+        duration: body.duration,
+        ends_at: body.ends_at,
+        starts_at: body.starts_at,
+        comment: body.comment,
+        created_by: body.created_by.unwrap_or_else(|| "api".to_string()),
+    };
+    let daemon = state.daemon();
+    let now = daemon.clock().now();
+    let silence = request.build(now).map_err(|(field, message)| {
+        let field = match field {
+            SilenceField::Matchers => "matchers",
+            SilenceField::Duration => "duration",
+            SilenceField::EndsAt => "endsAt",
+            SilenceField::StartsAt => "startsAt",
+        };
+        ApiError::bad(field, message)
+    })?;
+    daemon.store().insert_silence(&silence, now).await?;
+    tracing::info!(id = %silence.id, created_by = %silence.created_by, "Silence added through the API.");
+    Ok((StatusCode::CREATED, Json(dto::silence(&silence, now))))
+}
+
+/// Ends a silence now.
+pub async fn expire_silence(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let daemon = state.daemon();
+    let now = daemon.clock().now();
+    if daemon.store().expire_silence(&id, now).await? {
+        tracing::info!(id = %id, "Silence expired through the API.");
+        Ok(Json(json!({"id": id, "expired": true})))
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no silence `{id}` is in force"),
+        ))
+    }
+}

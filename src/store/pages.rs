@@ -1,0 +1,189 @@
+//! Reads for the HTTP API: history in pages that resume after a cursor, each target's
+//! latest poll, and the write probe behind `/readyz`.
+
+use sqlx::Executor;
+
+use super::Store;
+use super::error::{StoreError, query_error};
+use super::history::{fleet_row, fleet_select, poll_row, worker_row, worker_select};
+use super::rows::{FleetRow, HistoryFilter, PollRow, WorkerRow};
+use crate::time::Timestamp;
+
+/// Where a page of history ends: the last row's time and poll id. The next page starts
+/// strictly after it, so every row is returned once however many rows share a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryCursor {
+    pub at: Timestamp,
+    pub poll_id: i64,
+}
+
+/// Builds a paged history query for one target (`$target` names its column, so the
+/// `(target_id, time)` indexes serve it) or, with `$target` empty, for all of them.
+macro_rules! page_query {
+    (select: $select:expr, where: $condition:literal, time: $time:literal, id: $id:literal, target: $target:literal) => {
+        concat!(
+            $select,
+            " WHERE ",
+            $condition,
+            $target,
+            $time,
+            " BETWEEN ? AND ? AND (",
+            $time,
+            ", ",
+            $id,
+            ") > (?, ?) ORDER BY ",
+            $time,
+            ", ",
+            $id,
+            " LIMIT ?"
+        )
+    };
+}
+
+const FLEET_PAGE: (&str, &str) = (
+    page_query!(select: fleet_select!(), where: "", time: "p.started_at", id: "p.id",
+        target: "p.target_id = ? AND "),
+    page_query!(select: fleet_select!(), where: "", time: "p.started_at", id: "p.id", target: ""),
+);
+
+const WORKER_PAGE: (&str, &str) = (
+    page_query!(select: worker_select!(), where: "s.worker_id = ? AND ", time: "s.polled_at",
+        id: "s.poll_id", target: "s.target_id = ? AND "),
+    page_query!(select: worker_select!(), where: "s.worker_id = ? AND ", time: "s.polled_at",
+        id: "s.poll_id", target: ""),
+);
+
+/// The latest poll attempt of each stored target.
+const LATEST_POLLS: &str = "SELECT p.id, t.name AS target, p.started_at, p.duration_ms, \
+     p.outcome, p.error, p.http_status, p.worker_count \
+     FROM targets AS t \
+     JOIN polls AS p ON p.id = (SELECT id FROM polls WHERE target_id = t.id \
+                                ORDER BY started_at DESC, id DESC LIMIT 1) \
+     ORDER BY t.name";
+
+impl Store {
+    /// Fleet rows oldest first, starting after `after`, at most `filter.limit` of them.
+    pub async fn fleet_page(
+        &self,
+        filter: &HistoryFilter,
+        after: Option<HistoryCursor>,
+    ) -> Result<Vec<FleetRow>, StoreError> {
+        const OPERATION: &str = "reading a page of fleet history";
+        let rows = self
+            .page(OPERATION, FLEET_PAGE, filter, after, sqlx::query)
+            .await?;
+        rows.iter()
+            .map(|row| fleet_row(row).map_err(query_error(OPERATION)))
+            .collect()
+    }
+
+    /// One worker's rows oldest first, starting after `after`, at most `filter.limit`.
+    pub async fn worker_page(
+        &self,
+        filter: &HistoryFilter,
+        worker_id: i64,
+        after: Option<HistoryCursor>,
+    ) -> Result<Vec<WorkerRow>, StoreError> {
+        const OPERATION: &str = "reading a page of worker history";
+        let rows = self
+            .page(OPERATION, WORKER_PAGE, filter, after, |sql| {
+                sqlx::query(sql).bind(worker_id)
+            })
+            .await?;
+        rows.iter().map(|row| worker_row(row, OPERATION)).collect()
+    }
+
+    async fn page(
+        &self,
+        operation: &'static str,
+        (for_target, for_all): (&'static str, &'static str),
+        filter: &HistoryFilter,
+        after: Option<HistoryCursor>,
+        start: impl FnOnce(
+            &'static str,
+        )
+            -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+        let mut query = match &filter.target {
+            Some(name) => start(for_target).bind(self.target_id(name, operation).await?),
+            None => start(for_all),
+        };
+        query = query
+            .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+            .bind(filter.until.map_or(f64::MAX, Timestamp::unix_secs_f64))
+            .bind(after.map_or(f64::MIN, |cursor| cursor.at.unix_secs_f64()))
+            .bind(after.map_or(i64::MIN, |cursor| cursor.poll_id))
+            .bind(filter.limit.map_or(-1, i64::from));
+        query
+            .fetch_all(&self.readers)
+            .await
+            .map_err(query_error(operation))
+    }
+
+    /// The latest poll attempt of every stored target that has one, by target name.
+    pub async fn latest_polls(&self) -> Result<Vec<PollRow>, StoreError> {
+        const OPERATION: &str = "reading the latest polls";
+        let rows = sqlx::query(LATEST_POLLS)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(query_error(OPERATION))?;
+        rows.iter()
+            .map(|row| poll_row(row).map_err(query_error(OPERATION)))
+            .collect()
+    }
+
+    /// Proves the database takes writes: takes the write lock, creates a table and rolls
+    /// it all back, so nothing is written. Fails when the file or connection is read-only,
+    /// or another process holds the lock past the busy timeout.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        const OPERATION: &str = "probing that the database is writable";
+        let mut connection = self
+            .writer
+            .acquire()
+            .await
+            .map_err(query_error(OPERATION))?;
+        connection
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_error(OPERATION))?;
+        // Taking the lock alone succeeds on a read-only file; a schema change does not.
+        let written = connection
+            .execute("CREATE TABLE vastwatch_write_probe (x)")
+            .await;
+        // Roll back whatever happened, so the writer never goes back to the pool inside a
+        // transaction.
+        let rolled_back = connection.execute("ROLLBACK").await;
+        written.map_err(query_error(OPERATION))?;
+        rolled_back.map_err(query_error(OPERATION))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    #[tokio::test]
+    async fn the_write_probe_passes_on_a_writable_store_and_fails_on_a_read_only_one() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("vastwatch.db");
+        let store = Store::open(&path).await.unwrap();
+        store
+            .probe_write()
+            .await
+            .expect("a fresh store takes writes");
+        // The probe leaves nothing behind: its table would make a second probe fail.
+        store.probe_write().await.expect("the probe rolled back");
+        let read_only = Store::open_with(StoreOptions::read_only(&path))
+            .await
+            .unwrap();
+        let error = read_only.probe_write().await.expect_err("read-only");
+        assert!(
+            error
+                .to_string()
+                .contains("probing that the database is writable"),
+            "{error}"
+        );
+    }
+}
