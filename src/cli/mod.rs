@@ -2,7 +2,9 @@
 //! typed errors carrying their exit code; only `main` prints them.
 
 mod advise;
+mod db;
 mod demo;
+mod generate;
 mod history;
 mod notify;
 mod output;
@@ -125,7 +127,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Poll every target once, store the results, and exit.
     PollOnce(ConfigArg),
-    /// Print stored samples: fleet rows, or one worker's rows with --worker.
+    /// Print stored samples: fleet rows (five-minute rollups where raw samples expired), or
+    /// one worker's rows with --worker.
     History(history::HistoryArgs),
     /// Run rule unit tests. Exit 0 if all pass, 1 if one fails, 2 on bad input.
     Test(rules::TestArgs),
@@ -148,6 +151,13 @@ pub enum Command {
     /// Notification tools.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// Database tools: `db stats` prints rows and size per table.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Print the man page in roff: `vastwatch man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +195,9 @@ pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Notifications(args) => notify::notifications(args).await,
         Command::Silence(command) => notify::silence(command).await,
         Command::Notify(command) => notify::notify(command).await,
+        Command::Db(command) => db::db(command).await,
+        Command::Completions(args) => generate::completions(args),
+        Command::Man => generate::man(),
     }
 }
 

@@ -20,6 +20,7 @@ mod migrations;
 mod notify;
 mod retention;
 pub mod rows;
+mod stats;
 
 #[cfg(test)]
 mod queries_doc_tests;
@@ -38,7 +39,11 @@ pub use notify::{
     AttemptRecord, FlushWrite, NewNotification, NotificationFilter, NotificationRow,
     NotificationStatus,
 };
-pub use rows::{Deleted, FleetRow, HistoryFilter, PollRow, TargetRow, TargetSpec, WorkerRow};
+pub use retention::ROLLUP_SECS;
+pub use rows::{
+    DbStats, Deleted, FleetHistoryRow, FleetRow, FleetValues, HistoryFilter, PollRow, Resolution,
+    RetentionCutoffs, TableSize, TargetRow, TargetSpec, WorkerRow,
+};
 
 use error::query_error;
 
