@@ -14,3 +14,4 @@ mod rules_cli;
 mod schedule_load;
 mod secrets;
 mod shutdown;
+mod storage;
