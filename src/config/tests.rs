@@ -243,6 +243,13 @@ fn the_summary_lists_targets_without_secrets() {
     let summary = config.summary();
     assert!(summary.contains("  - llama-prod (endpoint 123) labels {team=ml} vars {max_reqs=4}"));
     assert!(summary.contains("  - llama-group (worker_group 1001)"));
+    assert!(
+        summary.contains(
+            "retention: samples 7d, rollups 730d, alerts 60d, recommendations 45d, \
+             notifications 30d, silences 30d"
+        ),
+        "{summary}"
+    );
     assert!(!summary.contains("key-default") && !summary.contains("key-other"));
     assert!(!format!("{config:?}").contains("key-default"));
 }

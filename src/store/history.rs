@@ -53,7 +53,7 @@ macro_rules! history_query {
     };
 }
 
-const FLEET_HISTORY: (&str, &str) = history_query!(
+pub(super) const FLEET_HISTORY: (&str, &str) = history_query!(
     select: "SELECT p.id AS poll_id, t.name AS target, p.started_at AS polled_at, \
              f.workers, f.ready, f.starting, f.inactive, f.failed, f.load, f.new_load, \
              f.load_rolling, f.perf, f.cur_perf, f.measured_perf, f.reqs_working \
@@ -68,7 +68,7 @@ const FLEET_HISTORY: (&str, &str) = history_query!(
 
 /// Rollups of a target older than its oldest stored poll: where raw samples exist they
 /// are read instead, since they are finer.
-const ROLLUP_HISTORY: (&str, &str) = history_query!(
+pub(super) const ROLLUP_HISTORY: (&str, &str) = history_query!(
     select: "SELECT t.name AS target, r.* \
              FROM fleet_rollups AS r \
              JOIN targets AS t ON t.id = r.target_id",

@@ -1423,6 +1423,17 @@ async fn retention_bounds_every_table_but_keeps_what_is_still_needed() {
     }
 }
 
+/// The steps of the plan SQLite picks for `sql`, parameters unbound.
+async fn query_plan(store: &Store, sql: &str) -> Vec<String> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+        .fetch_all(&store.readers)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .iter()
+        .map(|row| row.get::<String, _>("detail"))
+        .collect()
+}
+
 /// Every statement retention runs, with the query plans SQLite picks for it: each table
 /// it reads must be searched through an index, not scanned.
 #[tokio::test]
@@ -1442,24 +1453,29 @@ async fn retention_filters_every_time_column_through_an_index() {
     .chain(super::retention::roll_up_statements())
     .collect();
     for (name, sql) in statements {
-        let plan: Vec<String> =
-            sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                .bind(0.0)
-                .bind(10)
-                .bind(0.0)
-                .bind(300.0)
-                .fetch_all(&fixture.store.readers)
-                .await
-                .unwrap_or_else(|error| panic!("{name}: {error}"))
-                .iter()
-                .map(|row| row.get::<String, _>("detail"))
-                .collect();
+        let plan = query_plan(&fixture.store, &sql).await;
         for step in &plan {
             let scans_a_table = step.starts_with("SCAN ")
                 && !step.contains("USING")
                 && !step.contains("json_each")
                 && !step.contains("CONSTANT ROW");
             assert!(!scans_a_table, "{name} scans a table: {plan:#?}");
+        }
+    }
+}
+
+/// Fleet history over raw polls and rollups, for one target and for all: every table is
+/// searched through an index, the rollups' and polls' on their time.
+#[tokio::test]
+async fn fleet_history_reads_rollups_and_raw_polls_through_indexes() {
+    let fixture = fixture().await;
+    let (rollups_of_one, rollups_of_all) = super::history::ROLLUP_HISTORY;
+    let (raw_of_one, raw_of_all) = super::history::FLEET_HISTORY;
+    for sql in [rollups_of_one, rollups_of_all, raw_of_one, raw_of_all] {
+        let plan = query_plan(&fixture.store, sql).await;
+        for step in &plan {
+            let scans = step.starts_with("SCAN ") && !step.contains("USING");
+            assert!(!scans, "{sql} scans a table: {plan:#?}");
         }
     }
 }
