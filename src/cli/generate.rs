@@ -2,6 +2,7 @@
 //! page, generated from the clap definitions so they never drift from the real options.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
@@ -22,8 +23,25 @@ pub fn completions(args: CompletionsArgs) -> Result<ExitStatus, CliError> {
     write_stdout(&script)
 }
 
-/// Writes the man page (roff) to stdout.
-pub fn man() -> Result<ExitStatus, CliError> {
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write a page per command into this folder (`vastwatch.1`, `vastwatch-history.1`,
+    /// ...) instead of printing the main page.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Prints the main man page (roff), or writes every command's page into `args.dir`.
+pub fn man(args: ManArgs) -> Result<ExitStatus, CliError> {
+    if let Some(dir) = args.dir {
+        clap_mangen::generate_to(Cli::command(), &dir).map_err(|error| {
+            CliError::runtime(format!(
+                "cannot write man pages into `{}`: {error}",
+                dir.display()
+            ))
+        })?;
+        return Ok(ExitStatus::Success);
+    }
     let mut page = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut page)

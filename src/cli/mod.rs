@@ -156,8 +156,9 @@ pub enum Command {
     Db(db::DbCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(generate::CompletionsArgs),
-    /// Print the man page in roff: `vastwatch man | man -l -`.
-    Man,
+    /// Print the man page in roff (`vastwatch man | man -l -`), or write a page per
+    /// command with --dir.
+    Man(generate::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -197,7 +198,7 @@ pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Notify(command) => notify::notify(command).await,
         Command::Db(command) => db::db(command).await,
         Command::Completions(args) => generate::completions(args),
-        Command::Man => generate::man(),
+        Command::Man(args) => generate::man(args),
     }
 }
 

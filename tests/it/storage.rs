@@ -234,3 +234,35 @@ fn the_man_page_is_roff_and_names_every_subcommand() {
         );
     }
 }
+
+#[test]
+fn man_with_a_folder_writes_a_page_for_every_command() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let (code, _, stderr) = run(&mut vastwatch(&[
+        "man",
+        "--dir",
+        dir.path().to_str().expect("utf-8"),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let mut expected = vec!["vastwatch.1".to_string()];
+    for subcommand in Cli::command().get_subcommands() {
+        expected.push(format!("vastwatch-{}.1", subcommand.get_name()));
+        for nested in subcommand.get_subcommands() {
+            expected.push(format!(
+                "vastwatch-{}-{}.1",
+                subcommand.get_name(),
+                nested.get_name()
+            ));
+        }
+    }
+    for page in &expected {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|error| panic!("{page}: {error}"));
+        assert!(text.contains(".SH SYNOPSIS"), "{page}");
+    }
+    assert!(
+        std::fs::read_to_string(dir.path().join("vastwatch-db-stats.1"))
+            .expect("db stats page")
+            .contains("\\-\\-format")
+    );
+}
