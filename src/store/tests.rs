@@ -116,6 +116,14 @@ fn filter(
     }
 }
 
+/// Retention of samples at `secs`: rolls up and deletes the polls before it.
+async fn roll_up_before(store: &Store, secs: i64) -> Deleted {
+    store
+        .delete_samples_before(at(secs))
+        .await
+        .expect("retention")
+}
+
 fn all_history() -> HistoryFilter {
     HistoryFilter::default()
 }
@@ -726,11 +734,7 @@ async fn poll_ids_are_never_reused_after_retention_empties_the_table() {
             .await
             .expect("stored");
     }
-    fixture
-        .store
-        .delete_samples_before(at(300))
-        .await
-        .expect("retention");
+    roll_up_before(&fixture.store, 300).await;
     fixture
         .store
         .record_polls(&[snapshot("prod", 400, vec![worker(1, "running")])])
@@ -760,11 +764,7 @@ async fn retention_deletes_only_polls_before_the_cutoff_rounded_down_to_a_bucket
         .await
         .expect("stored");
 
-    let deleted = fixture
-        .store
-        .delete_samples_before(at(420))
-        .await
-        .expect("retention");
+    let deleted = roll_up_before(&fixture.store, 420).await;
     assert_eq!(
         deleted,
         Deleted {
@@ -809,11 +809,7 @@ async fn retention_deletes_only_polls_before_the_cutoff_rounded_down_to_a_bucket
         assert_eq!(count(&fixture.store, orphans).await, 0, "{orphans}");
     }
 
-    let again = fixture
-        .store
-        .delete_samples_before(at(420))
-        .await
-        .expect("retention");
+    let again = roll_up_before(&fixture.store, 420).await;
     assert_eq!(again, Deleted::default(), "a second pass finds nothing");
 }
 
@@ -828,11 +824,7 @@ async fn retention_of_many_samples_runs_in_batches_and_misses_none() {
         .collect();
     fixture.store.record_polls(&records).await.expect("stored");
 
-    let deleted = fixture
-        .store
-        .delete_samples_before(at(300))
-        .await
-        .expect("retention");
+    let deleted = roll_up_before(&fixture.store, 300).await;
     assert_eq!(
         deleted,
         Deleted {
@@ -1142,11 +1134,7 @@ async fn retention_rolls_each_bucket_up_exactly_as_fleet_samples_had_it() {
     let expected = rows_as_json(&fixture.store, ROLLUP_CHECK).await;
     assert_eq!(expected.len(), 3, "prod 0, prod 300, group 0");
 
-    let deleted = fixture
-        .store
-        .delete_samples_before(at(600))
-        .await
-        .expect("retention");
+    let deleted = roll_up_before(&fixture.store, 600).await;
     assert_eq!(deleted.polls, 7, "failed polls go too");
     assert_eq!(deleted.rolled_up, 3);
     assert_eq!(count(&fixture.store, "SELECT count(*) FROM polls").await, 0);
@@ -1178,10 +1166,7 @@ async fn retention_rolls_each_bucket_up_exactly_as_fleet_samples_had_it() {
 
 async fn record_and_roll_up(store: &Store, records: &[PollRecord]) {
     store.record_polls(records).await.expect("stored");
-    store
-        .delete_samples_before(at(600))
-        .await
-        .expect("retention");
+    roll_up_before(store, 600).await;
 }
 
 #[tokio::test]
@@ -1226,11 +1211,7 @@ async fn fleet_timeline_reads_rollups_only_where_raw_samples_expired() {
         .collect();
     fixture.store.record_polls(&records).await.expect("stored");
     // Buckets 0 and 300 of both targets become rollups; raw rows from 600 s stay.
-    fixture
-        .store
-        .delete_samples_before(at(650))
-        .await
-        .expect("retention");
+    roll_up_before(&fixture.store, 650).await;
 
     // (filter, rows as (target, secs, resolution, polls))
     type Case = (HistoryFilter, Vec<(&'static str, i64, &'static str, u32)>);
@@ -1303,6 +1284,19 @@ async fn fleet_timeline_reads_rollups_only_where_raw_samples_expired() {
     }
 }
 
+/// The same cutoff, in seconds, for every kind of row.
+fn every_cutoff_at(secs: i64) -> RetentionCutoffs {
+    let cutoff = at(secs);
+    RetentionCutoffs {
+        samples: cutoff,
+        rollups: cutoff,
+        alerts: cutoff,
+        recommendations: cutoff,
+        notifications: cutoff,
+        silences: cutoff,
+    }
+}
+
 /// Runs fixture SQL on the writer.
 async fn execute(store: &Store, statements: &[&'static str]) {
     for statement in statements {
@@ -1361,16 +1355,8 @@ async fn retention_bounds_every_table_but_keeps_what_is_still_needed() {
         ],
     )
     .await;
-    let cutoff = at(1000);
     let deleted = store
-        .apply_retention(&RetentionCutoffs {
-            samples: cutoff,
-            rollups: cutoff,
-            alerts: cutoff,
-            recommendations: cutoff,
-            notifications: cutoff,
-            silences: cutoff,
-        })
+        .apply_retention(&every_cutoff_at(1000))
         .await
         .expect("retention");
     assert_eq!(
@@ -1513,4 +1499,54 @@ async fn vacuum_into_backs_up_a_live_database_that_opens_with_every_row() {
     }
     assert_eq!(after, before);
     assert_eq!(after, [7, 8, 5], "polls, samples, successful polls");
+}
+
+/// A bucket too big for one transaction is split between targets, never inside one, and
+/// the rollups still equal what `fleet_samples` had.
+#[tokio::test]
+async fn a_bucket_larger_than_a_batch_is_rolled_up_target_by_target_exactly() {
+    let fixture = fixture().await;
+    let records: Vec<PollRecord> = (0..10)
+        .flat_map(|tick| {
+            ["prod", "group"].map(|target| {
+                let workers = (0..600)
+                    .map(|id| worker(id, if id % 3 == 0 { "loading" } else { "running" }))
+                    .collect();
+                snapshot(target, tick * 30, workers)
+            })
+        })
+        .collect();
+    fixture.store.record_polls(&records).await.expect("stored");
+    let expected = rows_as_json(&fixture.store, ROLLUP_CHECK).await;
+
+    let deleted = roll_up_before(&fixture.store, 300).await;
+    assert_eq!(
+        (deleted.polls, deleted.samples, deleted.rolled_up),
+        (20, 12_000, 2)
+    );
+    assert_eq!(rows_as_json(&fixture.store, ROLLUP_ROWS).await, expected);
+}
+
+#[tokio::test]
+async fn pruning_more_rows_than_a_batch_deletes_them_all() {
+    let fixture = fixture().await;
+    execute(
+        &fixture.store,
+        &[
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4500) \
+           INSERT INTO notifications (id, receiver, group_key, status, created_at, payload) \
+           SELECT 'n' || i, 'r', 'g', 'delivered', i % 100, '{}' FROM n",
+        ],
+    )
+    .await;
+    let deleted = fixture
+        .store
+        .apply_retention(&every_cutoff_at(1000))
+        .await
+        .expect("retention");
+    assert_eq!(deleted.notifications, 4500);
+    assert_eq!(
+        count(&fixture.store, "SELECT count(*) FROM notifications").await,
+        0
+    );
 }
