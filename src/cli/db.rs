@@ -1,5 +1,8 @@
 //! `vastwatch db`: database tools. `db stats` prints rows and bytes per table and index,
-//! the file size, and the span of stored samples and rollups.
+//! the file size, and the span of stored samples and rollups; `db backup` writes an online
+//! copy.
+
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -13,6 +16,17 @@ use crate::time::Timestamp;
 pub enum DbCommand {
     /// Rows and size of every table and index, and the oldest and newest sample.
     Stats(StatsArgs),
+    /// Write a consistent copy of the database (SQLite's VACUUM INTO) while the daemon
+    /// runs.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The new file to write; it must not exist yet.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -26,19 +40,33 @@ pub struct StatsArgs {
 pub async fn db(command: DbCommand) -> Result<ExitStatus, CliError> {
     match command {
         DbCommand::Stats(args) => stats(args).await,
+        DbCommand::Backup(args) => backup(args).await,
     }
 }
 
-async fn stats(args: StatsArgs) -> Result<ExitStatus, CliError> {
-    let config = load_config_offline(&args.config)?;
+async fn backup(args: BackupArgs) -> Result<ExitStatus, CliError> {
+    let store = open_database(&args.config).await?;
+    store.backup_to(&args.file).await?;
+    store.close().await?;
+    println!("backed up to {}", args.file.display());
+    Ok(ExitStatus::Success)
+}
+
+/// Opens the config's database, which must exist. Opened for writing so an older file
+/// gains the newest tables first; the commands here write nothing else.
+async fn open_database(config: &ConfigArg) -> Result<Store, CliError> {
+    let config = load_config_offline(config)?;
     if !config.database.exists() {
         return Err(CliError::runtime(format!(
             "database `{}` does not exist yet; run `vastwatch run` or `vastwatch poll-once` first",
             config.database.display()
         )));
     }
-    // Opened for writing so an older file gains the rollup table first; nothing is written.
-    let store = Store::open(&config.database).await?;
+    Ok(Store::open(&config.database).await?)
+}
+
+async fn stats(args: StatsArgs) -> Result<ExitStatus, CliError> {
+    let store = open_database(&args.config).await?;
     let stats = store.db_stats().await?;
     store.close().await?;
     print!("{}", render(&stats, args.format));

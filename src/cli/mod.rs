@@ -151,7 +151,7 @@ pub enum Command {
     /// Notification tools.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
-    /// Database tools: `db stats` prints rows and size per table.
+    /// Database tools: `db stats` prints rows and size per table, `db backup` copies it.
     #[command(subcommand)]
     Db(db::DbCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

@@ -1,7 +1,8 @@
-//! `vastwatch db stats`: rows and bytes per table and index, the file size, and the span
-//! of stored samples.
+//! `vastwatch db`: rows and bytes per table and index, the file size and the span of
+//! stored samples (`db stats`), and online backups (`db backup`).
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use sqlx::Row;
 
@@ -91,5 +92,27 @@ impl Store {
             newest_sample: time("newest")?,
             oldest_rollup: time("oldest_rollup")?,
         })
+    }
+
+    /// Writes a consistent, compacted copy of the database to `target` with SQLite's
+    /// `VACUUM INTO`, on a read connection, so the daemon keeps writing meanwhile. Fails
+    /// when `target` already exists rather than overwrite it.
+    pub async fn backup_to(&self, target: &Path) -> Result<(), StoreError> {
+        let refuse = |reason| StoreError::BackupTarget {
+            path: target.to_path_buf(),
+            reason,
+        };
+        if target.exists() {
+            return Err(refuse("it already exists; choose a new file"));
+        }
+        let path = target
+            .to_str()
+            .ok_or_else(|| refuse("the path is not UTF-8"))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(path)
+            .execute(&self.readers)
+            .await
+            .map_err(query_error("backing up the database"))?;
+        Ok(())
     }
 }

@@ -36,6 +36,14 @@ async fn app_with_rolled_up_first_bucket() -> TestApp {
     app
 }
 
+async fn table_rows(pool: &sqlx::SqlitePool, table: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_rolls_expired_polls_up_and_history_reads_them_where_raw_is_gone() {
     let app = app_with_rolled_up_first_bucket().await;
@@ -115,12 +123,7 @@ async fn db_stats_prints_rows_and_sizes_per_table_and_the_span_of_samples() {
         "fleet_rollups",
         "targets",
     ] {
-        let sql = format!("SELECT count(*) FROM {name}");
-        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&pool)
-            .await
-            .expect("count");
-        assert_eq!(table(name)["rows"], rows, "{name}");
+        assert_eq!(table(name)["rows"], table_rows(&pool, name).await, "{name}");
         assert_eq!(table(name)["kind"], "table");
         assert!(
             table(name)["bytes"].as_u64().expect("bytes") >= 4096,
@@ -264,5 +267,49 @@ fn man_with_a_folder_writes_a_page_for_every_command() {
         std::fs::read_to_string(dir.path().join("vastwatch-db-stats.1"))
             .expect("db stats page")
             .contains("\\-\\-format")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn db_backup_copies_the_live_database_and_never_overwrites() {
+    let app = app_with_rolled_up_first_bucket().await;
+    let config = app.dir.path().join("vastwatch.yaml");
+    let config = config.to_str().expect("utf-8");
+    let backup = app.dir.path().join("backup.db");
+    let backup_arg = backup.to_str().expect("utf-8");
+    let (code, stdout, stderr) = run(&mut vastwatch(&[
+        "db", "backup", "--config", config, backup_arg,
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), format!("backed up to {backup_arg}"));
+
+    let live = app.sql().await;
+    let copy = open_database(&backup).await;
+    for table in [
+        "polls",
+        "worker_samples",
+        "fleet_rollups",
+        "alerts",
+        "targets",
+    ] {
+        assert_eq!(
+            table_rows(&copy, table).await,
+            table_rows(&live, table).await,
+            "{table}"
+        );
+    }
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&copy)
+        .await
+        .expect("integrity check");
+    assert_eq!(integrity, "ok");
+
+    let (code, _, stderr) = run(&mut vastwatch(&[
+        "db", "backup", "--config", config, backup_arg,
+    ]));
+    assert_eq!(code, 3);
+    assert_eq!(
+        stderr.trim(),
+        format!("error: cannot back up to `{backup_arg}`: it already exists; choose a new file")
     );
 }
