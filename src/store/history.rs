@@ -302,6 +302,7 @@ fn raw_history_row(row: FleetRow) -> FleetHistoryRow {
         utilization: row.utilization,
     };
     FleetHistoryRow {
+        poll_id: Some(row.poll_id),
         target: row.target,
         at: row.polled_at,
         resolution: Resolution::Raw,
@@ -329,6 +330,7 @@ fn rollup_row(row: &SqliteRow) -> Result<FleetHistoryRow, sqlx::Error> {
         })
     };
     Ok(FleetHistoryRow {
+        poll_id: None,
         target: row.try_get("target")?,
         at: timestamp(row, "bucket")?,
         resolution: Resolution::FiveMinutes,

@@ -162,6 +162,8 @@ pub struct FleetValues {
 /// five-minute rollup where the raw samples have expired.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetHistoryRow {
+    /// The poll of a raw row (a stable cursor for paging); `None` for a rollup.
+    pub poll_id: Option<i64>,
     pub target: String,
     /// When the poll started, or when the bucket starts.
     pub at: Timestamp,

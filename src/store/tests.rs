@@ -1264,6 +1264,11 @@ async fn fleet_timeline_reads_rollups_only_where_raw_samples_expired() {
             .expect("timeline")
             .into_iter()
             .map(|row| {
+                assert_eq!(
+                    row.poll_id.is_some(),
+                    row.resolution == Resolution::Raw,
+                    "raw rows, and only they, name their poll"
+                );
                 (
                     row.target,
                     row.at.unix_millis() / 1000,
