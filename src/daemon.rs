@@ -22,7 +22,7 @@ use crate::poll::{ClientBuildError, PollDecision, Poller, VastClient};
 use crate::rules::{AlertChange, AlertRecord, Engine, RuleSet, TargetInfo, TargetVars, Transition};
 use crate::schedule::Ticker;
 use crate::store::AttemptRecord;
-use crate::store::{Deleted, HistoryFilter, Store, StoreError, TargetSpec};
+use crate::store::{Deleted, HistoryFilter, RetentionCutoffs, Store, StoreError, TargetSpec};
 use crate::time::Timestamp;
 
 /// How long shutdown waits, in all, for in-flight polls, writes and deliveries before
@@ -431,28 +431,33 @@ impl Daemon {
         }
     }
 
-    /// Deletes samples older than `retention.samples`.
+    /// Applies every `retention:` age: rolls up and deletes old samples, and deletes old
+    /// rollups, alert history, recommendations, notifications and silences.
     pub async fn retention_once(&self) -> Result<Deleted, StoreError> {
-        let cutoff = self
-            .clock
-            .now()
-            .saturating_sub(self.config.retention.samples);
-        let deleted = self.store.delete_samples_before(cutoff).await?;
-        if deleted.samples > 0 || deleted.polls > 0 {
-            info!(samples = deleted.samples, polls = deleted.polls, cutoff = %cutoff, "Deleted data past retention.");
-        }
         let now = self.clock.now();
-        let (notifications, silences) = self
-            .store
-            .delete_notifications_before(
-                now.saturating_sub(self.config.retention.notifications),
-                now.saturating_sub(self.config.retention.silences),
-            )
-            .await?;
-        if notifications > 0 || silences > 0 {
+        let retention = &self.config.retention;
+        let cutoffs = RetentionCutoffs {
+            samples: now.saturating_sub(retention.samples),
+            rollups: now.saturating_sub(retention.rollups),
+            alerts: now.saturating_sub(retention.alerts),
+            recommendations: now.saturating_sub(retention.recommendations),
+            notifications: now.saturating_sub(retention.notifications),
+            silences: now.saturating_sub(retention.silences),
+        };
+        let deleted = self.store.apply_retention(&cutoffs).await?;
+        if deleted != Deleted::default() {
             info!(
-                notifications,
-                silences, "Deleted notifications and silences past retention."
+                polls = deleted.polls,
+                samples = deleted.samples,
+                rolled_up = deleted.rolled_up,
+                rollups = deleted.rollups,
+                alert_events = deleted.alert_events,
+                alerts = deleted.alerts,
+                recommendations = deleted.recommendations,
+                notifications = deleted.notifications,
+                notification_log = deleted.notification_log,
+                silences = deleted.silences,
+                "Deleted data past retention."
             );
         }
         Ok(deleted)

@@ -9,7 +9,7 @@ use crate::advise::Recommendation;
 use crate::model::Field;
 use crate::notify::Silence;
 use crate::rules::AlertRecord;
-use crate::store::{FleetRow, NotificationRow, PollRow, WorkerRow};
+use crate::store::{FleetHistoryRow, FleetRow, FleetValues, NotificationRow, PollRow, WorkerRow};
 use crate::time::Timestamp;
 
 fn time(at: Option<Timestamp>) -> Value {
@@ -79,6 +79,7 @@ pub fn fleet_row(row: &FleetRow) -> Value {
         "target": row.target,
         "polled_at": row.polled_at.to_rfc3339(),
         "polled_at_unix": row.polled_at.unix_secs_f64(),
+        "resolution": "raw",
         "workers": summary.workers,
         "ready": summary.ready,
         "starting": summary.starting,
@@ -93,6 +94,39 @@ pub fn fleet_row(row: &FleetRow) -> Value {
         "reqs_working": number(summary.reqs_working),
         "utilization": number(row.utilization),
     })
+}
+
+/// A row of `fleet_rollups`: a five-minute bucket's averages under the `fleet_samples`
+/// names, with its minimums and maximums beside them.
+pub fn rollup_row(row: &FleetHistoryRow) -> Value {
+    let mut object = fleet_values(&row.avg);
+    object.insert("target".into(), json!(row.target));
+    object.insert("polled_at".into(), json!(row.at.to_rfc3339()));
+    object.insert("polled_at_unix".into(), json!(row.at.unix_secs_f64()));
+    object.insert("resolution".into(), json!(row.resolution.as_str()));
+    object.insert("polls".into(), json!(row.polls));
+    object.insert("min".into(), Value::Object(fleet_values(&row.min)));
+    object.insert("max".into(), Value::Object(fleet_values(&row.max)));
+    Value::Object(object)
+}
+
+fn fleet_values(values: &FleetValues) -> Map<String, Value> {
+    let mut object = Map::new();
+    for (name, value) in [
+        ("workers", values.workers),
+        ("ready", values.ready),
+        ("starting", values.starting),
+        ("inactive", values.inactive),
+        ("failed", values.failed),
+        ("load", values.load),
+        ("load_rolling", values.load_rolling),
+        ("perf", values.perf),
+        ("reqs_working", values.reqs_working),
+        ("utilization", values.utilization),
+    ] {
+        object.insert(name.into(), number(value));
+    }
+    object
 }
 
 /// A row of `worker_samples`: every API field under its API name.

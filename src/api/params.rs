@@ -112,7 +112,7 @@ impl Params {
         }
     }
 
-    pub fn cursor(&self, name: &'static str) -> Result<Option<HistoryCursor>, ApiError> {
+    pub fn cursor(&self, name: &'static str) -> Result<Option<PageCursor>, ApiError> {
         self.get(name)
             .map(|text| {
                 decode_cursor(text).ok_or_else(|| {
@@ -123,18 +123,40 @@ impl Params {
     }
 }
 
-/// A cursor as the client sees it: opaque text, so its shape can change.
-pub fn encode_cursor(cursor: HistoryCursor) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", cursor.at.unix_millis(), cursor.poll_id))
+/// Where a page of history ended. Fleet history comes in two parts, each oldest first:
+/// five-minute rollups where raw samples have expired (the cursor holds a bucket and a
+/// target id), then raw rows (a time and a poll id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageCursor {
+    Rollup(HistoryCursor),
+    Raw(HistoryCursor),
 }
 
-fn decode_cursor(text: &str) -> Option<HistoryCursor> {
+/// A cursor as the client sees it: opaque text, so its shape can change.
+pub fn encode_cursor(cursor: PageCursor) -> String {
+    let text = match cursor {
+        PageCursor::Raw(at) => format!("{}:{}", at.at.unix_millis(), at.poll_id),
+        PageCursor::Rollup(at) => format!("r:{}:{}", at.at.unix_millis(), at.poll_id),
+    };
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_cursor(text: &str) -> Option<PageCursor> {
     let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
     let text = String::from_utf8(bytes).ok()?;
-    let (millis, poll_id) = text.split_once(':')?;
-    Some(HistoryCursor {
+    let (rollup, text) = match text.strip_prefix("r:") {
+        Some(rest) => (true, rest),
+        None => (false, text.as_str()),
+    };
+    let (millis, id) = text.split_once(':')?;
+    let cursor = HistoryCursor {
         at: Timestamp::from_unix_millis(millis.parse().ok()?),
-        poll_id: poll_id.parse().ok()?,
+        poll_id: id.parse().ok()?,
+    };
+    Some(if rollup {
+        PageCursor::Rollup(cursor)
+    } else {
+        PageCursor::Raw(cursor)
     })
 }
 
@@ -148,8 +170,17 @@ mod tests {
             at: Timestamp::from_unix_millis(1_767_225_610_250),
             poll_id: 42,
         };
-        assert_eq!(decode_cursor(&encode_cursor(cursor)), Some(cursor));
-        for junk in ["", "abc", "%%%", &URL_SAFE_NO_PAD.encode("12:x")] {
+        for cursor in [PageCursor::Raw(cursor), PageCursor::Rollup(cursor)] {
+            assert_eq!(decode_cursor(&encode_cursor(cursor)), Some(cursor));
+        }
+        let junk_rollup = URL_SAFE_NO_PAD.encode("r:12");
+        for junk in [
+            "",
+            "abc",
+            "%%%",
+            &URL_SAFE_NO_PAD.encode("12:x"),
+            &junk_rollup,
+        ] {
             assert_eq!(decode_cursor(junk), None, "{junk}");
         }
     }

@@ -10,13 +10,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::params::{Params, encode_cursor};
+use super::params::{PageCursor, Params, encode_cursor};
 use super::{ApiError, ApiState, dto};
 use crate::notify::silence::{SilenceField, SilenceRequest};
 use crate::rules::AlertState;
 use crate::store::{
-    AlertFilter, FleetRow, HistoryCursor, HistoryFilter, NotificationFilter, NotificationStatus,
-    WorkerRow,
+    AlertFilter, FleetHistoryRow, FleetRow, HistoryCursor, HistoryFilter, NotificationFilter,
+    NotificationStatus, Store, WorkerRow,
 };
 use crate::time::Timestamp;
 
@@ -123,34 +123,92 @@ pub async fn history(
     let store = daemon.store();
     let (kind, (rows, next)) = match params.integer("worker")? {
         Some(worker_id) => {
+            let after = match after {
+                None => None,
+                Some(PageCursor::Raw(cursor)) => Some(cursor),
+                Some(PageCursor::Rollup(_)) => {
+                    return Err(ApiError::bad(
+                        "cursor",
+                        "a fleet history cursor, not a worker's",
+                    ));
+                }
+            };
             let rows = store.worker_page(&filter, worker_id, after).await?;
             let key = |row: &WorkerRow| (row.polled_at, row.poll_id);
-            ("worker", page(&rows, limit, key, dto::worker_row))
+            let (rows, next) = page(&rows, limit, key, dto::worker_row);
+            ("worker", (rows, next.map(PageCursor::Raw)))
         }
-        None => {
-            let rows = store.fleet_page(&filter, after).await?;
-            let key = |row: &FleetRow| (row.polled_at, row.poll_id);
-            ("fleet", page(&rows, limit, key, dto::fleet_row))
-        }
+        None => ("fleet", fleet_pages(store, &filter, limit, after).await?),
     };
+    let next = next.map(encode_cursor);
     Ok(Json(json!({"kind": kind, "rows": rows, "next": next})))
 }
 
-/// The first `limit` of `rows` as JSON, and the cursor after the last of them when more
-/// rows follow (the store was asked for one row more than a page).
+/// A page of fleet history: first the five-minute rollups where raw samples have expired,
+/// then raw rows, each part oldest first. `filter.limit` is one more than a page.
+async fn fleet_pages(
+    store: &Store,
+    filter: &HistoryFilter,
+    limit: u32,
+    after: Option<PageCursor>,
+) -> Result<(Vec<Value>, Option<PageCursor>), ApiError> {
+    let mut shown = Vec::new();
+    let mut last_rollup = None;
+    let raw_after = match after {
+        Some(PageCursor::Raw(cursor)) => Some(cursor),
+        rollup_after => {
+            let rollup_after = match rollup_after {
+                Some(PageCursor::Rollup(cursor)) => Some(cursor),
+                _ => None,
+            };
+            let rollups = store.rollup_page(filter, rollup_after).await?;
+            let key = |(target_id, row): &(i64, FleetHistoryRow)| (row.at, *target_id);
+            let (rows, next) = page(&rollups, limit, key, |(_, row)| dto::rollup_row(row));
+            if next.is_some() {
+                return Ok((rows, next.map(PageCursor::Rollup)));
+            }
+            shown = rows;
+            last_rollup = rollups.last().map(|row| {
+                let (at, poll_id) = key(row);
+                HistoryCursor { at, poll_id }
+            });
+            None
+        }
+    };
+    let remaining = limit - shown.len() as u32;
+    let raw_filter = HistoryFilter {
+        limit: Some(remaining + 1),
+        ..filter.clone()
+    };
+    let raw = store.fleet_page(&raw_filter, raw_after).await?;
+    let key = |row: &FleetRow| (row.polled_at, row.poll_id);
+    let (rows, next) = page(&raw, remaining, key, dto::fleet_row);
+    // A page filled by rollups alone, with raw rows still to come, resumes after its last
+    // rollup: that part then yields nothing and the raw part starts from its beginning.
+    let next = match (next, rows.is_empty() && !raw.is_empty()) {
+        (Some(cursor), _) if !rows.is_empty() => Some(PageCursor::Raw(cursor)),
+        (_, true) => last_rollup.map(PageCursor::Rollup),
+        _ => None,
+    };
+    shown.extend(rows);
+    Ok((shown, next))
+}
+
+/// The first `limit` of `rows` as JSON, and where they end when more rows follow (the
+/// store was asked for one row more than a page).
 fn page<R>(
     rows: &[R],
     limit: u32,
     key: impl Fn(&R) -> (Timestamp, i64),
     to_json: impl Fn(&R) -> Value,
-) -> (Vec<Value>, Option<String>) {
+) -> (Vec<Value>, Option<HistoryCursor>) {
     let shown = &rows[..rows.len().min(limit as usize)];
     let next = (rows.len() > shown.len())
         .then(|| shown.last())
         .flatten()
         .map(|row| {
             let (at, poll_id) = key(row);
-            encode_cursor(HistoryCursor { at, poll_id })
+            HistoryCursor { at, poll_id }
         });
     (shown.iter().map(to_json).collect(), next)
 }

@@ -7,7 +7,7 @@ use super::output::{Format, Rows};
 use super::{CliError, ConfigArg, ExitStatus, load_config_offline};
 use crate::clock::Clock;
 use crate::model::Field;
-use crate::store::{FleetRow, HistoryFilter, Store, WorkerRow};
+use crate::store::{FleetHistoryRow, HistoryFilter, Store, WorkerRow};
 use crate::time::{Timestamp, parse_time_or_ago};
 
 #[derive(Debug, Args)]
@@ -57,7 +57,7 @@ pub async fn history(args: HistoryArgs) -> Result<ExitStatus, CliError> {
     let store = Store::open(&config.database).await?;
     let rows = match args.worker {
         Some(worker_id) => worker_rows(&store.worker_history(&filter, worker_id).await?),
-        None => fleet_rows(&store.fleet_history(&filter).await?),
+        None => fleet_rows(&store.fleet_timeline(&filter).await?),
     };
     store.close().await?;
     print!("{}", rows.render(args.format));
@@ -68,8 +68,10 @@ fn number(value: Option<f64>) -> Value {
     value.map_or(Value::Null, |value| json!(value))
 }
 
-/// Fleet rows with the `fleet_samples` view's columns.
-pub fn fleet_rows(rows: &[FleetRow]) -> Rows {
+/// Fleet rows with the `fleet_samples` view's columns, then how fine each row is (`raw`,
+/// or `5m` for a rollup, whose numbers are the bucket's averages) and how many polls it
+/// stands for.
+pub fn fleet_rows(rows: &[FleetHistoryRow]) -> Rows {
     let mut out = Rows::new(vec![
         "polled_at",
         "target",
@@ -83,25 +85,37 @@ pub fn fleet_rows(rows: &[FleetRow]) -> Rows {
         "perf",
         "reqs_working",
         "utilization",
+        "resolution",
+        "polls",
     ]);
     for row in rows {
-        let summary = &row.summary;
+        let values = &row.avg;
         out.push(vec![
-            json!(row.polled_at.to_rfc3339()),
+            json!(row.at.to_rfc3339()),
             json!(row.target),
-            json!(summary.workers),
-            json!(summary.ready),
-            json!(summary.starting),
-            json!(summary.inactive),
-            json!(summary.failed),
-            number(summary.load),
-            number(summary.load_rolling),
-            number(summary.perf),
-            number(summary.reqs_working),
-            number(row.utilization),
+            count(values.workers),
+            count(values.ready),
+            count(values.starting),
+            count(values.inactive),
+            count(values.failed),
+            number(values.load),
+            number(values.load_rolling),
+            number(values.perf),
+            number(values.reqs_working),
+            number(values.utilization),
+            json!(row.resolution.as_str()),
+            json!(row.polls),
         ]);
     }
     out
+}
+
+/// A worker count: an integer in a raw row, a fraction only when a bucket averaged one.
+fn count(value: Option<f64>) -> Value {
+    match value {
+        Some(value) if value.fract() == 0.0 && value.abs() < 1e15 => json!(value as i64),
+        other => number(other),
+    }
 }
 
 /// Worker rows with the `worker_samples` table's columns.

@@ -2,7 +2,9 @@
 //! typed errors carrying their exit code; only `main` prints them.
 
 mod advise;
+mod db;
 mod demo;
+mod generate;
 mod health;
 mod history;
 mod notify;
@@ -126,7 +128,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Poll every target once, store the results, and exit.
     PollOnce(ConfigArg),
-    /// Print stored samples: fleet rows, or one worker's rows with --worker.
+    /// Print stored samples: fleet rows (five-minute rollups where raw samples expired), or
+    /// one worker's rows with --worker.
     History(history::HistoryArgs),
     /// Run rule unit tests. Exit 0 if all pass, 1 if one fails, 2 on bad input.
     Test(rules::TestArgs),
@@ -151,6 +154,14 @@ pub enum Command {
     Notify(notify::NotifyCommand),
     /// Ask a running vastwatch's /healthz. Exit 0 if it answers 200, else 3.
     Health(health::HealthArgs),
+    /// Database tools: `db stats` prints rows and size per table, `db backup` copies it.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Print the man page in roff (`vastwatch man | man -l -`), or write a page per
+    /// command with --dir.
+    Man(generate::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +200,9 @@ pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Silence(command) => notify::silence(command).await,
         Command::Notify(command) => notify::notify(command).await,
         Command::Health(args) => health::health(args).await,
+        Command::Db(command) => db::db(command).await,
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     }
 }
 

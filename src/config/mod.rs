@@ -22,7 +22,7 @@ use crate::model::TargetKind;
 use crate::notify::NotifyConfig;
 use crate::schedule::Schedule;
 use crate::time::{format_duration, parse_duration};
-use raw::{RawApi, RawConfig, RawScaling, RawTarget};
+use raw::{RawApi, RawConfig, RawRetention, RawScaling, RawTarget};
 
 /// Labels that vastwatch sets itself; a target or rule may not set them.
 pub const RESERVED_LABELS: [&str; 4] = ["alertname", "target", "severity", "worker_id"];
@@ -106,11 +106,18 @@ pub struct ReloadConfig {
 
 #[derive(Debug, Clone)]
 pub struct Retention {
+    /// Polls, worker samples and fleet sums older than this are rolled up and deleted.
     pub samples: Duration,
     /// Delivered and failed notifications older than this are deleted.
     pub notifications: Duration,
     /// Silences that ended longer ago than this are deleted.
     pub silences: Duration,
+    /// Alert events and resolved alert instances older than this are deleted.
+    pub alerts: Duration,
+    /// Recommendations older than this are deleted, except each target's latest.
+    pub recommendations: Duration,
+    /// Five-minute fleet rollups older than this are deleted.
+    pub rollups: Duration,
 }
 
 /// Where secrets come from; the process environment in production, a map in tests.
@@ -186,8 +193,11 @@ impl Config {
         );
         let _ = writeln!(
             out,
-            "retention: samples {}, notifications {}, silences {}",
+            "retention: samples {}, rollups {}, alerts {}, recommendations {}, notifications {}, silences {}",
             format_duration(self.retention.samples),
+            format_duration(self.retention.rollups),
+            format_duration(self.retention.alerts),
+            format_duration(self.retention.recommendations),
             format_duration(self.retention.notifications),
             format_duration(self.retention.silences)
         );
@@ -355,24 +365,22 @@ impl Validator<'_> {
         };
         let jitter = self.duration(raw.jitter.as_ref(), "jitter", Duration::from_secs(2))?;
         let (api, default_key_env) = self.api(raw.api.as_ref())?;
+        let raw_retention = raw.retention.as_ref();
+        let retention_age =
+            |key: &str, pick: fn(&RawRetention) -> Option<&Spanned<String>>, days: u64| {
+                self.duration(
+                    raw_retention.and_then(pick),
+                    &format!("retention.{key}"),
+                    Duration::from_secs(days * 86_400),
+                )
+            };
         let retention = Retention {
-            samples: self.duration(
-                raw.retention.as_ref().and_then(|r| r.samples.as_ref()),
-                "retention.samples",
-                Duration::from_secs(14 * 86_400),
-            )?,
-            notifications: self.duration(
-                raw.retention
-                    .as_ref()
-                    .and_then(|r| r.notifications.as_ref()),
-                "retention.notifications",
-                Duration::from_secs(30 * 86_400),
-            )?,
-            silences: self.duration(
-                raw.retention.as_ref().and_then(|r| r.silences.as_ref()),
-                "retention.silences",
-                Duration::from_secs(30 * 86_400),
-            )?,
+            samples: retention_age("samples", |r| r.samples.as_ref(), 14)?,
+            notifications: retention_age("notifications", |r| r.notifications.as_ref(), 30)?,
+            silences: retention_age("silences", |r| r.silences.as_ref(), 30)?,
+            alerts: retention_age("alerts", |r| r.alerts.as_ref(), 90)?,
+            recommendations: retention_age("recommendations", |r| r.recommendations.as_ref(), 90)?,
+            rollups: retention_age("rollups", |r| r.rollups.as_ref(), 400)?,
         };
         let target_down_after = match &raw.target_down_after {
             Some(count) if count.value == 0 => {

@@ -130,6 +130,12 @@ pub struct RawRetention {
     pub notifications: Option<Spanned<String>>,
     /// Silences that ended longer ago than this are deleted. Default `30d`.
     pub silences: Option<Spanned<String>>,
+    /// Alert events, and resolved alert instances, older than this are deleted. Default `90d`.
+    pub alerts: Option<Spanned<String>>,
+    /// Recommendations older than this are deleted, except each target's latest. Default `90d`.
+    pub recommendations: Option<Spanned<String>>,
+    /// Five-minute fleet rollups older than this are deleted. Default `400d`.
+    pub rollups: Option<Spanned<String>>,
 }
 
 /// `notify:` (SPEC §8.1)

@@ -43,6 +43,9 @@ targets:
     api_key_env: OTHER_KEY
 retention:
   samples: 7d
+  rollups: 730d
+  alerts: 60d
+  recommendations: 45d
 "#;
 
 #[test]
@@ -58,6 +61,12 @@ fn a_full_config_loads_into_validated_types() {
     assert_eq!(config.api.max_body, 1024 * 1024);
     assert_eq!(config.jitter, Duration::from_millis(500));
     assert_eq!(config.retention.samples, Duration::from_secs(7 * 86_400));
+    assert_eq!(config.retention.rollups, Duration::from_secs(730 * 86_400));
+    assert_eq!(config.retention.alerts, Duration::from_secs(60 * 86_400));
+    assert_eq!(
+        config.retention.recommendations,
+        Duration::from_secs(45 * 86_400)
+    );
     assert_eq!(config.schedule.to_string(), "cron \"*/10 * * * * *\" (UTC)");
 
     let prod = &config.targets[0];
@@ -90,7 +99,19 @@ fn defaults_apply_when_keys_are_left_out() {
     assert_eq!(config.api.max_body, 16 * 1024 * 1024);
     assert_eq!(config.schedule.to_string(), "every 10s");
     assert_eq!(config.jitter, Duration::from_secs(2));
-    assert_eq!(config.retention.samples, Duration::from_secs(14 * 86_400));
+    let day = |days: u64| Duration::from_secs(days * 86_400);
+    let retention = &config.retention;
+    assert_eq!(
+        [
+            retention.samples,
+            retention.rollups,
+            retention.alerts,
+            retention.recommendations,
+            retention.notifications,
+            retention.silences
+        ],
+        [day(14), day(400), day(90), day(90), day(30), day(30)]
+    );
     assert_eq!(config.targets[0].api_key.expose(), "key-default");
 }
 
@@ -126,6 +147,10 @@ fn mistakes_name_the_file_line_column_and_key() {
         (
             "api:\n  max_body: 16 parsecs\ntargets: []\n",
             "2:13: key `api.max_body`: `parsecs` is not a size unit; use B, KiB, MiB, GiB, KB, MB or GB",
+        ),
+        (
+            "retention:\n  rollups: forever\ntargets: []\n",
+            "2:12: key `retention.rollups`: `forever` is not a duration; write a number and a unit: ms, s, m, h or d (e.g. 30s)",
         ),
         (
             "api:\n  base_url: ftp://x\ntargets: []\n",
@@ -218,6 +243,13 @@ fn the_summary_lists_targets_without_secrets() {
     let summary = config.summary();
     assert!(summary.contains("  - llama-prod (endpoint 123) labels {team=ml} vars {max_reqs=4}"));
     assert!(summary.contains("  - llama-group (worker_group 1001)"));
+    assert!(
+        summary.contains(
+            "retention: samples 7d, rollups 730d, alerts 60d, recommendations 45d, \
+             notifications 30d, silences 30d"
+        ),
+        "{summary}"
+    );
     assert!(!summary.contains("key-default") && !summary.contains("key-other"));
     assert!(!format!("{config:?}").contains("key-default"));
 }

@@ -34,6 +34,10 @@ pub enum StoreError {
         source: sqlx::Error,
     },
 
+    /// A backup cannot be written where it was asked for.
+    #[error("cannot back up to `{path}`: {reason}")]
+    BackupTarget { path: PathBuf, reason: &'static str },
+
     /// A stored row holds a value the current code cannot read.
     #[error("unreadable row while {operation}: {detail}")]
     BadRow {

@@ -9,7 +9,10 @@ use sqlx::sqlite::SqliteRow;
 use super::Store;
 use super::bulk_read::{self, Polls};
 use super::error::{StoreError, query_error};
-use super::rows::{FleetRow, HistoryFilter, PollRow, TargetRow, WorkerRow};
+use super::rows::{
+    FleetHistoryRow, FleetRow, FleetValues, HistoryFilter, PollRow, Resolution, TargetRow,
+    WorkerRow,
+};
 use crate::model::{
     FailureKind, Field, FleetSummary, PollFailure, PollRecord, PollResult, TargetKind, WorkerSample,
 };
@@ -47,7 +50,7 @@ pub(super) use worker_select;
 macro_rules! history_query {
     (
         select: $select:expr,
-        where: $condition:literal,
+        where: $condition:expr,
         time: $time:literal,
         target: $target:literal,
         order: $order:literal
@@ -77,12 +80,42 @@ macro_rules! history_query {
     };
 }
 
-const FLEET_HISTORY: (&str, &str) = history_query!(
+pub(super) const FLEET_HISTORY: (&str, &str) = history_query!(
     select: fleet_select!(),
     where: "",
     time: "p.started_at",
     target: "p.target_id",
     order: "p.started_at DESC, p.id DESC"
+);
+
+/// Rollups of a target older than its oldest stored poll: where raw samples exist they
+/// are read instead, since they are finer.
+/// The `SELECT ... FROM` of rollup rows, which [`rollup_row`] reads.
+macro_rules! rollup_select {
+    () => {
+        "SELECT t.name AS target, r.* \
+         FROM fleet_rollups AS r \
+         JOIN targets AS t ON t.id = r.target_id"
+    };
+}
+pub(super) use rollup_select;
+
+/// Rollups only where raw samples have expired: older than the target's oldest poll, so
+/// no time is shown twice.
+macro_rules! rollup_only_where_expired {
+    () => {
+        "r.bucket < coalesce((SELECT min(p.started_at) FROM polls AS p \
+         WHERE p.target_id = r.target_id), 1e308) AND "
+    };
+}
+pub(super) use rollup_only_where_expired;
+
+pub(super) const ROLLUP_HISTORY: (&str, &str) = history_query!(
+    select: rollup_select!(),
+    where: rollup_only_where_expired!(),
+    time: "r.bucket",
+    target: "r.target_id",
+    order: "r.bucket DESC, r.target_id DESC"
 );
 
 const WORKER_HISTORY: (&str, &str) = history_query!(
@@ -139,6 +172,36 @@ impl Store {
         rows.iter()
             .map(|row| fleet_row(row).map_err(query_error(OPERATION)))
             .collect()
+    }
+
+    /// Fleet history at the finest resolution stored, oldest first: raw polls (the
+    /// `fleet_samples` view) where they are kept, and five-minute `fleet_rollups` rows for
+    /// the older part of the range, where raw samples have expired. `history` and the
+    /// HTTP API's history endpoint read this. A rollup is in range when its bucket start
+    /// is; with a limit, the latest rows of both kinds together are kept.
+    pub async fn fleet_timeline(
+        &self,
+        filter: &HistoryFilter,
+    ) -> Result<Vec<FleetHistoryRow>, StoreError> {
+        const OPERATION: &str = "reading fleet history with rollups";
+        let rollups = self
+            .history(OPERATION, ROLLUP_HISTORY, filter, |query| query)
+            .await?;
+        let raw = self
+            .history(OPERATION, FLEET_HISTORY, filter, |query| query)
+            .await?;
+        let mut rows = rollups
+            .iter()
+            .map(rollup_row)
+            .chain(raw.iter().map(|row| fleet_row(row).map(raw_history_row)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(query_error(OPERATION))?;
+        // Stable: at equal times rollups (older data) stay before raw rows.
+        rows.sort_by_key(|row| row.at);
+        if let Some(limit) = filter.limit {
+            rows.drain(..rows.len().saturating_sub(limit as usize));
+        }
+        Ok(rows)
     }
 
     /// One worker's samples (the `worker_samples` table), oldest first. Without a target
@@ -257,6 +320,62 @@ pub(super) fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
         polled_at: timestamp(row, "polled_at")?,
         utilization: summary.utilization(),
         summary,
+    })
+}
+
+/// A raw poll as a timeline row: one poll, so its average, minimum and maximum agree.
+fn raw_history_row(row: FleetRow) -> FleetHistoryRow {
+    let summary = &row.summary;
+    let count = |value: u32| Some(f64::from(value));
+    let values = FleetValues {
+        workers: count(summary.workers),
+        ready: count(summary.ready),
+        starting: count(summary.starting),
+        inactive: count(summary.inactive),
+        failed: count(summary.failed),
+        load: summary.load,
+        load_rolling: summary.load_rolling,
+        perf: summary.perf,
+        reqs_working: summary.reqs_working,
+        utilization: row.utilization,
+    };
+    FleetHistoryRow {
+        poll_id: Some(row.poll_id),
+        target: row.target,
+        at: row.polled_at,
+        resolution: Resolution::Raw,
+        polls: 1,
+        avg: values,
+        min: values,
+        max: values,
+    }
+}
+
+pub(super) fn rollup_row(row: &SqliteRow) -> Result<FleetHistoryRow, sqlx::Error> {
+    let values = |statistic: &str| -> Result<FleetValues, sqlx::Error> {
+        let get = |metric: &str| number(row, &format!("{metric}_{statistic}"));
+        Ok(FleetValues {
+            workers: get("workers")?,
+            ready: get("ready")?,
+            starting: get("starting")?,
+            inactive: get("inactive")?,
+            failed: get("failed")?,
+            load: get("load")?,
+            load_rolling: get("load_rolling")?,
+            perf: get("perf")?,
+            reqs_working: get("reqs_working")?,
+            utilization: get("utilization")?,
+        })
+    };
+    Ok(FleetHistoryRow {
+        poll_id: None,
+        target: row.try_get("target")?,
+        at: timestamp(row, "bucket")?,
+        resolution: Resolution::FiveMinutes,
+        polls: count(row, "polls")?,
+        avg: values("avg")?,
+        min: values("min")?,
+        max: values("max")?,
     })
 }
 

@@ -33,6 +33,11 @@ pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "notifications",
         include_str!("../../migrations/sqlite/0004_notifications.sql"),
     ),
+    (
+        5,
+        "rollups",
+        include_str!("../../migrations/sqlite/0005_rollups.sql"),
+    ),
 ];
 
 /// A migrator over [`SQLITE_MIGRATIONS`].

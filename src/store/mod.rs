@@ -21,6 +21,7 @@ mod notify;
 mod pages;
 mod retention;
 pub mod rows;
+mod stats;
 
 #[cfg(test)]
 mod queries_doc_tests;
@@ -40,7 +41,11 @@ pub use notify::{
     NotificationStatus,
 };
 pub use pages::HistoryCursor;
-pub use rows::{Deleted, FleetRow, HistoryFilter, PollRow, TargetRow, TargetSpec, WorkerRow};
+pub use retention::ROLLUP_SECS;
+pub use rows::{
+    DbStats, Deleted, FleetHistoryRow, FleetRow, FleetValues, HistoryFilter, PollRow, Resolution,
+    RetentionCutoffs, TableSize, TargetRow, TargetSpec, WorkerRow,
+};
 
 use error::query_error;
 

@@ -524,32 +524,6 @@ impl Store {
             .map_err(query_error("expiring a silence"))?;
         Ok(result.rows_affected() > 0)
     }
-
-    /// Deletes delivered and failed notifications created before `notifications`, and
-    /// silences that ended before `silences`. Returns the rows deleted from each.
-    pub async fn delete_notifications_before(
-        &self,
-        notifications: Timestamp,
-        silences: Timestamp,
-    ) -> Result<(u64, u64), StoreError> {
-        const OPERATION: &str = "deleting old notifications";
-        let mut transaction = begin_write(&self.writer, OPERATION).await?;
-        let sent =
-            sqlx::query("DELETE FROM notifications WHERE status != 'pending' AND created_at < ?")
-                .bind(notifications.unix_secs_f64())
-                .execute(&mut *transaction)
-                .await
-                .map_err(query_error(OPERATION))?
-                .rows_affected();
-        let ended = sqlx::query("DELETE FROM silences WHERE ends_at < ?")
-            .bind(silences.unix_secs_f64())
-            .execute(&mut *transaction)
-            .await
-            .map_err(query_error(OPERATION))?
-            .rows_affected();
-        transaction.commit().await.map_err(query_error(OPERATION))?;
-        Ok((sent, ended))
-    }
 }
 
 async fn delete_marks(

@@ -5,8 +5,13 @@ use sqlx::Executor;
 
 use super::Store;
 use super::error::{StoreError, query_error};
-use super::history::{fleet_row, fleet_select, poll_row, worker_row, worker_select};
-use super::rows::{FleetRow, HistoryFilter, PollRow, WorkerRow};
+use sqlx::Row;
+
+use super::history::{
+    fleet_row, fleet_select, poll_row, rollup_only_where_expired, rollup_row, rollup_select,
+    worker_row, worker_select,
+};
+use super::rows::{FleetHistoryRow, FleetRow, HistoryFilter, PollRow, WorkerRow};
 use crate::time::Timestamp;
 
 /// Where a page of history ends: the last row's time and poll id. The next page starts
@@ -20,7 +25,7 @@ pub struct HistoryCursor {
 /// Builds a paged history query for one target (`$target` names its column, so the
 /// `(target_id, time)` indexes serve it) or, with `$target` empty, for all of them.
 macro_rules! page_query {
-    (select: $select:expr, where: $condition:literal, time: $time:literal, id: $id:literal, target: $target:literal) => {
+    (select: $select:expr, where: $condition:expr, time: $time:literal, id: $id:literal, target: $target:literal) => {
         concat!(
             $select,
             " WHERE ",
@@ -53,6 +58,15 @@ const WORKER_PAGE: (&str, &str) = (
         id: "s.poll_id", target: ""),
 );
 
+/// Five-minute rollups older than each target's oldest raw poll (where raw samples have
+/// expired), by bucket and target id; the cursor's `poll_id` holds the target id.
+const ROLLUP_PAGE: (&str, &str) = (
+    page_query!(select: rollup_select!(), where: rollup_only_where_expired!(), time: "r.bucket",
+        id: "r.target_id", target: "r.target_id = ? AND "),
+    page_query!(select: rollup_select!(), where: rollup_only_where_expired!(), time: "r.bucket",
+        id: "r.target_id", target: ""),
+);
+
 /// The latest poll attempt of each stored target.
 const LATEST_POLLS: &str = "SELECT p.id, t.name AS target, p.started_at, p.duration_ms, \
      p.outcome, p.error, p.http_status, p.worker_count \
@@ -75,6 +89,24 @@ impl Store {
         rows.iter()
             .map(|row| fleet_row(row).map_err(query_error(OPERATION)))
             .collect()
+    }
+
+    /// Five-minute rollup rows where raw samples have expired, by bucket then target,
+    /// starting after `after` (whose `poll_id` is a target id), at most `filter.limit`;
+    /// each with its target's id for the next cursor.
+    pub async fn rollup_page(
+        &self,
+        filter: &HistoryFilter,
+        after: Option<HistoryCursor>,
+    ) -> Result<Vec<(i64, FleetHistoryRow)>, StoreError> {
+        const OPERATION: &str = "reading a page of fleet rollups";
+        let rows = self
+            .page(OPERATION, ROLLUP_PAGE, filter, after, sqlx::query)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("target_id")?, rollup_row(row)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query_error(OPERATION))
     }
 
     /// One worker's rows oldest first, starting after `after`, at most `filter.limit`.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sqlx::Row;
+use sqlx::{Column, Row};
 use tempfile::TempDir;
 
 use super::ingest::SAMPLE_CHUNK_ROWS;
@@ -99,6 +99,29 @@ async fn count(store: &Store, sql: &'static str) -> i64 {
         .fetch_one(&store.readers)
         .await
         .unwrap_or_else(|error| panic!("{sql}: {error}"))
+}
+
+/// A history filter with times in seconds.
+fn filter(
+    target: Option<&str>,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<u32>,
+) -> HistoryFilter {
+    HistoryFilter {
+        target: target.map(str::to_string),
+        since: since.map(at),
+        until: until.map(at),
+        limit,
+    }
+}
+
+/// Retention of samples at `secs`: rolls up and deletes the polls before it.
+async fn roll_up_before(store: &Store, secs: i64) -> Deleted {
+    store
+        .delete_samples_before(at(secs))
+        .await
+        .expect("retention")
 }
 
 fn all_history() -> HistoryFilter {
@@ -711,14 +734,10 @@ async fn poll_ids_are_never_reused_after_retention_empties_the_table() {
             .await
             .expect("stored");
     }
+    roll_up_before(&fixture.store, 300).await;
     fixture
         .store
-        .delete_samples_before(at(100))
-        .await
-        .expect("retention");
-    fixture
-        .store
-        .record_polls(&[snapshot("prod", 200, vec![worker(1, "running")])])
+        .record_polls(&[snapshot("prod", 400, vec![worker(1, "running")])])
         .await
         .expect("stored");
     let polls = fixture
@@ -730,7 +749,7 @@ async fn poll_ids_are_never_reused_after_retention_empties_the_table() {
 }
 
 #[tokio::test]
-async fn retention_deletes_only_polls_before_the_cutoff() {
+async fn retention_deletes_only_polls_before_the_cutoff_rounded_down_to_a_bucket() {
     let fixture = fixture().await;
     fixture
         .store
@@ -738,24 +757,23 @@ async fn retention_deletes_only_polls_before_the_cutoff() {
             snapshot("prod", 100, vec![worker(1, "running"), worker(2, "idle")]),
             failure("prod", 150, FailureKind::Connect, None),
             snapshot("group", 180, Vec::new()),
-            snapshot("prod", 200, vec![worker(1, "running")]),
-            failure("group", 200, FailureKind::HttpStatus, Some(502)),
-            snapshot("prod", 300, vec![worker(1, "running"), worker(3, "error")]),
+            snapshot("prod", 300, vec![worker(1, "running")]),
+            failure("group", 300, FailureKind::HttpStatus, Some(502)),
+            snapshot("prod", 400, vec![worker(1, "running"), worker(3, "error")]),
         ])
         .await
         .expect("stored");
 
-    let deleted = fixture
-        .store
-        .delete_samples_before(at(200))
-        .await
-        .expect("retention");
+    let deleted = roll_up_before(&fixture.store, 420).await;
     assert_eq!(
         deleted,
         Deleted {
             polls: 3,
-            samples: 2
-        }
+            samples: 2,
+            rolled_up: 2,
+            ..Deleted::default()
+        },
+        "the bucket from 300 s is not over at 420 s, so it stays whole"
     );
 
     let left: Vec<(i64, String)> = fixture
@@ -769,9 +787,9 @@ async fn retention_deletes_only_polls_before_the_cutoff() {
     assert_eq!(
         left,
         [
-            (200, "ok".to_string()),
-            (200, "http_status".to_string()),
-            (300, "ok".to_string())
+            (300, "ok".to_string()),
+            (300, "http_status".to_string()),
+            (400, "ok".to_string())
         ]
     );
     assert_eq!(
@@ -791,11 +809,7 @@ async fn retention_deletes_only_polls_before_the_cutoff() {
         assert_eq!(count(&fixture.store, orphans).await, 0, "{orphans}");
     }
 
-    let again = fixture
-        .store
-        .delete_samples_before(at(200))
-        .await
-        .expect("retention");
+    let again = roll_up_before(&fixture.store, 420).await;
     assert_eq!(again, Deleted::default(), "a second pass finds nothing");
 }
 
@@ -810,16 +824,14 @@ async fn retention_of_many_samples_runs_in_batches_and_misses_none() {
         .collect();
     fixture.store.record_polls(&records).await.expect("stored");
 
-    let deleted = fixture
-        .store
-        .delete_samples_before(at(300))
-        .await
-        .expect("retention");
+    let deleted = roll_up_before(&fixture.store, 300).await;
     assert_eq!(
         deleted,
         Deleted {
             polls: 30,
-            samples: 30 * 700
+            samples: 30 * 700,
+            rolled_up: 1,
+            ..Deleted::default()
         }
     );
     assert_eq!(
@@ -852,13 +864,6 @@ async fn history_narrows_by_target_time_and_limit() {
     }
     fixture.store.record_polls(&records).await.expect("stored");
 
-    let filter =
-        |target: Option<&str>, since: Option<i64>, until: Option<i64>, limit| HistoryFilter {
-            target: target.map(str::to_string),
-            since: since.map(at),
-            until: until.map(at),
-            limit,
-        };
     // (filter, fleet rows as (target, secs), polls, samples of worker 1)
     type Case = (HistoryFilter, Vec<(&'static str, i64)>, usize, usize);
     let cases: Vec<Case> = vec![
@@ -1046,5 +1051,507 @@ async fn poll_records_read_back_exactly_what_was_recorded_per_target_and_for_all
             ("group".to_string(), 20, 0),
             ("prod".to_string(), 30, 1)
         ]
+    );
+}
+
+/// Every rollup statistic, as `fleet_samples` gives it for the same polls before they go.
+const ROLLUP_CHECK: &str = "SELECT t.id AS target_id, CAST(s.polled_at / 300 AS INTEGER) * 300 AS bucket, \
+     count(*) AS polls, \
+     avg(workers) AS workers_avg, min(workers) AS workers_min, max(workers) AS workers_max, \
+     avg(ready) AS ready_avg, min(ready) AS ready_min, max(ready) AS ready_max, \
+     avg(starting) AS starting_avg, min(starting) AS starting_min, max(starting) AS starting_max, \
+     avg(inactive) AS inactive_avg, min(inactive) AS inactive_min, max(inactive) AS inactive_max, \
+     avg(failed) AS failed_avg, min(failed) AS failed_min, max(failed) AS failed_max, \
+     avg(load) AS load_avg, min(load) AS load_min, max(load) AS load_max, \
+     avg(load_rolling) AS load_rolling_avg, min(load_rolling) AS load_rolling_min, \
+     max(load_rolling) AS load_rolling_max, \
+     avg(perf) AS perf_avg, min(perf) AS perf_min, max(perf) AS perf_max, \
+     avg(reqs_working) AS reqs_working_avg, min(reqs_working) AS reqs_working_min, \
+     max(reqs_working) AS reqs_working_max, \
+     avg(utilization) AS utilization_avg, min(utilization) AS utilization_min, \
+     max(utilization) AS utilization_max \
+     FROM fleet_samples AS s JOIN targets AS t ON t.name = s.target \
+     GROUP BY t.id, bucket ORDER BY t.id, bucket";
+
+const ROLLUP_ROWS: &str = "SELECT * FROM fleet_rollups ORDER BY target_id, bucket";
+
+/// Rows as JSON objects of their columns, numbers as floats, so two queries compare
+/// whatever storage class SQLite picked.
+async fn rows_as_json(store: &Store, sql: &'static str) -> Vec<serde_json::Value> {
+    let rows = sqlx::query(sql)
+        .fetch_all(&store.readers)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    rows.iter()
+        .map(|row| {
+            let object = row
+                .columns()
+                .iter()
+                .map(|column| {
+                    let value: Option<f64> = row
+                        .try_get_unchecked(column.ordinal())
+                        .expect("a number or NULL");
+                    (column.name().to_string(), serde_json::json!(value))
+                })
+                .collect();
+            serde_json::Value::Object(object)
+        })
+        .collect()
+}
+
+/// Polls of `prod` and `group` over two buckets, varied so every statistic differs.
+fn two_buckets_of_polls() -> Vec<PollRecord> {
+    let mut sparse = worker(7, "loading");
+    sparse.set(Field::Perf, None);
+    vec![
+        snapshot("prod", 0, vec![worker(1, "running"), worker(2, "idle")]),
+        snapshot(
+            "prod",
+            100,
+            vec![worker(1, "running"), worker(3, "error"), sparse],
+        ),
+        failure("prod", 200, FailureKind::Timeout, None),
+        snapshot("prod", 299, vec![worker(4, "running")]),
+        snapshot("prod", 300, vec![worker(1, "running"), worker(5, "exited")]),
+        snapshot("group", 50, Vec::new()),
+        failure("group", 400, FailureKind::Connect, None),
+    ]
+}
+
+async fn fixture_with_two_buckets() -> Fixture {
+    let fixture = fixture().await;
+    fixture
+        .store
+        .record_polls(&two_buckets_of_polls())
+        .await
+        .expect("stored");
+    fixture
+}
+
+#[tokio::test]
+async fn retention_rolls_each_bucket_up_exactly_as_fleet_samples_had_it() {
+    let fixture = fixture_with_two_buckets().await;
+    let expected = rows_as_json(&fixture.store, ROLLUP_CHECK).await;
+    assert_eq!(expected.len(), 3, "prod 0, prod 300, group 0");
+
+    let deleted = roll_up_before(&fixture.store, 600).await;
+    assert_eq!(deleted.polls, 7, "failed polls go too");
+    assert_eq!(deleted.rolled_up, 3);
+    assert_eq!(count(&fixture.store, "SELECT count(*) FROM polls").await, 0);
+    assert_eq!(rows_as_json(&fixture.store, ROLLUP_ROWS).await, expected);
+    let workers: Vec<(i64, i64, f64, f64, f64)> = sqlx::query_as(
+        "SELECT bucket, polls, workers_avg, workers_min, workers_max FROM fleet_rollups \
+         WHERE target_id = (SELECT id FROM targets WHERE name = 'prod') ORDER BY bucket",
+    )
+    .fetch_all(&fixture.store.readers)
+    .await
+    .expect("rollups");
+    assert_eq!(
+        workers,
+        [(0, 3, 2.0, 1.0, 3.0), (300, 1, 2.0, 2.0, 2.0)],
+        "three successful polls of 2, 3 and 1 workers; the timeout is not a poll of 0"
+    );
+
+    // A restart runs retention again: nothing is left to roll up, nothing changes.
+    let path = fixture.path.clone();
+    fixture.store.clone().close().await.expect("closed");
+    let reopened = Store::open(&path).await.expect("reopens");
+    let again = reopened
+        .delete_samples_before(at(600))
+        .await
+        .expect("retention");
+    assert_eq!(again, Deleted::default());
+    assert_eq!(rows_as_json(&reopened, ROLLUP_ROWS).await, expected);
+}
+
+async fn record_and_roll_up(store: &Store, records: &[PollRecord]) {
+    store.record_polls(records).await.expect("stored");
+    roll_up_before(store, 600).await;
+}
+
+#[tokio::test]
+async fn polls_stored_into_a_rolled_up_bucket_merge_into_it_without_double_counting() {
+    let (first, late): (Vec<_>, Vec<_>) = two_buckets_of_polls()
+        .into_iter()
+        .partition(|record| record.started_at != at(100));
+    let fixture = fixture().await;
+    record_and_roll_up(&fixture.store, &first).await;
+    // The poll at 100 s arrives after its bucket was rolled up.
+    record_and_roll_up(&fixture.store, &late).await;
+    let reference = self::fixture().await;
+    record_and_roll_up(&reference.store, &two_buckets_of_polls()).await;
+    let merged = rows_as_json(&fixture.store, ROLLUP_ROWS).await;
+    let whole = rows_as_json(&reference.store, ROLLUP_ROWS).await;
+    assert_eq!(merged.len(), whole.len());
+    for (merged, whole) in merged.iter().zip(&whole) {
+        for (column, value) in whole.as_object().expect("object") {
+            let (Some(expected), Some(actual)) = (value.as_f64(), merged[column].as_f64()) else {
+                assert_eq!(&merged[column], value, "{column}");
+                continue;
+            };
+            assert!(
+                (expected - actual).abs() < 1e-9,
+                "{column}: merged {actual}, whole {expected}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn fleet_timeline_reads_rollups_only_where_raw_samples_expired() {
+    let fixture = fixture().await;
+    let records: Vec<PollRecord> = (0..12)
+        .flat_map(|tick| {
+            let secs = tick * 100;
+            [
+                snapshot("prod", secs, vec![worker(1, "running")]),
+                snapshot("group", secs + 50, vec![worker(2, "running")]),
+            ]
+        })
+        .collect();
+    fixture.store.record_polls(&records).await.expect("stored");
+    // Buckets 0 and 300 of both targets become rollups; raw rows from 600 s stay.
+    roll_up_before(&fixture.store, 650).await;
+
+    // (filter, rows as (target, secs, resolution, polls))
+    type Case = (HistoryFilter, Vec<(&'static str, i64, &'static str, u32)>);
+    let cases: Vec<Case> = vec![
+        (
+            filter(Some("prod"), None, Some(700), None),
+            vec![
+                ("prod", 0, "5m", 3),
+                ("prod", 300, "5m", 3),
+                ("prod", 600, "raw", 1),
+                ("prod", 700, "raw", 1),
+            ],
+        ),
+        (
+            filter(None, Some(300), Some(650), None),
+            vec![
+                ("group", 300, "5m", 3),
+                ("prod", 300, "5m", 3),
+                ("prod", 600, "raw", 1),
+                ("group", 650, "raw", 1),
+            ],
+        ),
+        (filter(Some("group"), Some(1), Some(299), None), vec![]),
+        (
+            filter(None, None, Some(700), Some(3)),
+            vec![
+                ("group", 650, "raw", 1),
+                ("prod", 700, "raw", 1),
+                ("prod", 600, "raw", 1),
+            ],
+        ),
+        (
+            filter(Some("prod"), None, None, Some(7)),
+            vec![
+                ("prod", 300, "5m", 3),
+                ("prod", 600, "raw", 1),
+                ("prod", 700, "raw", 1),
+                ("prod", 800, "raw", 1),
+                ("prod", 900, "raw", 1),
+                ("prod", 1000, "raw", 1),
+                ("prod", 1100, "raw", 1),
+            ],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let mut rows: Vec<(String, i64, &str, u32)> = fixture
+            .store
+            .fleet_timeline(&filter)
+            .await
+            .expect("timeline")
+            .into_iter()
+            .map(|row| {
+                assert_eq!(
+                    row.poll_id.is_some(),
+                    row.resolution == Resolution::Raw,
+                    "raw rows, and only they, name their poll"
+                );
+                (
+                    row.target,
+                    row.at.unix_millis() / 1000,
+                    row.resolution.as_str(),
+                    row.polls,
+                )
+            })
+            .collect();
+        let times: Vec<i64> = rows.iter().map(|row| row.1).collect();
+        assert!(times.is_sorted(), "{filter:?}: oldest first");
+        rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        let mut expected: Vec<(String, i64, &str, u32)> = expected
+            .into_iter()
+            .map(|(target, secs, resolution, polls)| (target.to_string(), secs, resolution, polls))
+            .collect();
+        expected.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        assert_eq!(rows, expected, "{filter:?}");
+    }
+}
+
+/// The same cutoff, in seconds, for every kind of row.
+fn every_cutoff_at(secs: i64) -> RetentionCutoffs {
+    let cutoff = at(secs);
+    RetentionCutoffs {
+        samples: cutoff,
+        rollups: cutoff,
+        alerts: cutoff,
+        recommendations: cutoff,
+        notifications: cutoff,
+        silences: cutoff,
+    }
+}
+
+/// Runs fixture SQL on the writer.
+async fn execute(store: &Store, statements: &[&'static str]) {
+    for statement in statements {
+        sqlx::query(*statement)
+            .execute(&store.writer)
+            .await
+            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    }
+}
+
+async fn column(store: &Store, sql: &'static str) -> Vec<String> {
+    sqlx::query_scalar(sql)
+        .fetch_all(&store.readers)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+}
+
+#[tokio::test]
+async fn retention_bounds_every_table_but_keeps_what_is_still_needed() {
+    let fixture = fixture().await;
+    let store = &fixture.store;
+    // Old and new rows of every kind, times in unix seconds; the cutoff is 1000 for all.
+    execute(
+        store,
+        &[
+            "INSERT INTO alerts (fingerprint, alertname, target, severity, state, labels, \
+             active_at, fired_at, resolved_at, last_eval_at) VALUES \
+             ('old-resolved', 'A', 'prod', 'warning', 'resolved', '{}', 10, 20, 30, 30), \
+             ('old-inactive', 'A', 'prod', 'warning', 'inactive', '{}', 10, NULL, NULL, 40), \
+             ('old-firing', 'A', 'prod', 'warning', 'firing', '{}', 10, 20, NULL, 50), \
+             ('old-pending', 'A', 'prod', 'warning', 'pending', '{}', 10, NULL, NULL, 60), \
+             ('new-resolved', 'A', 'prod', 'warning', 'resolved', '{}', 10, 20, 1500, 1500)",
+            "INSERT INTO alert_events (fingerprint, at, from_state, to_state) VALUES \
+             ('old-resolved', 10, 'inactive', 'pending'), \
+             ('old-resolved', 30, 'firing', 'resolved'), \
+             ('old-firing', 20, 'pending', 'firing'), \
+             ('new-resolved', 20, 'pending', 'firing'), \
+             ('new-resolved', 1500, 'firing', 'resolved')",
+            "INSERT INTO recommendations (target, at, action, current_workers, desired_workers, \
+             detail) VALUES \
+             ('prod', 10, 'hold', 1, 1, '{}'), ('prod', 20, 'scale_up', 1, 2, '{}'), \
+             ('prod', 1500, 'hold', 2, 2, '{}'), \
+             ('gone', 10, 'hold', 1, 1, '{}'), ('gone', 20, 'scale_down', 3, 1, '{}')",
+            "INSERT INTO notifications (id, receiver, group_key, status, created_at, payload) \
+             VALUES ('old-delivered', 'r', 'g', 'delivered', 10, '{}'), \
+             ('old-failed', 'r', 'g', 'failed', 10, '{}'), \
+             ('old-pending', 'r', 'g', 'pending', 10, '{}'), \
+             ('new-delivered', 'r', 'g', 'delivered', 1500, '{}')",
+            "INSERT INTO notification_log (group_key, receiver, sent_at, firing, resolved) \
+             VALUES ('quiet', 'r', 10, '[]', '[\"a\"]'), ('firing', 'r', 10, '[\"b\"]', '[]'), \
+             ('recent', 'r', 1500, '[]', '[]')",
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_at) VALUES \
+             ('ended', '[]', 0, 10, 0), ('running', '[]', 0, 5000, 0)",
+            "INSERT INTO fleet_rollups (target_id, bucket, polls) VALUES (1, 600, 1), (1, 900, 1), \
+             (1, 1200, 1)",
+        ],
+    )
+    .await;
+    let deleted = store
+        .apply_retention(&every_cutoff_at(1000))
+        .await
+        .expect("retention");
+    assert_eq!(
+        deleted,
+        Deleted {
+            rollups: 2,
+            alert_events: 3,
+            alerts: 2,
+            recommendations: 3,
+            notifications: 2,
+            notification_log: 1,
+            silences: 1,
+            ..Deleted::default()
+        }
+    );
+    let kept = [
+        (
+            "SELECT fingerprint FROM alerts ORDER BY fingerprint",
+            vec!["new-resolved", "old-firing", "old-pending"],
+        ),
+        (
+            "SELECT fingerprint || '@' || at FROM alert_events ORDER BY fingerprint, at",
+            vec!["new-resolved@1500.0", "old-firing@20.0"],
+        ),
+        (
+            // Each target's latest row stays, however old: the engine resumes from it.
+            "SELECT target || '@' || at FROM recommendations ORDER BY target, at",
+            vec!["gone@20.0", "prod@1500.0"],
+        ),
+        (
+            "SELECT id FROM notifications ORDER BY id",
+            vec!["new-delivered", "old-pending"],
+        ),
+        (
+            "SELECT group_key FROM notification_log ORDER BY group_key",
+            vec!["firing", "recent"],
+        ),
+        ("SELECT id FROM silences", vec!["running"]),
+        (
+            "SELECT CAST(bucket AS TEXT) FROM fleet_rollups ORDER BY bucket",
+            vec!["1200"],
+        ),
+    ];
+    for (sql, expected) in kept {
+        let mut rows = column(store, sql).await;
+        rows.sort();
+        let mut expected: Vec<String> = expected.into_iter().map(str::to_string).collect();
+        expected.sort();
+        assert_eq!(rows, expected, "{sql}");
+    }
+}
+
+/// The steps of the plan SQLite picks for `sql`, parameters unbound.
+async fn query_plan(store: &Store, sql: &str) -> Vec<String> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+        .fetch_all(&store.readers)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .iter()
+        .map(|row| row.get::<String, _>("detail"))
+        .collect()
+}
+
+/// Every statement retention runs, with the query plans SQLite picks for it: each table
+/// it reads must be searched through an index, not scanned.
+#[tokio::test]
+async fn retention_filters_every_time_column_through_an_index() {
+    let fixture = fixture().await;
+    let statements: Vec<(&str, String)> = [
+        ("rollups", super::retention::PRUNE_ROLLUPS),
+        ("alert events", super::retention::PRUNE_ALERT_EVENTS),
+        ("alerts", super::retention::PRUNE_ALERTS),
+        ("recommendations", super::retention::PRUNE_RECOMMENDATIONS),
+        ("notifications", super::retention::PRUNE_NOTIFICATIONS),
+        ("notification log", super::retention::PRUNE_NOTIFICATION_LOG),
+        ("silences", super::retention::PRUNE_SILENCES),
+    ]
+    .into_iter()
+    .map(|(name, sql)| (name, sql.to_string()))
+    .chain(super::retention::roll_up_statements())
+    .collect();
+    for (name, sql) in statements {
+        let plan = query_plan(&fixture.store, &sql).await;
+        for step in &plan {
+            let scans_a_table = step.starts_with("SCAN ")
+                && !step.contains("USING")
+                && !step.contains("json_each")
+                && !step.contains("CONSTANT ROW");
+            assert!(!scans_a_table, "{name} scans a table: {plan:#?}");
+        }
+    }
+}
+
+/// Fleet history over raw polls and rollups, for one target and for all: every table is
+/// searched through an index, the rollups' and polls' on their time.
+#[tokio::test]
+async fn fleet_history_reads_rollups_and_raw_polls_through_indexes() {
+    let fixture = fixture().await;
+    let (rollups_of_one, rollups_of_all) = super::history::ROLLUP_HISTORY;
+    let (raw_of_one, raw_of_all) = super::history::FLEET_HISTORY;
+    for sql in [rollups_of_one, rollups_of_all, raw_of_one, raw_of_all] {
+        let plan = query_plan(&fixture.store, sql).await;
+        for step in &plan {
+            let scans = step.starts_with("SCAN ") && !step.contains("USING");
+            assert!(!scans, "{sql} scans a table: {plan:#?}");
+        }
+    }
+}
+
+/// The backup docs/operations.md gives: `VACUUM INTO` on a read connection while the
+/// store keeps writing produces a complete database that vastwatch opens as it is.
+#[tokio::test]
+async fn vacuum_into_backs_up_a_live_database_that_opens_with_every_row() {
+    let fixture = fixture_with_two_buckets().await;
+    let tables = [
+        "SELECT count(*) FROM polls",
+        "SELECT count(*) FROM worker_samples",
+        "SELECT count(*) FROM fleet_samples",
+    ];
+    let mut before = Vec::new();
+    for sql in tables {
+        before.push(count(&fixture.store, sql).await);
+    }
+    let backup = fixture.path.with_file_name("backup.db");
+    sqlx::query("VACUUM INTO ?")
+        .bind(backup.to_str().expect("utf-8"))
+        .execute(&fixture.store.readers)
+        .await
+        .expect("backup");
+    fixture
+        .store
+        .record_polls(&[snapshot("prod", 900, vec![worker(1, "running")])])
+        .await
+        .expect("the store writes on after the backup");
+
+    let restored = Store::open(&backup).await.expect("the backup opens");
+    let mut after = Vec::new();
+    for sql in tables {
+        after.push(count(&restored, sql).await);
+    }
+    assert_eq!(after, before);
+    assert_eq!(after, [7, 8, 5], "polls, samples, successful polls");
+}
+
+/// A bucket too big for one transaction is split between targets, never inside one, and
+/// the rollups still equal what `fleet_samples` had.
+#[tokio::test]
+async fn a_bucket_larger_than_a_batch_is_rolled_up_target_by_target_exactly() {
+    let fixture = fixture().await;
+    let records: Vec<PollRecord> = (0..10)
+        .flat_map(|tick| {
+            ["prod", "group"].map(|target| {
+                let workers = (0..600)
+                    .map(|id| worker(id, if id % 3 == 0 { "loading" } else { "running" }))
+                    .collect();
+                snapshot(target, tick * 30, workers)
+            })
+        })
+        .collect();
+    fixture.store.record_polls(&records).await.expect("stored");
+    let expected = rows_as_json(&fixture.store, ROLLUP_CHECK).await;
+
+    let deleted = roll_up_before(&fixture.store, 300).await;
+    assert_eq!(
+        (deleted.polls, deleted.samples, deleted.rolled_up),
+        (20, 12_000, 2)
+    );
+    assert_eq!(rows_as_json(&fixture.store, ROLLUP_ROWS).await, expected);
+}
+
+#[tokio::test]
+async fn pruning_more_rows_than_a_batch_deletes_them_all() {
+    let fixture = fixture().await;
+    execute(
+        &fixture.store,
+        &[
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4500) \
+           INSERT INTO notifications (id, receiver, group_key, status, created_at, payload) \
+           SELECT 'n' || i, 'r', 'g', 'delivered', i % 100, '{}' FROM n",
+        ],
+    )
+    .await;
+    let deleted = fixture
+        .store
+        .apply_retention(&every_cutoff_at(1000))
+        .await
+        .expect("retention");
+    assert_eq!(deleted.notifications, 4500);
+    assert_eq!(
+        count(&fixture.store, "SELECT count(*) FROM notifications").await,
+        0
     );
 }

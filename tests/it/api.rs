@@ -502,6 +502,72 @@ async fn history_pages_return_every_row_exactly_once() {
     assert_eq!(rows[0]["polled_at"], "2026-01-01T00:03:00.000Z");
 }
 
+#[tokio::test]
+async fn history_pages_run_through_rollups_then_raw_rows() {
+    let api = Api::spawn(false).await;
+    // 15 minutes of two targets, then the first ten minutes expire into rollups.
+    api.run(0, 900).await;
+    api.daemon
+        .store()
+        .delete_samples_before(at(secs(600)))
+        .await
+        .expect("retention");
+    let raw = api
+        .daemon
+        .store()
+        .fleet_history(&Default::default())
+        .await
+        .unwrap();
+    let mut expected_ids: Vec<i64> = raw.iter().map(|row| row.poll_id).collect();
+    expected_ids.sort();
+    // Page sizes that end inside the rollups, exactly at their end, and past it.
+    for limit in [3, 4, 5] {
+        let rows: Vec<Value> = collect_pages(&api, &format!("?limit={limit}"))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let resolutions: Vec<&str> = rows
+            .iter()
+            .map(|row| row["resolution"].as_str().unwrap())
+            .collect();
+        assert_eq!(resolutions[..4], ["5m"; 4], "limit {limit}");
+        assert!(
+            resolutions[4..].iter().all(|r| *r == "raw"),
+            "limit {limit}"
+        );
+        // Two buckets of two targets, 30 polls each, oldest first.
+        let buckets: Vec<(f64, &str)> = rows[..4]
+            .iter()
+            .map(|row| {
+                (
+                    row["polled_at_unix"].as_f64().unwrap() - T0.unix_secs_f64(),
+                    row["target"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            buckets,
+            [(0.0, "t"), (0.0, "u"), (300.0, "t"), (300.0, "u")]
+        );
+        assert!(rows[..4].iter().all(|row| row["polls"] == 30));
+        assert_eq!(rows[0]["max"]["workers"], rows[0]["workers"]);
+        let mut ids: Vec<i64> = rows[4..]
+            .iter()
+            .map(|row| row["poll_id"].as_i64().unwrap())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, expected_ids, "limit {limit}: every raw row once");
+    }
+    // A worker's history has no rollups, and refuses a fleet rollup cursor.
+    let (_, first) = api.get("/api/v1/history", "?limit=1").await;
+    let cursor = first["next"].as_str().unwrap();
+    let (status, body) = api
+        .get("/api/v1/history", &format!("?worker=101&cursor={cursor}"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
 /// Follows `next` from the first page to the last; returns each page's rows.
 async fn collect_pages(api: &Api, query: &str) -> Vec<Vec<Value>> {
     let mut pages = Vec::new();

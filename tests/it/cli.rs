@@ -1,35 +1,10 @@
 //! The binary as a user runs it: exit codes, `check`, `--version`, `poll-once`, `history`
 //! and the demo.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 use vastwatch::clock::Clock;
 
 use crate::helpers::*;
-
-fn vastwatch(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vastwatch"));
-    command
-        .args(args)
-        .env_remove("VASTWATCH_CONFIG")
-        .env_remove("RUST_LOG")
-        .env("TEST_VAST_KEY", TEST_KEY);
-    command
-}
-
-fn run(command: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("vastwatch runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
 
 #[test]
 fn version_prints_the_version_and_build() {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnectOptions;
@@ -230,4 +231,29 @@ impl StderrLines {
         .await;
         found
     }
+}
+
+/// The `vastwatch` binary with `args`, in a clean environment but for the test API key.
+pub fn vastwatch(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vastwatch"));
+    command
+        .args(args)
+        .env_remove("VASTWATCH_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("TEST_VAST_KEY", TEST_KEY);
+    command
+}
+
+/// Runs a command to the end: exit code, stdout, stderr.
+pub fn run(command: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("vastwatch runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
 }

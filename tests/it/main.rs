@@ -18,3 +18,4 @@ mod rules_cli;
 mod schedule_load;
 mod secrets;
 mod shutdown;
+mod storage;
