@@ -351,22 +351,26 @@ fn raw_history_row(row: FleetRow) -> FleetHistoryRow {
     }
 }
 
+/// One statistic (`avg`, `min`, `max`) of every metric, from columns named as
+/// `fleet_rollups` names them (`load_avg`, ...).
+pub(super) fn fleet_values(row: &SqliteRow, statistic: &str) -> Result<FleetValues, sqlx::Error> {
+    let get = |metric: &str| number(row, &format!("{metric}_{statistic}"));
+    Ok(FleetValues {
+        workers: get("workers")?,
+        ready: get("ready")?,
+        starting: get("starting")?,
+        inactive: get("inactive")?,
+        failed: get("failed")?,
+        load: get("load")?,
+        load_rolling: get("load_rolling")?,
+        perf: get("perf")?,
+        reqs_working: get("reqs_working")?,
+        utilization: get("utilization")?,
+    })
+}
+
 pub(super) fn rollup_row(row: &SqliteRow) -> Result<FleetHistoryRow, sqlx::Error> {
-    let values = |statistic: &str| -> Result<FleetValues, sqlx::Error> {
-        let get = |metric: &str| number(row, &format!("{metric}_{statistic}"));
-        Ok(FleetValues {
-            workers: get("workers")?,
-            ready: get("ready")?,
-            starting: get("starting")?,
-            inactive: get("inactive")?,
-            failed: get("failed")?,
-            load: get("load")?,
-            load_rolling: get("load_rolling")?,
-            perf: get("perf")?,
-            reqs_working: get("reqs_working")?,
-            utilization: get("utilization")?,
-        })
-    };
+    let values = |statistic: &str| fleet_values(row, statistic);
     Ok(FleetHistoryRow {
         poll_id: None,
         target: row.try_get("target")?,

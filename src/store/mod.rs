@@ -21,6 +21,7 @@ mod notify;
 mod pages;
 mod retention;
 pub mod rows;
+mod series;
 mod stats;
 
 #[cfg(test)]
@@ -46,6 +47,7 @@ pub use rows::{
     DbStats, Deleted, FleetHistoryRow, FleetRow, FleetValues, HistoryFilter, PollRow, Resolution,
     RetentionCutoffs, TableSize, TargetRow, TargetSpec, WorkerRow,
 };
+pub use series::{AlertInterval, LatestWorkers, MAX_SERIES_POINTS, SeriesBucket, series_step};
 
 use error::query_error;
 
