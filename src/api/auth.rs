@@ -1,5 +1,5 @@
 //! The bearer rule: when a token is configured (always, off loopback), every path but the
-//! health probes and static page assets needs `Authorization: Bearer <token>`.
+//! health probes, the status page and its static assets needs `Authorization: Bearer <token>`.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, ApiState};
 
-/// Paths anyone may read: orchestrators probe them without credentials.
-const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+/// Paths anyone may read: orchestrators probe them without credentials, and the status
+/// page (which holds no data) must load before it can ask for the token.
+const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/"];
 /// The status page's static files, which hold no data.
 const OPEN_PREFIX: &str = "/assets/";
 

@@ -7,8 +7,10 @@
 
 mod auth;
 mod dto;
+mod page;
 mod params;
 mod probes;
+mod status;
 mod v1;
 
 use std::sync::Arc;
@@ -23,6 +25,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::daemon::Daemon;
 
 pub use auth::protect;
+pub use page::report_html;
+pub use status::report_data;
 
 /// What a reload answers: `Ok` when the new config took over, else why not (naming file,
 /// line and column, never a secret).
@@ -58,6 +62,11 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/targets", get(v1::targets))
         .route("/api/v1/alerts", get(v1::alerts))
         .route("/api/v1/history", get(v1::history))
+        .route("/api/v1/series", get(status::series))
+        .route("/api/v1/alerts/intervals", get(status::alert_intervals))
+        .route("/api/v1/workers", get(status::workers))
+        .route("/", get(page::index))
+        .route("/assets/{file}", get(page::asset))
         .route("/api/v1/notifications", get(v1::notifications))
         .route("/api/v1/silences", get(v1::silences).post(v1::add_silence))
         .route("/api/v1/silences/{id}", delete(v1::expire_silence))
@@ -109,6 +118,11 @@ impl ApiError {
             parameter: Some(parameter.into()),
             message: message.into(),
         }
+    }
+
+    /// What went wrong, without the status.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     fn new(status: StatusCode, message: impl Into<String>) -> Self {

@@ -8,7 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::ApiError;
 use crate::store::HistoryCursor;
-use crate::time::{Timestamp, parse_time_or_ago};
+use std::time::Duration;
+
+use crate::time::{Timestamp, parse_duration, parse_time_or_ago};
 
 /// The parameters of one request, checked against the names an endpoint accepts.
 pub struct Params(Vec<(String, String)>);
@@ -55,6 +57,21 @@ impl Params {
                 parse_time_or_ago(text, now).map_err(|message| ApiError::bad(name, message))
             })
             .transpose()
+    }
+
+    /// A duration such as `30s` or `5m`, if given.
+    pub fn duration(&self, name: &'static str) -> Result<Option<Duration>, ApiError> {
+        self.get(name)
+            .map(|text| {
+                parse_duration(text).map_err(|error| ApiError::bad(name, error.to_string()))
+            })
+            .transpose()
+    }
+
+    /// A parameter the path cannot do without.
+    pub fn required(&self, name: &'static str) -> Result<&str, ApiError> {
+        self.get(name)
+            .ok_or_else(|| ApiError::bad(name, format!("`{name}` is required")))
     }
 
     /// A whole number from 1 to `max`, `default` when absent.

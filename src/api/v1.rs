@@ -1,6 +1,7 @@
 //! `/api/v1`: targets, alerts, history, notifications and silences.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,15 +13,17 @@ use serde_json::{Value, json};
 
 use super::params::{PageCursor, Params, encode_cursor};
 use super::{ApiError, ApiState, dto};
+use crate::advise::Recommendation;
+use crate::config::Target;
 use crate::notify::silence::{SilenceField, SilenceRequest};
 use crate::rules::AlertState;
 use crate::store::{
     AlertFilter, FleetHistoryRow, FleetRow, HistoryCursor, HistoryFilter, NotificationFilter,
-    NotificationStatus, Store, WorkerRow,
+    NotificationStatus, PollRow, Store, WorkerRow,
 };
 use crate::time::Timestamp;
 
-type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
+pub(super) type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// History rows per page unless `limit` says otherwise, and the most it may say.
 const HISTORY_LIMIT: u32 = 1_000;
@@ -45,28 +48,51 @@ pub async fn targets(
         .collect();
     let mut targets = Vec::new();
     for target in &daemon.config().targets {
-        let latest = store
-            .fleet_history(&HistoryFilter {
-                target: Some(target.name.clone()),
-                limit: Some(1),
-                ..HistoryFilter::default()
-            })
-            .await;
-        // A target that a reload just added may not be stored yet: it has no rows.
-        let latest = match latest {
-            Err(crate::store::StoreError::UnknownTarget { .. }) => Vec::new(),
-            other => other?,
-        };
-        targets.push(json!({
-            "name": target.name,
-            "kind": target.kind.as_str(),
-            "vast_id": target.vast_id,
-            "last_poll": last_polls.remove(&target.name).as_ref().map_or(Value::Null, dto::poll),
-            "workers": latest.last().map_or(Value::Null, dto::worker_counts),
-            "recommendation": dto::recommendation(daemon.recommendation(&target.name).as_ref()),
-        }));
+        let last_poll = last_polls.remove(&target.name);
+        let recommendation = daemon.recommendation(&target.name);
+        targets.push(
+            target_summary(
+                store,
+                target,
+                last_poll.as_ref(),
+                recommendation.as_ref(),
+                daemon.config().schedule.interval_at(daemon.clock().now()),
+            )
+            .await?,
+        );
     }
     Ok(Json(json!({"targets": targets})))
+}
+
+/// One entry of `/api/v1/targets`; the status report embeds the same.
+pub(super) async fn target_summary(
+    store: &Store,
+    target: &Target,
+    last_poll: Option<&PollRow>,
+    recommendation: Option<&Recommendation>,
+    poll_interval: Duration,
+) -> Result<Value, ApiError> {
+    let latest = store
+        .fleet_history(&HistoryFilter {
+            target: Some(target.name.clone()),
+            limit: Some(1),
+            ..HistoryFilter::default()
+        })
+        .await;
+    // A target that a reload just added may not be stored yet: it has no rows.
+    let latest = match latest {
+        Err(crate::store::StoreError::UnknownTarget { .. }) => Vec::new(),
+        other => other?,
+    };
+    Ok(json!({
+        "name": target.name,
+        "kind": target.kind.as_str(),
+        "vast_id": target.vast_id,
+        "poll_interval_seconds": poll_interval.as_secs_f64(),
+        "last_poll": last_poll.map_or(Value::Null, dto::poll),
+        "workers": latest.last().map_or(Value::Null, dto::worker_counts),
+        "recommendation": dto::recommendation(recommendation),
+    }))
 }
 
 /// Alert instances, newest evaluation first.

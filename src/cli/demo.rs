@@ -51,6 +51,10 @@ pub struct DemoArgs {
     /// Folder for the demo's database and config (default: a new temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Where to serve the HTTP API and the status page while the demo runs (port 0 picks
+    /// a free one).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
 }
 
 fn parse_wall_duration(text: &str) -> Result<Duration, String> {
@@ -188,6 +192,16 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
     let config = Config::parse(&config_path, &yaml, &environment)
         .map_err(|error| CliError::bad_input(error.to_string()))?;
     let database = config.database.clone();
+    // Bound before anything prints, so a taken port fails the demo at once.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| CliError::runtime(format!("cannot listen on {}: {error}", args.listen)))?;
+    let page_url = format!(
+        "http://{}/",
+        listener
+            .local_addr()
+            .map_err(|error| CliError::runtime(error.to_string()))?
+    );
 
     println!(
         "vastwatch demo: scenario `{}` at {}x speed for {} (Ctrl-C stops early)",
@@ -201,6 +215,7 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         simulator.base_url(),
         database.display()
     );
+    println!("  status page: {page_url}   (open it while the demo runs)");
     println!();
 
     let printer = Arc::new(PollPrinter {
@@ -216,6 +231,14 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
             .await?
             .with_observer(printer.clone()),
     );
+    // The demo never reloads: the reload channel's receiver is dropped, so
+    // `POST /-/reload` answers 503.
+    let (_, daemon_watch) = tokio::sync::watch::channel(Arc::clone(&daemon));
+    let state = crate::api::ApiState::new(daemon_watch, tokio::sync::mpsc::channel(1).0);
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::api::serve(listener, state, async move {
+        let _ = server_stopped.await;
+    }));
     let wall_duration = args.duration;
     Arc::clone(&daemon)
         .run(async move {
@@ -225,6 +248,8 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
             }
         })
         .await?;
+    let _ = stop_server.send(());
+    let _ = server.await;
     simulator
         .shutdown()
         .await

@@ -9,6 +9,7 @@ mod health;
 mod history;
 mod notify;
 mod output;
+mod report;
 mod rules;
 
 use std::path::PathBuf;
@@ -157,6 +158,9 @@ pub enum Command {
     /// Database tools: `db stats` prints rows and size per table, `db backup` copies it.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Write the status page's charts, workers and alerts for one target as one
+    /// self-contained HTML file.
+    Report(report::ReportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(generate::CompletionsArgs),
     /// Print the man page in roff (`vastwatch man | man -l -`), or write a page per
@@ -201,6 +205,7 @@ pub async fn execute(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Notify(command) => notify::notify(command).await,
         Command::Health(args) => health::health(args).await,
         Command::Db(command) => db::db(command).await,
+        Command::Report(args) => report::report(args).await,
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

@@ -45,8 +45,8 @@ rules:
       summary: "Worker {{ worker_id }} reliability {{ reliability }}"
 "#;
 
-struct Api {
-    dir: tempfile::TempDir,
+pub(crate) struct Api {
+    pub(crate) dir: tempfile::TempDir,
     clock: Clock,
     _simulator: RunningSimulator,
     daemon: Arc<Daemon>,
@@ -54,7 +54,7 @@ struct Api {
     daemon_sender: watch::Sender<Arc<Daemon>>,
     stop: watch::Receiver<bool>,
     _stop_sender: watch::Sender<bool>,
-    base: String,
+    pub(crate) base: String,
     token: Option<&'static str>,
     client: reqwest::Client,
     spec: Arc<Spec>,
@@ -65,7 +65,7 @@ struct Api {
 impl Api {
     /// A daemon with the rules above, a console receiver, and (when `token`) a bearer
     /// token from `listen_token_env`; its API served on a port-0 listener.
-    async fn spawn(token: bool) -> Api {
+    pub(crate) async fn spawn(token: bool) -> Api {
         Api::spawn_with(SCENARIO, token).await
     }
 
@@ -128,7 +128,7 @@ impl Api {
     }
 
     /// Ticks every 10 s from `from` to `to` seconds, each followed by a notifier pass.
-    async fn run(&self, from: u64, to: u64) {
+    pub(crate) async fn run(&self, from: u64, to: u64) {
         for second in (from..=to).step_by(10) {
             self.clock.set(at(secs(second)));
             self.daemon.tick_once(at(secs(second)), &self.stop).await;
@@ -178,7 +178,7 @@ impl Api {
         (status, body)
     }
 
-    async fn get(&self, template: &str, query: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, template: &str, query: &str) -> (StatusCode, Value) {
         self.call(Method::GET, template, &format!("{template}{query}"), None)
             .await
     }
@@ -868,6 +868,156 @@ async fn reload_answers_with_the_service_verdict() {
 }
 
 #[tokio::test]
+async fn series_are_bucketed_averages_with_the_desired_capacity_line() {
+    let api = Api::spawn(false).await;
+    api.run(0, 170).await;
+    let since = at(secs(0)).to_rfc3339();
+    let until = at(secs(170)).to_rfc3339();
+    let (status, body) = api
+        .get(
+            "/api/v1/series",
+            &format!("?target=t&since={since}&until={until}&step=1m"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["step_seconds"], 60.0);
+    let t0 = at(secs(0)).unix_secs_f64();
+    assert_eq!(body["t"], json!([t0, t0 + 60.0, t0 + 120.0]));
+    assert_eq!(body["polls"], json!([6, 6, 6]));
+    assert_eq!(body["avg"]["ready"], json!([2.0, 2.0, 2.0]));
+    assert_eq!(body["max"]["workers"], json!([2.0, 2.0, 2.0]));
+    let target_util = body["target_util"].as_f64().unwrap();
+    for (load, desired) in body["avg"]["load_rolling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(body["desired_capacity"].as_array().unwrap())
+    {
+        let expected = load.as_f64().unwrap() / target_util;
+        assert!(
+            (desired.as_f64().unwrap() - expected).abs() < 1e-9,
+            "{body}"
+        );
+    }
+    // A week at one second would be 604 800 buckets: the step widens to fit 2000.
+    let (_, body) = api
+        .get("/api/v1/series", "?target=t&since=7d&step=1s")
+        .await;
+    assert_eq!(body["step_seconds"], 303.0);
+    let polls: Vec<u64> = body["polls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert!(
+        polls.len() <= 2 && polls.iter().sum::<u64>() == 18,
+        "{polls:?}"
+    );
+    // Without a step, about 720 buckets over the range: 5 s over the default hour.
+    let (_, body) = api.get("/api/v1/series", "?target=t").await;
+    assert_eq!(body["step_seconds"], 5.0);
+    assert_eq!(body["t"].as_array().unwrap().len(), 18);
+}
+
+#[tokio::test]
+async fn alert_intervals_and_workers_show_what_fired_and_who_runs() {
+    let api = Api::spawn(false).await;
+    api.run(0, 170).await;
+    let (status, body) = api
+        .get("/api/v1/alerts/intervals", "?target=t&since=1h")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let intervals = body["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), 1, "{body}");
+    assert_eq!(intervals[0]["alertname"], "Unreliable");
+    assert_eq!(intervals[0]["worker_id"], "101");
+    assert_eq!(intervals[0]["start_unix"], at(secs(70)).unix_secs_f64());
+    assert_eq!(intervals[0]["end"], Value::Null, "still firing");
+    // Target u has no alerts; an episode that ended before `since` is left out.
+    let (_, body) = api
+        .get("/api/v1/alerts/intervals", "?target=u&since=1h")
+        .await;
+    assert_eq!(body["intervals"], json!([]));
+
+    let (status, body) = api.get("/api/v1/workers", "?target=t").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["polled_at"], at(secs(170)).to_rfc3339());
+    let workers = body["workers"].as_array().unwrap();
+    let ids: Vec<&str> = workers
+        .iter()
+        .map(|w| w["worker_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["101", "102"]);
+    assert_eq!(workers[0]["reliability"], 0.5);
+    assert_eq!(workers[0]["class"], "ready");
+    // The simulator derates perf by reliability: 200 at 0.99.
+    assert_eq!(workers[1]["perf"], 198.0);
+    let (_, targets) = api.get("/api/v1/targets", "").await;
+    let replace = &targets["targets"][0]["recommendation"]["replace"];
+    for worker in workers {
+        assert_eq!(
+            worker["replace"],
+            json!(replace.as_array().unwrap().contains(&worker["worker_id"])),
+            "{worker}"
+        );
+    }
+    assert_eq!(targets["targets"][0]["poll_interval_seconds"], 10.0);
+}
+
+#[tokio::test]
+async fn chart_endpoints_name_the_parameter_at_fault() {
+    let api = Api::spawn(false).await;
+    api.run(0, 0).await;
+    for (template, query, parameter) in [
+        ("/api/v1/series", "", "target"),
+        ("/api/v1/series", "?target=nope", "target"),
+        ("/api/v1/series", "?target=t&step=soon", "step"),
+        ("/api/v1/series", "?target=t&since=1m&until=2h", "since"),
+        ("/api/v1/alerts/intervals", "?target=t&step=1m", "step"),
+        ("/api/v1/workers", "?since=1h&target=t", "since"),
+    ] {
+        let (status, body) = api.get(template, query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{template}{query}: {body}");
+        assert_eq!(body["parameter"], parameter, "{template}{query}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn the_page_and_its_assets_are_open_while_its_data_needs_the_token() {
+    let api = Api::spawn(true).await;
+    api.run(0, 0).await;
+    let page = reqwest::get(format!("{}/", api.base)).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    for asset in ["page.js", "page.css", "uPlot.iife.min.js", "uPlot.min.css"] {
+        assert!(html.contains(&format!("assets/{asset}")), "{asset}");
+        let response = reqwest::get(format!("{}/assets/{asset}", api.base))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+    }
+    let missing = reqwest::get(format!("{}/assets/nope.js", api.base))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no CDN"
+    );
+    for path in ["/api/v1/series?target=t", "/api/v1/workers?target=t"] {
+        let response = reqwest::get(format!("{}{path}", api.base)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn every_documented_operation_is_exercised_by_these_tests() {
     // Keep this list in step with the tests above: it fails when the document gains an
     // operation no test checks against a real answer.
@@ -878,6 +1028,10 @@ async fn every_documented_operation_is_exercised_by_these_tests() {
         ("/api/v1/targets", &["get"][..]),
         ("/api/v1/alerts", &["get"][..]),
         ("/api/v1/history", &["get"][..]),
+        ("/api/v1/series", &["get"][..]),
+        ("/api/v1/alerts/intervals", &["get"][..]),
+        ("/api/v1/workers", &["get"][..]),
+        ("/", &["get"][..]),
         ("/api/v1/notifications", &["get"][..]),
         ("/api/v1/silences", &["get", "post"][..]),
         ("/api/v1/silences/{id}", &["delete"][..]),

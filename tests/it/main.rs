@@ -11,6 +11,7 @@ mod notify;
 mod notify_cli;
 mod notify_crash;
 mod openapi;
+mod page;
 mod polling;
 mod receiver;
 mod reload;
