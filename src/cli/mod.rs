@@ -333,7 +333,11 @@ async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
         let state = crate::api::ApiState::new(service.daemon(), service.reload_sender());
         let router = crate::api::router(state);
         match listener.local_addr() {
-            Ok(address) => tracing::info!(address = %address, "HTTP API listening."),
+            Ok(address) => tracing::info!(
+                address = %address,
+                page = %format!("http://{address}/"),
+                "HTTP API listening."
+            ),
             Err(_) => tracing::info!(address = ?listen, "HTTP API listening."),
         }
         let mut stopped = stopped.clone();

@@ -176,11 +176,17 @@ fn the_demo_runs_with_no_setup_and_leaves_a_database_to_query() {
         "60",
         "--dir",
         dir.path().to_str().expect("utf-8"),
+        "--listen",
+        "127.0.0.1:0",
     ]));
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains("vastwatch demo: scenario `tour`"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("status page: http://127.0.0.1:"),
+        "the page's URL: {stdout}"
     );
     assert!(stdout.contains("workers"), "no poll lines: {stdout}");
     assert!(stdout.contains("Demo finished:"), "{stdout}");

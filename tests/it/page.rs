@@ -214,3 +214,16 @@ async fn a_report_is_one_file_that_renders_without_a_server() {
     .await;
     assert!(screenshot.exists());
 }
+
+#[tokio::test]
+async fn with_a_token_configured_the_page_asks_for_it_before_showing_data() {
+    let api = Api::spawn(true).await;
+    api.run(0, 10).await;
+    let visit = visit(&format!("{}/", api.base), "--dump-dom").await;
+    let dom = &visit.dom;
+    assert!(
+        dom.contains("<dialog id=\"token-dialog\" open=\"\">"),
+        "the token dialog is open: {dom}"
+    );
+    assert!(!dom.contains("data-rendered"), "no data without the token");
+}
