@@ -150,7 +150,8 @@ impl Daemon {
         store.sync_targets(&specs).await?;
         let client = VastClient::new(&config.api)?;
         let semaphore = Arc::new(Semaphore::new(config.api.concurrency));
-        let engine = resume_engine(&config, rules, &store, clock.now()).await?;
+        let (engine, orphans) = resume_engine(&config, rules, &store, clock.now()).await?;
+        retire(&store, &orphans, clock.now()).await?;
         let recommendations = config
             .targets
             .iter()
@@ -577,29 +578,16 @@ pub fn new_engine(config: &Config, rules: RuleSet, now: Timestamp) -> Engine {
 }
 
 /// Builds the rule engine and resumes it: alert timers from `alerts`, history windows and
-/// runs of failed polls from `polls`.
+/// runs of failed polls from `polls`. Also returns the stored active instances it did not
+/// take back, because no configured rule or target produces them any more.
 pub(crate) async fn resume_engine(
     config: &Config,
     rules: RuleSet,
     store: &Store,
     now: Timestamp,
-) -> Result<Engine, StoreError> {
+) -> Result<(Engine, Vec<AlertRecord>), StoreError> {
     let mut engine = new_engine(config, rules, now);
     let orphans = engine.restore_alerts(store.active_alerts().await?);
-    let retired: Vec<AlertChange> = orphans
-        .iter()
-        .filter_map(|alert| AlertChange::retire(alert, now))
-        .collect();
-    store.record_alert_changes(&retired).await?;
-    for change in &retired {
-        info!(
-            alertname = %change.record.alertname,
-            target = %change.record.target,
-            worker_id = change.record.worker_id,
-            to = %change.record.lifecycle.state,
-            "Alert ended: no configured rule or target produces it any more."
-        );
-    }
     for row in store.latest_recommendations().await? {
         engine.restore_recommendation(&row.target, row.recommendation);
     }
@@ -624,7 +612,28 @@ pub(crate) async fn resume_engine(
         let failures_in_a_row = recent.iter().rev().take_while(|poll| !poll.is_ok()).count() as u32;
         engine.restore_history(&target.name, &records, failures_in_a_row);
     }
-    Ok(engine)
+    Ok((engine, orphans))
+}
+
+/// Ends stored active instances that no configured rule or target produces any more (a
+/// rule or target was removed, or its labels changed): they resolve, and notify, instead
+/// of firing forever.
+async fn retire(store: &Store, orphans: &[AlertRecord], now: Timestamp) -> Result<(), StoreError> {
+    let retired: Vec<AlertChange> = orphans
+        .iter()
+        .filter_map(|alert| AlertChange::retire(alert, now))
+        .collect();
+    store.record_alert_changes(&retired).await?;
+    for change in &retired {
+        info!(
+            alertname = %change.record.alertname,
+            target = %change.record.target,
+            worker_id = change.record.worker_id,
+            to = %change.record.lifecycle.state,
+            "Alert ended: no configured rule or target produces it any more."
+        );
+    }
+    Ok(())
 }
 
 /// A configured target as the rule engine sees it.
