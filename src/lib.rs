@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod poll;
