@@ -4,6 +4,7 @@
 //! and the series of a worker or target that left vanish with it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -407,8 +408,48 @@ const CLASSES: [(StateClass, Option<FleetNumber>); 5] = [
     (StateClass::Unknown, None),
 ];
 
-/// Per-target fleet gauges, per-target fleet numbers that may be missing, alert counts and
-/// outbox depth, read from the daemon as it is now.
+/// What a scrape reads from the rule engine, copied out (snapshots by reference count) so
+/// that the engine's lock, which polls wait on, is held only for the copy.
+struct EngineView {
+    /// Each configured target's latest snapshot and the advisor's desired count.
+    fleets: Vec<(String, Option<Arc<Snapshot>>, Option<u32>)>,
+    /// Active alert instances by alertname and state; every alertname the engine can
+    /// raise has both states, 0 included, so a rule's alerts are never absent.
+    alerts: BTreeMap<(String, &'static str), u64>,
+}
+
+fn engine_view(daemon: &Daemon) -> EngineView {
+    let engine = daemon.engine();
+    let fleets = daemon
+        .config()
+        .targets
+        .iter()
+        .map(|target| {
+            (
+                target.name.clone(),
+                engine.latest_snapshot(&target.name).cloned(),
+                engine
+                    .recommendation(&target.name)
+                    .map(|recommendation| recommendation.desired_workers),
+            )
+        })
+        .collect();
+    let mut alerts: BTreeMap<(String, &'static str), u64> = engine
+        .alert_names()
+        .into_iter()
+        .flat_map(|name| [AlertState::Pending, AlertState::Firing].map(|state| (name, state)))
+        .map(|(name, state)| ((name.to_string(), state.as_str()), 0))
+        .collect();
+    for alert in engine.active_alerts() {
+        *alerts
+            .entry((alert.alertname.clone(), alert.lifecycle.state.as_str()))
+            .or_default() += 1;
+    }
+    EngineView { fleets, alerts }
+}
+
+/// Per-target fleet gauges, alert counts and outbox depth, read from the daemon as it is
+/// now, and the per-worker series when the config asks for them.
 fn scrape_registry(daemon: &Daemon, pending: &BTreeMap<String, u64>) -> Registry {
     let mut registry = Registry::with_prefix(PREFIX);
     let workers: Family<ClassLabels, FloatGauge> = gauges(
@@ -462,19 +503,19 @@ fn scrape_registry(daemon: &Daemon, pending: &BTreeMap<String, u64>) -> Registry
         "Notifications waiting in the outbox, by receiver",
     );
 
+    let view = engine_view(daemon);
     let config = daemon.config();
     let now = daemon.clock().now();
-    let engine = daemon.engine();
-    for target in &config.targets {
+    for (target, snapshot, desired_workers) in &view.fleets {
         let label = TargetLabels {
-            target: target.name.clone(),
+            target: target.clone(),
         };
-        if let Some(recommendation) = engine.recommendation(&target.name) {
+        if let Some(desired_workers) = desired_workers {
             desired
                 .get_or_create(&label)
-                .set(f64::from(recommendation.desired_workers));
+                .set(f64::from(*desired_workers));
         }
-        let Some(snapshot) = engine.latest_snapshot(&target.name) else {
+        let Some(snapshot) = snapshot else {
             continue;
         };
         age.get_or_create(&label)
@@ -488,7 +529,7 @@ fn scrape_registry(daemon: &Daemon, pending: &BTreeMap<String, u64>) -> Registry
             classified += count;
             workers
                 .get_or_create(&ClassLabels {
-                    target: target.name.clone(),
+                    target: target.clone(),
                     class: class.as_str(),
                 })
                 .set(count);
@@ -500,25 +541,13 @@ fn scrape_registry(daemon: &Daemon, pending: &BTreeMap<String, u64>) -> Registry
         }
     }
 
-    // Every alertname shows both states, 0 included, so a rule's alerts are never absent.
-    let mut alert_counts: BTreeMap<(&str, &'static str), u64> = engine
-        .alert_names()
-        .into_iter()
-        .flat_map(|name| [AlertState::Pending, AlertState::Firing].map(|state| (name, state)))
-        .map(|(name, state)| ((name, state.as_str()), 0))
-        .collect();
-    for alert in engine.active_alerts() {
-        *alert_counts
-            .entry((alert.alertname.as_str(), alert.lifecycle.state.as_str()))
-            .or_default() += 1;
-    }
-    for ((alertname, state), count) in alert_counts {
+    for ((alertname, state), count) in &view.alerts {
         alerts
             .get_or_create(&AlertLabels {
-                alertname: alertname.to_string(),
+                alertname: alertname.clone(),
                 state,
             })
-            .set(count as f64);
+            .set(*count as f64);
     }
 
     let receivers = config
@@ -536,10 +565,10 @@ fn scrape_registry(daemon: &Daemon, pending: &BTreeMap<String, u64>) -> Registry
     }
 
     if config.metrics.per_worker {
-        let snapshots = config.targets.iter().filter_map(|target| {
-            engine
-                .latest_snapshot(&target.name)
-                .map(|snapshot| (target.name.as_str(), snapshot.as_ref()))
+        let snapshots = view.fleets.iter().filter_map(|(target, snapshot, _)| {
+            snapshot
+                .as_deref()
+                .map(|snapshot| (target.as_str(), snapshot))
         });
         register_worker_series(&mut registry, snapshots);
     }
