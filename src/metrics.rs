@@ -16,11 +16,13 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Metric, Registry};
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::model::{FailureKind, Field, PollRecord, StateClass};
 use crate::rules::AlertState;
 use crate::rules::expr::{FleetNumber, Snapshot};
+use crate::service::ReloadObserver;
 use crate::store::{AttemptRecord, StoreError};
 use crate::time::Timestamp;
 
@@ -360,6 +362,25 @@ impl Metrics {
         prometheus_text::encode(&mut text, &self.registry)?;
         prometheus_text::encode(&mut text, &scrape)?;
         Ok(text)
+    }
+}
+
+/// Records each reload's outcome in the process's metrics, at the clock's time: give it to
+/// the service with `Service::with_observer`.
+pub struct ReloadRecorder {
+    metrics: Arc<Metrics>,
+    clock: Clock,
+}
+
+impl ReloadRecorder {
+    pub fn new(metrics: Arc<Metrics>, clock: Clock) -> ReloadRecorder {
+        ReloadRecorder { metrics, clock }
+    }
+}
+
+impl ReloadObserver for ReloadRecorder {
+    fn reloaded(&self, ok: bool) {
+        self.metrics.reload_result(ok, self.clock.now());
     }
 }
 

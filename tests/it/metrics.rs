@@ -11,9 +11,10 @@ use tokio::sync::watch;
 use vastwatch::clock::Clock;
 use vastwatch::config::Config;
 use vastwatch::daemon::{Daemon, load_rules};
-use vastwatch::metrics::{CONTENT_TYPE, Metrics};
+use vastwatch::metrics::{CONTENT_TYPE, Metrics, ReloadRecorder};
 use vastwatch::notify::Silence;
 use vastwatch::notify::matcher::Matcher;
+use vastwatch::service::{FileSource, ReloadReply, Service};
 use vastwatch::sim::RunningSimulator;
 use vastwatch::store::HistoryFilter;
 
@@ -54,7 +55,9 @@ rules:
     severity: info
 "#;
 
-struct App {
+/// A config and rules in a fresh folder, polling a simulator on a manual clock, with two
+/// webhook receivers.
+struct Files {
     _dir: tempfile::TempDir,
     config_path: std::path::PathBuf,
     clock: Clock,
@@ -62,6 +65,40 @@ struct App {
     /// Receives every alert; `quiet` receives them too (the default route goes to both).
     ops: Receiver,
     quiet: Receiver,
+}
+
+impl Files {
+    /// `extra` is added to the config's top level.
+    async fn write(extra: &str) -> Files {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let clock = Clock::manual(T0);
+        let simulator = start_simulator(SCENARIO, &clock, TEST_KEY).await;
+        let ops = Receiver::start().await;
+        let quiet = Receiver::start().await;
+        let config_path = write_config_with_rules(
+            dir.path(),
+            &simulator.base_url(),
+            RULES,
+            &format!(
+                "notify:\n  group_wait: 10s\n  receivers:\n    - name: ops\n      webhook: {{url: \"{}\"}}\n    - name: quiet\n      webhook: {{url: \"{}\"}}\n{extra}",
+                ops.url(),
+                quiet.url()
+            ),
+        );
+        Files {
+            _dir: dir,
+            config_path,
+            clock,
+            _simulator: simulator,
+            ops,
+            quiet,
+        }
+    }
+}
+
+/// A daemon on [`Files`], stepped by hand.
+struct App {
+    files: Files,
     daemon: Daemon,
     stop: watch::Receiver<bool>,
     _stop_sender: watch::Sender<bool>,
@@ -79,30 +116,12 @@ async fn start_daemon(path: &Path, clock: &Clock, metrics: Arc<Metrics>) -> Daem
 impl App {
     /// `extra` is added to the config's top level.
     async fn spawn(extra: &str) -> App {
-        let dir = tempfile::TempDir::new().expect("temp dir");
-        let clock = Clock::manual(T0);
-        let simulator = start_simulator(SCENARIO, &clock, TEST_KEY).await;
-        let ops = Receiver::start().await;
-        let quiet = Receiver::start().await;
-        let config_path = write_config_with_rules(
-            dir.path(),
-            &simulator.base_url(),
-            RULES,
-            &format!(
-                "notify:\n  group_wait: 10s\n  receivers:\n    - name: ops\n      webhook: {{url: \"{}\"}}\n    - name: quiet\n      webhook: {{url: \"{}\"}}\n{extra}",
-                ops.url(),
-                quiet.url()
-            ),
-        );
-        let daemon = start_daemon(&config_path, &clock, Arc::new(Metrics::new(T0))).await;
+        let files = Files::write(extra).await;
+        let daemon =
+            start_daemon(&files.config_path, &files.clock, Arc::new(Metrics::new(T0))).await;
         let (stop_sender, stop) = watch::channel(false);
         App {
-            _dir: dir,
-            config_path,
-            clock,
-            _simulator: simulator,
-            ops,
-            quiet,
+            files,
             daemon,
             stop,
             _stop_sender: stop_sender,
@@ -110,7 +129,7 @@ impl App {
     }
 
     async fn tick(&self, second: u64) {
-        self.clock.set(at(secs(second)));
+        self.files.clock.set(at(secs(second)));
         self.daemon.tick_once(at(secs(second)), &self.stop).await;
     }
 
@@ -137,7 +156,7 @@ async fn metrics_report_fleets_alerts_polls_and_notifications_and_survive_a_relo
     for second in [0, 10, 20] {
         app.tick(second).await;
     }
-    app.clock.set(at(secs(25)));
+    app.files.clock.set(at(secs(25)));
     let page = app.scrape().await;
     let value = |name: &str, labels: &[(&str, &str)]| {
         page.value(name, labels)
@@ -268,7 +287,7 @@ async fn metrics_report_fleets_alerts_polls_and_notifications_and_survive_a_relo
         Some(2.0)
     );
     app.daemon.notify_pass(false).await.expect("delivery");
-    assert_eq!(app.ops.accepted().len(), 2);
+    assert_eq!(app.files.ops.accepted().len(), 2);
     let delivered = app.scrape().await;
     assert_eq!(
         delivered.value("vastwatch_outbox_pending_notifications", &receiver),
@@ -309,17 +328,14 @@ async fn metrics_report_fleets_alerts_polls_and_notifications_and_survive_a_relo
 
     // A daemon rebuilt on the same metrics, as a reload does, carries the counters on.
     let App {
+        files,
         daemon,
-        config_path,
-        clock,
         stop,
-        _dir,
-        _simulator,
         _stop_sender,
-        ..
     } = app;
     drop(daemon);
-    let reloaded = start_daemon(&config_path, &clock, metrics).await;
+    let (config_path, clock) = (&files.config_path, &files.clock);
+    let reloaded = start_daemon(config_path, clock, metrics).await;
     clock.set(at(secs(30)));
     reloaded.tick_once(at(secs(30)), &stop).await;
     let after = parse(
@@ -356,7 +372,7 @@ async fn metrics_report_fleets_alerts_polls_and_notifications_and_survive_a_relo
 #[tokio::test(flavor = "multi_thread")]
 async fn notification_outcomes_are_counted_per_receiver() {
     let app = App::spawn("").await;
-    app.ops.answer(Answer::Status(503));
+    app.files.ops.answer(Answer::Status(503));
     let silence = Silence {
         id: "s1".into(),
         matchers: vec![Matcher::parse("alertname=FleetServing").expect("matcher")],
@@ -372,7 +388,7 @@ async fn notification_outcomes_are_counted_per_receiver() {
         .expect("silence");
     app.tick(0).await;
     app.daemon.notify_now().await.expect("notify");
-    assert_eq!(app.quiet.accepted().len(), 1);
+    assert_eq!(app.files.quiet.accepted().len(), 1);
     let page = app.scrape().await;
     let count = |receiver: &str, outcome: &str| {
         page.value(
@@ -395,6 +411,99 @@ async fn notification_outcomes_are_counted_per_receiver() {
     };
     assert_eq!(outbox("ops"), Some(1.0), "the retry waits in the outbox");
     assert_eq!(outbox("quiet"), Some(0.0));
+}
+
+/// Asks `service` for a reload, as `POST /-/reload` does, and returns its outcome.
+async fn request_reload(reload: &tokio::sync::mpsc::Sender<ReloadReply>) -> Result<(), String> {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    reload
+        .send(reply)
+        .await
+        .expect("the service takes requests");
+    outcome.await.expect("the service answers")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_keeps_one_metrics_across_reloads_and_shows_a_rejected_one() {
+    let files = Files::write("").await;
+    let clock = files.clock.clone();
+    let metrics = Arc::new(Metrics::new(T0));
+    let loaded = Config::load(&files.config_path, &test_env()).expect("valid config");
+    let rules = load_rules(&loaded).expect("rules load");
+    let for_each_daemon = Arc::clone(&metrics);
+    let service = Service::start(
+        Box::new(FileSource {
+            path: files.config_path.clone(),
+            env: Box::new(test_env()),
+        }),
+        loaded,
+        rules,
+        clock.clone(),
+        Box::new(move |daemon| daemon.with_metrics(Arc::clone(&for_each_daemon))),
+    )
+    .await
+    .expect("service starts")
+    .with_observer(Arc::new(ReloadRecorder::new(
+        Arc::clone(&metrics),
+        clock.clone(),
+    )));
+    let daemons = service.daemon();
+    let reload = service.reload_sender();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(service.run(async move {
+        let _ = stopped.await;
+    }));
+    let scrape = || async {
+        let daemon = Arc::clone(&daemons.borrow());
+        assert!(Arc::ptr_eq(daemon.metrics(), &metrics));
+        parse(&metrics.render(&daemon).await.expect("metrics render"))
+    };
+    let status = |page: &Exposition| {
+        (
+            page.value("vastwatch_config_last_reload_successful", &[]),
+            page.value(
+                "vastwatch_config_last_reload_success_timestamp_seconds",
+                &[],
+            ),
+        )
+    };
+    assert_eq!(
+        status(&scrape().await),
+        (Some(1.0), Some(T0.unix_secs_f64()))
+    );
+
+    let good = std::fs::read_to_string(&files.config_path).expect("config");
+    std::fs::write(&files.config_path, format!("{good}shedule: 5s\n")).expect("break config");
+    clock.set(at(secs(30)));
+    assert!(request_reload(&reload).await.is_err());
+    assert_eq!(
+        status(&scrape().await),
+        (Some(0.0), Some(T0.unix_secs_f64()))
+    );
+
+    let with_u = good.replace("targets:\n", "targets:\n  - name: u\n    endpoint: 1\n");
+    std::fs::write(&files.config_path, with_u).expect("fix config");
+    clock.set(at(secs(60)));
+    request_reload(&reload)
+        .await
+        .expect("the fixed config loads");
+    let page = scrape().await;
+    assert_eq!(
+        status(&page),
+        (Some(1.0), Some(at(secs(60)).unix_secs_f64()))
+    );
+    // The new daemon records into the same metrics, with the new target's series ready.
+    assert_eq!(
+        page.value(
+            "vastwatch_polls_total",
+            &[("target", "u"), ("outcome", "ok")]
+        ),
+        Some(0.0)
+    );
+    let _ = stop.send(());
+    task.await
+        .expect("service task")
+        .expect("service stops cleanly");
 }
 
 /// `(worker_id, status)` of every `vastwatch_worker_status` series.
