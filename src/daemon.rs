@@ -12,8 +12,9 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::advise::Recommendation;
-use crate::clock::Clock;
+use crate::clock::{Clock, Stopwatch};
 use crate::config::{Config, FileError, Target};
+use crate::metrics::{Metrics, SkipReason};
 use crate::model::{PollRecord, PollResult};
 use crate::notify::delivery::DeliveryWorker;
 use crate::notify::send::{ConsoleOut, SendBuildError, Sender};
@@ -124,11 +125,14 @@ pub struct Daemon {
     observer: Arc<dyn Observer>,
     notifier: Arc<Notifier>,
     sender: Sender,
+    metrics: Arc<Metrics>,
 }
 
 impl Daemon {
     /// Opens the store (applying migrations), records the configured targets, builds the
-    /// HTTP client, and resumes the rule engine from stored history and alert state.
+    /// HTTP client, and resumes the rule engine from stored history and alert state. It
+    /// records into metrics of its own until [`Daemon::with_metrics`] gives it the
+    /// process's.
     pub async fn start(
         config: Config,
         rules: RuleSet,
@@ -160,11 +164,14 @@ impl Daemon {
                 Some((target.name.clone(), recommendation.clone()))
             })
             .collect();
+        let metrics = Arc::new(Metrics::new(clock.now()));
+        metrics.prepare(&config);
         let notifier = Notifier::start(
             store.clone(),
             Arc::new(config.notify.clone()),
             clock.clone(),
             recommendations,
+            Arc::clone(&metrics),
         )
         .await?;
         Ok(Daemon {
@@ -178,7 +185,17 @@ impl Daemon {
             observer: Arc::new(Silent),
             notifier: Arc::new(notifier),
             sender: Sender::new(ConsoleOut::Stdout)?,
+            metrics,
         })
+    }
+
+    /// Records into `metrics` from now on: the process's one [`Metrics`], which outlives
+    /// the daemons a reload rebuilds, so counters carry on across reloads.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        metrics.prepare(&self.config);
+        self.notifier.set_metrics(Arc::clone(&metrics));
+        self.metrics = metrics;
+        self
     }
 
     /// Sends console notifications somewhere other than stdout (tests, the demo).
@@ -208,6 +225,7 @@ impl Daemon {
                     .delivery_wake(&receiver.name)
                     .unwrap_or_default(),
                 stats: Arc::clone(self.notifier.stats()),
+                metrics: Arc::clone(&self.metrics),
             })
             .collect()
     }
@@ -232,7 +250,7 @@ impl Daemon {
         Ok((report, attempts))
     }
 
-    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+    pub(crate) fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
         self.engine
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -274,6 +292,11 @@ impl Daemon {
         self.poller.is_backing_off(target, at)
     }
 
+    /// The metrics this daemon records into; `render` them for `GET /metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Polls every target that is due at `at` and stores the results. Returns once every
     /// started poll has been stored. Polls stop early (unstored) when `stop` turns true.
     pub async fn tick_once(&self, at: Timestamp, stop: &watch::Receiver<bool>) -> TickReport {
@@ -294,6 +317,8 @@ impl Daemon {
                 }
                 PollDecision::SkipInFlight => {
                     self.stats.skipped_in_flight.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .poll_skipped(&target.name, SkipReason::InFlight);
                     self.stats.missed_ticks.fetch_add(1, Ordering::Relaxed);
                     warn!(target = %target.name, tick = %at, "Previous poll still running; this tick is missed for the target.");
                     report.skipped_in_flight.push(target.name.clone());
@@ -302,6 +327,8 @@ impl Daemon {
                     self.stats
                         .skipped_backing_off
                         .fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .poll_skipped(&target.name, SkipReason::BackingOff);
                     debug!(target = %target.name, until = %until, "Backing off after a 429; poll skipped.");
                     report.skipped_backing_off.push(target.name.clone());
                 }
@@ -360,9 +387,20 @@ impl Daemon {
     /// Evaluates the batch's polls, stores polls and alert changes in one transaction, and
     /// only then commits the evaluations to the engine, so memory never runs ahead of disk.
     async fn write_batch(&self, batch: Vec<PollRecord>, report: &mut TickReport) {
+        for record in &batch {
+            self.metrics.poll_completed(record);
+        }
         let evaluations: Vec<_> = {
             let mut engine = self.engine();
-            batch.iter().map(|record| engine.evaluate(record)).collect()
+            batch
+                .iter()
+                .map(|record| {
+                    let stopwatch = Stopwatch::start();
+                    let evaluation = engine.evaluate(record);
+                    self.metrics.evaluation_took(stopwatch.elapsed());
+                    evaluation
+                })
+                .collect()
         };
         let stored = self
             .store
@@ -422,6 +460,7 @@ impl Daemon {
             }
             Err(store_error) => {
                 self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.store_write_failed();
                 error!(error = %store_error, polls = batch.len(), "Could not store polls; their evaluation is dropped.");
                 let mut engine = self.engine();
                 for evaluation in evaluations {

@@ -61,6 +61,19 @@ pub fn write_config(dir: &Path, base_url: &str, api: &str, targets: &str, extra:
     path
 }
 
+/// Writes `rules` to `rules.yaml` in `dir` and a config that loads it, with one endpoint
+/// target `t` (id 1) polled every 10 s; `extra` adds YAML at the top level.
+pub fn write_config_with_rules(dir: &Path, base_url: &str, rules: &str, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("rules.yaml"), rules).expect("rules file");
+    write_config(
+        dir,
+        base_url,
+        "",
+        "  - name: t\n    endpoint: 1\n",
+        &format!("rules: [rules.yaml]\n{extra}"),
+    )
+}
+
 pub fn test_env() -> BTreeMap<String, String> {
     BTreeMap::from([("TEST_VAST_KEY".to_string(), TEST_KEY.to_string())])
 }
