@@ -203,6 +203,7 @@ pub fn spawn_run(config: &Path) -> std::process::Child {
 /// The stderr lines of a child process, collected by a thread as they arrive.
 pub struct StderrLines {
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl StderrLines {
@@ -212,16 +213,18 @@ impl StderrLines {
         let stderr = child.stderr.take().expect("stderr is piped");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = std::sync::Arc::clone(&lines);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 sink.lock().expect("lines").push(line);
             }
         });
-        StderrLines { lines }
+        StderrLines { lines, reader }
     }
 
-    pub fn text(&self) -> String {
+    /// Everything the child wrote, once it has exited and its stderr is read to the end.
+    pub fn finish(self) -> String {
+        let _ = self.reader.join();
         self.lines.lock().expect("lines").join("\n")
     }
 

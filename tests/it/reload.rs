@@ -426,7 +426,7 @@ async fn the_running_binary_reloads_on_sighup_and_on_post_reload() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().expect("wait");
-    let log = stderr.text();
+    let log = stderr.finish();
     assert!(
         after_refusal.contains("vastwatch_config_last_reload_successful 0"),
         "{after_refusal}"
