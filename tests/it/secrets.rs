@@ -15,6 +15,30 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|window| window == needle.as_bytes())
 }
 
+/// Asserts that no secret is in `output` or in any file of `dir` but the config and rules
+/// (which name the variables, not the values).
+fn assert_nowhere(secrets: &[&str], output: &[u8], dir: &std::path::Path) {
+    for secret in secrets {
+        assert!(
+            !contains(output, secret),
+            "{secret} leaked into output:\n{}",
+            String::from_utf8_lossy(output)
+        );
+        for entry in std::fs::read_dir(dir).expect("list dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|ext| ext == "yaml") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read file");
+            assert!(
+                !contains(&bytes, secret),
+                "{secret} leaked into {}",
+                path.display()
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_appear_in_no_log_line_output_or_database_byte() {
     let clock = Clock::manual(T0);
@@ -60,21 +84,7 @@ async fn keys_appear_in_no_log_line_output_or_database_byte() {
         text.contains("TRACE") || text.contains("\"level\":\"TRACE\""),
         "trace logging was on"
     );
-    for key in [SERVED_KEY, WRONG_KEY] {
-        assert!(!contains(&joined, key), "{key} leaked into output");
-        for entry in std::fs::read_dir(dir.path()).expect("list dir") {
-            let path = entry.expect("entry").path();
-            let bytes = std::fs::read(&path).expect("read file");
-            if path.extension().is_some_and(|ext| ext == "yaml") {
-                continue;
-            }
-            assert!(
-                !contains(&bytes, key),
-                "{key} leaked into {}",
-                path.display()
-            );
-        }
-    }
+    assert_nowhere(&[SERVED_KEY, WRONG_KEY], &joined, dir.path());
     simulator.shutdown().await.expect("shutdown");
 }
 
@@ -138,24 +148,11 @@ async fn notification_secrets_appear_in_no_log_line_output_or_database_byte() {
     let joined: Vec<u8> = transcripts.concat();
     let text = String::from_utf8_lossy(&joined);
     assert!(text.contains("not delivered"), "{text}");
-    for secret in [HOOK_SECRET, URL_TOKEN, SMTP_PASSWORD] {
-        assert!(
-            !contains(&joined, secret),
-            "{secret} leaked into output:\n{text}"
-        );
-        for entry in std::fs::read_dir(dir.path()).expect("list dir") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|ext| ext == "yaml") {
-                continue;
-            }
-            let bytes = std::fs::read(&path).expect("read file");
-            assert!(
-                !contains(&bytes, secret),
-                "{secret} leaked into {}",
-                path.display()
-            );
-        }
-    }
+    assert_nowhere(
+        &[HOOK_SECRET, URL_TOKEN, SMTP_PASSWORD],
+        &joined,
+        dir.path(),
+    );
     simulator.shutdown().await.expect("shutdown");
 }
 
@@ -239,23 +236,10 @@ async fn the_api_token_appears_in_no_log_line_response_or_database_byte() {
         String::from_utf8_lossy(&everything).contains("DEBUG"),
         "verbose logging was on"
     );
-    for secret in [API_TOKEN, WRONG_TOKEN, SERVED_KEY] {
-        assert!(
-            !contains(&everything, secret),
-            "{secret} leaked into an answer or log"
-        );
-        for entry in std::fs::read_dir(dir.path()).expect("list dir") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|ext| ext == "yaml") {
-                continue;
-            }
-            let bytes = std::fs::read(&path).expect("read file");
-            assert!(
-                !contains(&bytes, secret),
-                "{secret} leaked into {}",
-                path.display()
-            );
-        }
-    }
+    assert_nowhere(
+        &[API_TOKEN, WRONG_TOKEN, SERVED_KEY],
+        &everything,
+        dir.path(),
+    );
     simulator.shutdown().await.expect("shutdown");
 }
