@@ -1,5 +1,7 @@
 //! The one source of time: real in `run`, accelerated in the demo and simulator, manual in
 //! tests. Nothing else in vastwatch reads the system time or sleeps on its own.
+//! [`Stopwatch`] is the one exception, and only for telemetry: it measures how long work
+//! took on the machine, whatever the clock says, and nothing decides anything by it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -131,6 +133,21 @@ impl Clock {
                 now.send_replace(time);
             }
         }
+    }
+}
+
+/// How long a piece of work took in real time, for duration metrics. The evaluation
+/// histogram wants CPU cost, which a manual or accelerated clock would hide.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(Instant);
+
+impl Stopwatch {
+    pub fn start() -> Stopwatch {
+        Stopwatch(Instant::now())
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
     }
 }
 

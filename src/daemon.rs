@@ -12,8 +12,9 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::advise::Recommendation;
-use crate::clock::Clock;
+use crate::clock::{Clock, Stopwatch};
 use crate::config::{Config, FileError, Target};
+use crate::metrics::{Metrics, SkipReason};
 use crate::model::{PollRecord, PollResult};
 use crate::notify::delivery::DeliveryWorker;
 use crate::notify::send::{ConsoleOut, SendBuildError, Sender};
@@ -124,11 +125,14 @@ pub struct Daemon {
     observer: Arc<dyn Observer>,
     notifier: Arc<Notifier>,
     sender: Sender,
+    metrics: Arc<Metrics>,
 }
 
 impl Daemon {
     /// Opens the store (applying migrations), records the configured targets, builds the
-    /// HTTP client, and resumes the rule engine from stored history and alert state.
+    /// HTTP client, and resumes the rule engine from stored history and alert state. It
+    /// records into metrics of its own until [`Daemon::with_metrics`] gives it the
+    /// process's.
     pub async fn start(
         config: Config,
         rules: RuleSet,
@@ -150,7 +154,8 @@ impl Daemon {
         store.sync_targets(&specs).await?;
         let client = VastClient::new(&config.api)?;
         let semaphore = Arc::new(Semaphore::new(config.api.concurrency));
-        let engine = resume_engine(&config, rules, &store, clock.now()).await?;
+        let (engine, orphans) = resume_engine(&config, rules, &store, clock.now()).await?;
+        retire(&store, &orphans, clock.now()).await?;
         let recommendations = config
             .targets
             .iter()
@@ -159,11 +164,14 @@ impl Daemon {
                 Some((target.name.clone(), recommendation.clone()))
             })
             .collect();
+        let metrics = Arc::new(Metrics::new(clock.now()));
+        metrics.prepare(&config);
         let notifier = Notifier::start(
             store.clone(),
             Arc::new(config.notify.clone()),
             clock.clone(),
             recommendations,
+            Arc::clone(&metrics),
         )
         .await?;
         Ok(Daemon {
@@ -177,7 +185,17 @@ impl Daemon {
             observer: Arc::new(Silent),
             notifier: Arc::new(notifier),
             sender: Sender::new(ConsoleOut::Stdout)?,
+            metrics,
         })
+    }
+
+    /// Records into `metrics` from now on: the process's one [`Metrics`], which outlives
+    /// the daemons a reload rebuilds, so counters carry on across reloads.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        metrics.prepare(&self.config);
+        self.notifier.set_metrics(Arc::clone(&metrics));
+        self.metrics = metrics;
+        self
     }
 
     /// Sends console notifications somewhere other than stdout (tests, the demo).
@@ -207,6 +225,7 @@ impl Daemon {
                     .delivery_wake(&receiver.name)
                     .unwrap_or_default(),
                 stats: Arc::clone(self.notifier.stats()),
+                metrics: Arc::clone(&self.metrics),
             })
             .collect()
     }
@@ -231,7 +250,7 @@ impl Daemon {
         Ok((report, attempts))
     }
 
-    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+    pub(crate) fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
         self.engine
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -273,6 +292,11 @@ impl Daemon {
         self.poller.is_backing_off(target, at)
     }
 
+    /// The metrics this daemon records into; `render` them for `GET /metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Polls every target that is due at `at` and stores the results. Returns once every
     /// started poll has been stored. Polls stop early (unstored) when `stop` turns true.
     pub async fn tick_once(&self, at: Timestamp, stop: &watch::Receiver<bool>) -> TickReport {
@@ -293,6 +317,8 @@ impl Daemon {
                 }
                 PollDecision::SkipInFlight => {
                     self.stats.skipped_in_flight.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .poll_skipped(&target.name, SkipReason::InFlight);
                     self.stats.missed_ticks.fetch_add(1, Ordering::Relaxed);
                     warn!(target = %target.name, tick = %at, "Previous poll still running; this tick is missed for the target.");
                     report.skipped_in_flight.push(target.name.clone());
@@ -301,6 +327,8 @@ impl Daemon {
                     self.stats
                         .skipped_backing_off
                         .fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .poll_skipped(&target.name, SkipReason::BackingOff);
                     debug!(target = %target.name, until = %until, "Backing off after a 429; poll skipped.");
                     report.skipped_backing_off.push(target.name.clone());
                 }
@@ -359,9 +387,20 @@ impl Daemon {
     /// Evaluates the batch's polls, stores polls and alert changes in one transaction, and
     /// only then commits the evaluations to the engine, so memory never runs ahead of disk.
     async fn write_batch(&self, batch: Vec<PollRecord>, report: &mut TickReport) {
+        for record in &batch {
+            self.metrics.poll_completed(record);
+        }
         let evaluations: Vec<_> = {
             let mut engine = self.engine();
-            batch.iter().map(|record| engine.evaluate(record)).collect()
+            batch
+                .iter()
+                .map(|record| {
+                    let stopwatch = Stopwatch::start();
+                    let evaluation = engine.evaluate(record);
+                    self.metrics.evaluation_took(stopwatch.elapsed());
+                    evaluation
+                })
+                .collect()
         };
         let stored = self
             .store
@@ -421,6 +460,7 @@ impl Daemon {
             }
             Err(store_error) => {
                 self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.store_write_failed();
                 error!(error = %store_error, polls = batch.len(), "Could not store polls; their evaluation is dropped.");
                 let mut engine = self.engine();
                 for evaluation in evaluations {
@@ -577,29 +617,16 @@ pub fn new_engine(config: &Config, rules: RuleSet, now: Timestamp) -> Engine {
 }
 
 /// Builds the rule engine and resumes it: alert timers from `alerts`, history windows and
-/// runs of failed polls from `polls`.
+/// runs of failed polls from `polls`. Also returns the stored active instances it did not
+/// take back, because no configured rule or target produces them any more.
 pub(crate) async fn resume_engine(
     config: &Config,
     rules: RuleSet,
     store: &Store,
     now: Timestamp,
-) -> Result<Engine, StoreError> {
+) -> Result<(Engine, Vec<AlertRecord>), StoreError> {
     let mut engine = new_engine(config, rules, now);
     let orphans = engine.restore_alerts(store.active_alerts().await?);
-    let retired: Vec<AlertChange> = orphans
-        .iter()
-        .filter_map(|alert| AlertChange::retire(alert, now))
-        .collect();
-    store.record_alert_changes(&retired).await?;
-    for change in &retired {
-        info!(
-            alertname = %change.record.alertname,
-            target = %change.record.target,
-            worker_id = change.record.worker_id,
-            to = %change.record.lifecycle.state,
-            "Alert ended: no configured rule or target produces it any more."
-        );
-    }
     for row in store.latest_recommendations().await? {
         engine.restore_recommendation(&row.target, row.recommendation);
     }
@@ -624,7 +651,28 @@ pub(crate) async fn resume_engine(
         let failures_in_a_row = recent.iter().rev().take_while(|poll| !poll.is_ok()).count() as u32;
         engine.restore_history(&target.name, &records, failures_in_a_row);
     }
-    Ok(engine)
+    Ok((engine, orphans))
+}
+
+/// Ends stored active instances that no configured rule or target produces any more (a
+/// rule or target was removed, or its labels changed): they resolve, and notify, instead
+/// of firing forever.
+async fn retire(store: &Store, orphans: &[AlertRecord], now: Timestamp) -> Result<(), StoreError> {
+    let retired: Vec<AlertChange> = orphans
+        .iter()
+        .filter_map(|alert| AlertChange::retire(alert, now))
+        .collect();
+    store.record_alert_changes(&retired).await?;
+    for change in &retired {
+        info!(
+            alertname = %change.record.alertname,
+            target = %change.record.target,
+            worker_id = change.record.worker_id,
+            to = %change.record.lifecycle.state,
+            "Alert ended: no configured rule or target produces it any more."
+        );
+    }
+    Ok(())
 }
 
 /// A configured target as the rule engine sees it.

@@ -4,7 +4,8 @@
 //! The modules follow the data flow: [`schedule`] ticks, [`poll`] fetches worker lists,
 //! [`store`] keeps them, [`rules`] alert on them, [`advise`] recommends how to scale each
 //! fleet, and (in a later stage) `notify` delivers alerts.
-//! [`config`], [`api`], [`sim`] and [`cli`] sit beside the flow. See ARCHITECTURE.md for the map.
+//! [`config`], [`api`], [`metrics`], [`sim`] and [`cli`] sit beside the flow. See
+//! ARCHITECTURE.md for the map.
 
 pub mod advise;
 pub mod api;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod poll;

@@ -58,6 +58,7 @@ pub fn routes(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics))
         .route("/-/reload", post(probes::reload))
         .route("/api/v1/targets", get(v1::targets))
         .route("/api/v1/alerts", get(v1::alerts))

@@ -1,10 +1,12 @@
-//! `/healthz`, `/readyz` and `POST /-/reload`.
+//! `/healthz`, `/readyz`, `/metrics` and `POST /-/reload`.
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -17,6 +19,21 @@ const READY_WITHIN_INTERVALS: u32 = 3;
 /// 200 while the process runs: it answers, so it lives.
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// The Prometheus text page of the current daemon's metrics (docs/metrics.md).
+pub async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let daemon = state.daemon();
+    match daemon.metrics().render(&daemon).await {
+        Ok(text) => Ok(([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()),
+        Err(error) => {
+            tracing::warn!(error = %error, "A metrics scrape failed.");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error.to_string(),
+            ))
+        }
+    }
 }
 
 /// 200 when the database takes writes and every target had a poll attempt within three

@@ -25,7 +25,8 @@ pub async fn advise(args: AdviseArgs) -> Result<ExitStatus, CliError> {
     let config = load_config_offline(&args.config)?;
     let store = open_existing(&config).await?;
     let now = Clock::real().now();
-    let engine = resume_engine(&config, RuleSet::empty(), &store, now).await?;
+    // Without rules every stored alert is an orphan; a reader leaves them alone.
+    let (engine, _) = resume_engine(&config, RuleSet::empty(), &store, now).await?;
     store.close().await?;
     let mut rows = match args.format {
         Format::Json => Rows::new(vec!["target", "recommendation"]),

@@ -13,12 +13,14 @@ mod report;
 mod rules;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock::Clock;
 use crate::config::{Config, OfflineEnvironment, ProcessEnvironment};
 use crate::daemon::{Daemon, DaemonError, load_rules};
+use crate::metrics::{Metrics, ReloadRecorder};
 use crate::model::PollResult;
 use crate::rules::RuleSet;
 use crate::service::{FileSource, Service};
@@ -320,14 +322,19 @@ async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
         path: args.config.clone(),
         env: Box::new(ProcessEnvironment),
     };
+    let clock = Clock::real();
+    // One set of metrics for the process: counters carry on across reloads.
+    let metrics = Arc::new(Metrics::new(clock.now()));
+    let each = Arc::clone(&metrics);
     let service = Service::start(
         Box::new(source),
         config,
         rules,
-        Clock::real(),
-        Box::new(|daemon| daemon),
+        clock.clone(),
+        Box::new(move |daemon| daemon.with_metrics(Arc::clone(&each))),
     )
-    .await?;
+    .await?
+    .with_observer(Arc::new(ReloadRecorder::new(metrics, clock)));
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let server = listener.map(|listener| {
         let state = crate::api::ApiState::new(service.daemon(), service.reload_sender());

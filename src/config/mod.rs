@@ -58,6 +58,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The HTTP API (SPEC §11).
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// The HTTP API's address and bearer token.
@@ -68,6 +69,13 @@ pub struct HttpConfig {
     /// The bearer token from `listen_token_env`. When set, every path but the health
     /// probes requires it, on loopback too; a non-loopback `listen` cannot go without it.
     pub token: Option<Secret>,
+}
+
+/// What `/metrics` exposes beyond the per-target and internal series.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// Series per worker of the latest poll, labelled `worker_id`. Default off.
+    pub per_worker: bool,
 }
 
 /// How to reach the Vast API.
@@ -220,6 +228,11 @@ impl Config {
             (Some(listen), true) => writeln!(out, "http:      {listen}, bearer token required"),
             (Some(listen), false) => writeln!(out, "http:      {listen}, no token"),
         };
+        let _ = writeln!(
+            out,
+            "metrics:   per-worker series {}",
+            if self.metrics.per_worker { "on" } else { "off" }
+        );
         let _ = writeln!(out, "targets:   {}", self.targets.len());
         for target in &self.targets {
             let _ = write!(
@@ -430,6 +443,12 @@ impl Validator<'_> {
             retention,
             notify,
             http,
+            metrics: MetricsConfig {
+                per_worker: raw
+                    .metrics
+                    .and_then(|metrics| metrics.per_worker)
+                    .unwrap_or(false),
+            },
         })
     }
 

@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub notify: Option<Spanned<RawNotify>>,
     /// Hot reload: whether to watch the config and rule files for changes.
     pub reload: Option<Spanned<RawReload>>,
+    /// What `/metrics` exposes.
+    pub metrics: Option<RawMetrics>,
 }
 
 /// `reload:`
@@ -58,6 +60,15 @@ where
     T: Deserialize<'de>,
 {
     T::deserialize(deserializer).map(Some)
+}
+
+/// `metrics:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Per-worker series (reliability, perf, reqs_working, load, status), one set per
+    /// worker in the latest poll. Off by default: a large fleet makes many series.
+    pub per_worker: Option<bool>,
 }
 
 /// `api:`

@@ -201,6 +201,14 @@ fn mistakes_name_the_file_line_column_and_key() {
             "targets:\n  - name: a\n    endpoint: 1\n    scaling: {cold_strat: 5m}\n",
             "4:15: unknown key `cold_strat`; did you mean `cold_start`?",
         ),
+        (
+            "metrics:\n  per_workers: true\ntargets: []\n",
+            "2:3: unknown key `per_workers`; did you mean `per_worker`?",
+        ),
+        (
+            "metrics:\n  per_worker: sometimes\ntargets: []\n",
+            "2:15: key `per_worker`: invalid boolean",
+        ),
     ] {
         let actual = load(text).err().unwrap_or_else(|| "loaded".to_string());
         if actual != format!("{FILE}:{expected}") {
@@ -252,6 +260,17 @@ fn the_summary_lists_targets_without_secrets() {
     );
     assert!(!summary.contains("key-default") && !summary.contains("key-other"));
     assert!(!format!("{config:?}").contains("key-default"));
+}
+
+#[test]
+fn per_worker_metrics_are_off_unless_asked_for_and_the_summary_says_which() {
+    let off = load("targets:\n  - name: a\n    endpoint: 1\n").expect("valid config");
+    assert!(!off.metrics.per_worker);
+    assert!(off.summary().contains("metrics:   per-worker series off\n"));
+    let on = load("metrics: {per_worker: true}\ntargets:\n  - name: a\n    endpoint: 1\n")
+        .expect("valid config");
+    assert!(on.metrics.per_worker);
+    assert!(on.summary().contains("metrics:   per-worker series on\n"));
 }
 
 #[test]

@@ -19,6 +19,7 @@ use super::notifier::NotifyStats;
 use super::receiver::Receiver;
 use super::send::{Outcome, Sender};
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::{AttemptRecord, NotificationRow, Store};
 use crate::time::Timestamp;
 
@@ -86,6 +87,7 @@ pub struct DeliveryWorker {
     pub max_age: Duration,
     pub wake: Arc<Notify>,
     pub stats: Arc<NotifyStats>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl DeliveryWorker {
@@ -131,6 +133,8 @@ impl DeliveryWorker {
                 AttemptRecord::Failed { .. } => &self.stats.failed,
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .notification_attempted(&self.receiver.name, record);
         }
         Ok(records)
     }

@@ -112,6 +112,8 @@ pub struct Muted {
     /// Whether a transition of this alert arrived since the group's last flush (the
     /// mute is then worth an info line rather than a debug one).
     pub changed: bool,
+    /// The receivers of the group's route, which the alert would have gone to.
+    pub receivers: Vec<String>,
 }
 
 /// What flushing one group decided; the caller stores it in one transaction.
@@ -313,6 +315,7 @@ impl Grouper {
                     target: member.alert.target().to_string(),
                     why,
                     changed: !member.marks.is_empty(),
+                    receivers: route.receivers.clone(),
                 });
                 continue;
             }

@@ -20,6 +20,7 @@ use super::group::{AlertSnapshot, Flush, FlushContext, Grouper};
 use super::route::NotifyConfig;
 use crate::advise::Recommendation;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::{FlushWrite, NewNotification, Store, StoreError};
 use crate::time::Timestamp;
 
@@ -66,17 +67,21 @@ pub struct Notifier {
     delivery_wakes: HashMap<String, Arc<Notify>>,
     recommendations: RwLock<BTreeMap<String, Recommendation>>,
     stats: Arc<NotifyStats>,
+    /// Replaced once, when the daemon is given the process's metrics after start.
+    metrics: RwLock<Arc<Metrics>>,
 }
 
 impl Notifier {
     /// Builds the notifier and resumes it from the database: the notification log, the
     /// alerts firing now, and the marks not yet consumed. `recommendations` are the
-    /// targets' current ones, as the resumed rule engine holds them.
+    /// targets' current ones, as the resumed rule engine holds them. Queued and muted
+    /// notifications are counted in `metrics`.
     pub async fn start(
         store: Store,
         config: Arc<NotifyConfig>,
         clock: Clock,
         recommendations: BTreeMap<String, Recommendation>,
+        metrics: Arc<Metrics>,
     ) -> Result<Notifier, StoreError> {
         let state = resume(&store, &config, clock.now()).await?;
         let delivery_wakes = config
@@ -93,11 +98,20 @@ impl Notifier {
             delivery_wakes,
             recommendations: RwLock::new(recommendations),
             stats: Arc::new(NotifyStats::default()),
+            metrics: RwLock::new(metrics),
         })
     }
 
     pub fn stats(&self) -> &Arc<NotifyStats> {
         &self.stats
+    }
+
+    /// Counts queued and muted notifications in `metrics` from now on.
+    pub fn set_metrics(&self, metrics: Arc<Metrics>) {
+        *self
+            .metrics
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = metrics;
     }
 
     /// The wake-up of a receiver's delivery worker.
@@ -191,8 +205,14 @@ impl Notifier {
             .map(|flush| self.write_of(flush, now))
             .collect();
         self.store.record_flushes(&writes, &unrouted, now).await?;
+        let metrics = Arc::clone(
+            &self
+                .metrics
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
         for (flush, write) in flushes.iter().zip(&writes) {
-            log_flush(flush, write, &self.stats);
+            log_flush(flush, write, &self.stats, &metrics);
             for notification in &write.notifications {
                 if let Some(wake) = self.delivery_wakes.get(&notification.receiver) {
                     wake.notify_one();
@@ -291,10 +311,13 @@ pub fn new_id(now: Timestamp) -> String {
     uuid::Uuid::new_v7(timestamp).to_string()
 }
 
-fn log_flush(flush: &Flush, write: &FlushWrite, stats: &NotifyStats) {
+fn log_flush(flush: &Flush, write: &FlushWrite, stats: &NotifyStats, metrics: &Metrics) {
     for mute in &flush.muted {
         if mute.changed {
             stats.muted.fetch_add(1, Ordering::Relaxed);
+            for receiver in &mute.receivers {
+                metrics.notification_muted(receiver);
+            }
             info!(
                 alertname = %mute.alertname,
                 target = %mute.target,
@@ -308,6 +331,7 @@ fn log_flush(flush: &Flush, write: &FlushWrite, stats: &NotifyStats) {
     }
     for (outgoing, row) in flush.notifications.iter().zip(&write.notifications) {
         stats.queued.fetch_add(1, Ordering::Relaxed);
+        metrics.notification_queued(&outgoing.receiver);
         info!(
             receiver = %outgoing.receiver,
             group = %flush.group_key,

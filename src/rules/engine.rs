@@ -3,7 +3,7 @@
 //! returns what changed, and [`Engine::apply`] commits it once the caller has stored it.
 //! The daemon, `vastwatch test` and `vastwatch replay` all drive this same code.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -342,6 +342,22 @@ impl Engine {
     /// The target's recommendation after the last applied poll.
     pub fn recommendation(&self, target: &str) -> Option<&Recommendation> {
         self.states.get(target)?.recommendation.as_ref()
+    }
+
+    /// The target's latest successful snapshot, as rules last read it. The history always
+    /// keeps its newest snapshot, so this is there from the first success on.
+    pub fn latest_snapshot(&self, target: &str) -> Option<&Arc<Snapshot>> {
+        self.states.get(target)?.history.back()
+    }
+
+    /// Every alertname the engine can raise: its rules' and `VastwatchTargetDown`.
+    pub fn alert_names(&self) -> BTreeSet<&str> {
+        self.rules
+            .rules
+            .iter()
+            .map(|rule| rule.name.as_str())
+            .chain([TARGET_DOWN])
+            .collect()
     }
 
     /// The recommendation for a target from its history as of `now`, without a new poll

@@ -1,7 +1,7 @@
 //! The notification tables: marks (written with the transitions that cause them), the
 //! outbox, the per-receiver notification log, and silences.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
@@ -376,6 +376,22 @@ impl Store {
         .await
         .map_err(query_error(OPERATION))?;
         rows.iter().map(notification_row).collect()
+    }
+
+    /// How many notifications wait in each receiver's outbox. Reads only the pending rows
+    /// (through `notifications_by_status`), so it stays cheap however long history is.
+    pub async fn pending_notifications(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT receiver, COUNT(*) FROM notifications WHERE status = 'pending' \
+             GROUP BY receiver",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_error("counting pending notifications"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(receiver, count)| (receiver, u64::try_from(count).unwrap_or(0)))
+            .collect())
     }
 
     /// When `receiver`'s next pending notification that is first in its group is due.

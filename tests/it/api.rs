@@ -218,6 +218,33 @@ async fn without_the_token_every_path_but_the_probes_answers_401() {
             assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
         }
     }
+    // `/metrics` is guarded the same way; Prometheus sends the token.
+    let metrics = format!("{}/metrics", api.base);
+    for token in [None, Some("wrong-token")] {
+        let mut request = api.client.get(&metrics);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token:?}");
+    }
+    let response = api
+        .client
+        .get(&metrics)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.contains("vastwatch_build_info{"), "{text}");
+    assert!(!text.contains(TOKEN));
     // An unknown path is not a way around the rule either.
     let response = reqwest::get(format!("{}/api/v1/nothing", api.base))
         .await

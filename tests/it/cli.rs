@@ -31,6 +31,10 @@ fn check_accepts_the_shipped_example_and_summarises_it() {
         stdout.contains("  - llama-prod-group (worker_group 1001)"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("metrics:   per-worker series off"),
+        "{stdout}"
+    );
     assert!(stdout.contains("config is valid"));
 }
 

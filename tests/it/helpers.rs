@@ -61,6 +61,19 @@ pub fn write_config(dir: &Path, base_url: &str, api: &str, targets: &str, extra:
     path
 }
 
+/// Writes `rules` to `rules.yaml` in `dir` and a config that loads it, with one endpoint
+/// target `t` (id 1) polled every 10 s; `extra` adds YAML at the top level.
+pub fn write_config_with_rules(dir: &Path, base_url: &str, rules: &str, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("rules.yaml"), rules).expect("rules file");
+    write_config(
+        dir,
+        base_url,
+        "",
+        "  - name: t\n    endpoint: 1\n",
+        &format!("rules: [rules.yaml]\n{extra}"),
+    )
+}
+
 pub fn test_env() -> BTreeMap<String, String> {
     BTreeMap::from([("TEST_VAST_KEY".to_string(), TEST_KEY.to_string())])
 }
@@ -190,6 +203,7 @@ pub fn spawn_run(config: &Path) -> std::process::Child {
 /// The stderr lines of a child process, collected by a thread as they arrive.
 pub struct StderrLines {
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl StderrLines {
@@ -199,16 +213,18 @@ impl StderrLines {
         let stderr = child.stderr.take().expect("stderr is piped");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = std::sync::Arc::clone(&lines);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 sink.lock().expect("lines").push(line);
             }
         });
-        StderrLines { lines }
+        StderrLines { lines, reader }
     }
 
-    pub fn text(&self) -> String {
+    /// Everything the child wrote, once it has exited and its stderr is read to the end.
+    pub fn finish(self) -> String {
+        let _ = self.reader.join();
         self.lines.lock().expect("lines").join("\n")
     }
 

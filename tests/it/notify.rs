@@ -56,14 +56,7 @@ struct App {
 }
 
 fn write_files(dir: &Path, base_url: &str, notify: &str) -> std::path::PathBuf {
-    std::fs::write(dir.join("rules.yaml"), RULES).expect("rules file");
-    write_config(
-        dir,
-        base_url,
-        "",
-        "  - name: t\n    endpoint: 1\n",
-        &format!("rules: [rules.yaml]\nnotify:\n{notify}"),
-    )
+    write_config_with_rules(dir, base_url, RULES, &format!("notify:\n{notify}"))
 }
 
 async fn daemon_for(path: &Path, clock: &Clock) -> Daemon {

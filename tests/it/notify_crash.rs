@@ -59,14 +59,12 @@ async fn a_notification_in_flight_when_the_daemon_is_killed_is_delivered_once_af
     let receiver = Receiver::start().await;
     // The first attempt hangs: the daemon dies with it in flight.
     receiver.answer(Answer::Hang);
-    std::fs::write(dir.path().join("rules.yaml"), RULES).unwrap();
-    let config_path = write_config(
+    let config_path = write_config_with_rules(
         dir.path(),
         &simulator.base_url(),
-        "",
-        "  - name: t\n    endpoint: 1\n",
+        RULES,
         &format!(
-            "rules: [rules.yaml]\nnotify:\n  group_wait: 1s\n  group_interval: 2s\n  receivers:\n    \
+            "notify:\n  group_wait: 1s\n  group_interval: 2s\n  receivers:\n    \
              - name: ops\n      webhook: {{url: \"{}\", timeout: 60s}}\n",
             receiver.url()
         ),

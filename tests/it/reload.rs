@@ -393,6 +393,17 @@ async fn the_running_binary_reloads_on_sighup_and_on_post_reload() {
         .expect("reload request");
     let refused_status = refused.status().as_u16();
     let refused_body = refused.text().await.expect("body");
+    let scrape = || async {
+        client
+            .get(format!("http://{address}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    };
+    let after_refusal = scrape().await;
     write_atomically(&dir.path().join("rules.yaml"), &rules_with(OVERLOADED_50));
     let accepted = client
         .post(format!("http://{address}/-/reload"))
@@ -409,11 +420,21 @@ async fn the_running_binary_reloads_on_sighup_and_on_post_reload() {
         .status()
         .as_u16();
 
+    let after_success = scrape().await;
+
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().expect("wait");
-    let log = stderr.text();
+    let log = stderr.finish();
+    assert!(
+        after_refusal.contains("vastwatch_config_last_reload_successful 0"),
+        "{after_refusal}"
+    );
+    assert!(
+        after_success.contains("vastwatch_config_last_reload_successful 1"),
+        "{after_success}"
+    );
     assert!(fired, "the reloaded rule fired: {log}");
     assert_eq!(refused_status, 400, "{refused_body}");
     assert!(refused_body.contains("rules.yaml:"), "{refused_body}");

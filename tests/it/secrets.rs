@@ -15,6 +15,30 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|window| window == needle.as_bytes())
 }
 
+/// Asserts that no secret is in `output` or in any file of `dir` but the config and rules
+/// (which name the variables, not the values).
+fn assert_nowhere(secrets: &[&str], output: &[u8], dir: &std::path::Path) {
+    for secret in secrets {
+        assert!(
+            !contains(output, secret),
+            "{secret} leaked into output:\n{}",
+            String::from_utf8_lossy(output)
+        );
+        for entry in std::fs::read_dir(dir).expect("list dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|ext| ext == "yaml") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read file");
+            assert!(
+                !contains(&bytes, secret),
+                "{secret} leaked into {}",
+                path.display()
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_appear_in_no_log_line_output_or_database_byte() {
     let clock = Clock::manual(T0);
@@ -60,21 +84,7 @@ async fn keys_appear_in_no_log_line_output_or_database_byte() {
         text.contains("TRACE") || text.contains("\"level\":\"TRACE\""),
         "trace logging was on"
     );
-    for key in [SERVED_KEY, WRONG_KEY] {
-        assert!(!contains(&joined, key), "{key} leaked into output");
-        for entry in std::fs::read_dir(dir.path()).expect("list dir") {
-            let path = entry.expect("entry").path();
-            let bytes = std::fs::read(&path).expect("read file");
-            if path.extension().is_some_and(|ext| ext == "yaml") {
-                continue;
-            }
-            assert!(
-                !contains(&bytes, key),
-                "{key} leaked into {}",
-                path.display()
-            );
-        }
-    }
+    assert_nowhere(&[SERVED_KEY, WRONG_KEY], &joined, dir.path());
     simulator.shutdown().await.expect("shutdown");
 }
 
@@ -138,23 +148,102 @@ async fn notification_secrets_appear_in_no_log_line_output_or_database_byte() {
     let joined: Vec<u8> = transcripts.concat();
     let text = String::from_utf8_lossy(&joined);
     assert!(text.contains("not delivered"), "{text}");
-    for secret in [HOOK_SECRET, URL_TOKEN, SMTP_PASSWORD] {
-        assert!(
-            !contains(&joined, secret),
-            "{secret} leaked into output:\n{text}"
-        );
-        for entry in std::fs::read_dir(dir.path()).expect("list dir") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|ext| ext == "yaml") {
-                continue;
+    assert_nowhere(
+        &[HOOK_SECRET, URL_TOKEN, SMTP_PASSWORD],
+        &joined,
+        dir.path(),
+    );
+    simulator.shutdown().await.expect("shutdown");
+}
+
+/// The HTTP API's bearer token and the Vast key stay out of the logs of a running daemon at
+/// trace level, out of every API answer (right, wrong and missing token, reload, metrics)
+/// and out of the database.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_token_appears_in_no_log_line_response_or_database_byte() {
+    const API_TOKEN: &str = "apitoken-SECRET-5e6f7a8b";
+    const WRONG_TOKEN: &str = "apitoken-WRONG-1b2c3d4e";
+    let clock = Clock::real();
+    let scenario =
+        "name: s\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100}]\n";
+    let simulator = start_simulator(scenario, &clock, SERVED_KEY).await;
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        &simulator.base_url(),
+        "",
+        "  - name: t\n    endpoint: 1\n",
+        "listen_token_env: API_TOKEN_ENV\n",
+    );
+    poll_every_second(&config);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vastwatch"))
+        .args(["run", "--config", config.to_str().expect("utf-8")])
+        .args(["--log-level", "trace"])
+        .env("TEST_VAST_KEY", SERVED_KEY)
+        .env("API_TOKEN_ENV", API_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn vastwatch run");
+    let stderr = StderrLines::collect(&mut child);
+    let address = stderr
+        .api_address()
+        .await
+        .expect("the API address is logged");
+    let database = dir.path().join("vastwatch.db");
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || async {
+            database.exists()
+        })
+        .await
+    );
+    vastwatch::poll::install_tls_provider();
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for (method, path) in [
+        ("GET", "/api/v1/targets"),
+        ("GET", "/api/v1/alerts"),
+        ("GET", "/api/v1/history"),
+        ("GET", "/api/v1/notifications"),
+        ("GET", "/api/v1/silences"),
+        ("GET", "/api/v1/series?target=t"),
+        ("GET", "/api/v1/alerts/intervals?target=t"),
+        ("GET", "/api/v1/workers?target=t"),
+        ("GET", "/"),
+        ("GET", "/metrics"),
+        ("GET", "/readyz"),
+        ("POST", "/-/reload"),
+    ] {
+        for token in [None, Some(WRONG_TOKEN), Some(API_TOKEN)] {
+            let url = format!("http://{address}{path}");
+            let mut request = match method {
+                "POST" => client.post(&url),
+                _ => client.get(&url),
+            };
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
             }
-            let bytes = std::fs::read(&path).expect("read file");
-            assert!(
-                !contains(&bytes, secret),
-                "{secret} leaked into {}",
-                path.display()
-            );
+            let response = request.send().await.expect("the API answers");
+            answers.push(format!("{:?}", response.headers()));
+            answers.push(response.text().await.expect("body"));
         }
     }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0));
+    let mut everything = answers.join("\n").into_bytes();
+    everything.extend(stderr.finish().into_bytes());
+    everything.extend(output.stdout);
+    assert!(
+        String::from_utf8_lossy(&everything).contains("DEBUG"),
+        "verbose logging was on"
+    );
+    assert_nowhere(
+        &[API_TOKEN, WRONG_TOKEN, SERVED_KEY],
+        &everything,
+        dir.path(),
+    );
     simulator.shutdown().await.expect("shutdown");
 }
