@@ -206,6 +206,12 @@ async fn a_report_is_one_file_that_renders_without_a_server() {
     drop(api);
     let visit_dom = visit(&format!("file://{}", out.display()), "--dump-dom").await;
     assert_rendered(&visit_dom);
+    assert!(
+        visit_dom
+            .dom
+            .contains("id=\"ranges\" role=\"group\" aria-label=\"Time range\" hidden"),
+        "a report has no range buttons"
+    );
     let screenshot = output_dir().join("status-report.png");
     visit(
         &format!("file://{}", out.display()),

@@ -332,9 +332,16 @@
         text: c.label,
         'aria-sort': c.key === key ? (descending ? 'descending' : 'ascending') : null,
       });
+      th.tabIndex = 0;
       th.onclick = () => {
         view.sort = { key: c.key, descending: c.key === key ? !descending : false };
         renderWorkers();
+      };
+      th.onkeydown = (event) => {
+        if (event.key === 'Enter' || event.key === ' ') {
+          event.preventDefault();
+          th.onclick();
+        }
       };
       return th;
     }));
@@ -430,6 +437,7 @@
     $('updated').textContent = REPORT
       ? 'Report of ' + when(data.series.since) + ' – ' + when(data.series.until)
       : 'Updated ' + new Date().toLocaleTimeString();
+    document.title = target.name + ' · vastwatch';
     document.body.dataset.rendered = target.name;
   }
 
