@@ -25,7 +25,7 @@ const BATCH_ROWS: i64 = 2_000;
 
 /// The numbers a rollup aggregates, as `fleet_rollups` names them, and how each is read
 /// from a poll's `fleet_totals` row `f` (the `fleet_samples` view's definitions).
-const ROLLUP_METRICS: [(&str, &str); 10] = [
+pub(super) const ROLLUP_METRICS: [(&str, &str); 10] = [
     ("workers", "f.workers"),
     ("ready", "f.ready"),
     ("starting", "f.starting"),

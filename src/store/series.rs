@@ -12,28 +12,15 @@ use super::Store;
 use super::bulk_read::{self, Polls};
 use super::error::{StoreError, query_error};
 use super::history::fleet_values;
+use super::retention::ROLLUP_METRICS as METRICS;
 use super::rows::FleetValues;
 use crate::model::WorkerSample;
 use crate::rules::{AlertState, Severity};
 use crate::time::Timestamp;
 
-/// The `fleet_rollups` metrics, in `FleetValues` order, with how a raw poll computes each
-/// from `fleet_totals` (`f`). Utilization is `load_rolling / perf`, missing when perf is 0.
-const METRICS: [(&str, &str); 10] = [
-    ("workers", "f.workers"),
-    ("ready", "f.ready"),
-    ("starting", "f.starting"),
-    ("inactive", "f.inactive"),
-    ("failed", "f.failed"),
-    ("load", "f.load"),
-    ("load_rolling", "f.load_rolling"),
-    ("perf", "f.perf"),
-    ("reqs_working", "f.reqs_working"),
-    ("utilization", "f.load_rolling / nullif(f.perf, 0)"),
-];
-
 /// Raw polls and expired rollups of one target in `[?2, ?3]`, grouped into buckets of ?4
-/// seconds counted from ?2. A rollup weighs as many polls as it holds, so a bucket's
+/// seconds counted from ?2; a raw poll's metrics are computed as retention computes them
+/// for a rollup (`ROLLUP_METRICS`). A rollup weighs as many polls as it holds, so a bucket's
 /// average is the average over its polls whichever way they are stored; a missing value
 /// weighs nothing. Rollups are read only before the target's oldest raw poll, so no time
 /// is counted twice.

@@ -244,3 +244,54 @@ async fn a_week_at_ten_seconds_reaches_the_page_as_at_most_the_cap() {
             .all(|bucket| bucket.avg.ready == Some(2.0) && bucket.max.workers == Some(3.0))
     );
 }
+
+#[tokio::test]
+async fn alert_intervals_pair_each_firing_with_its_end() {
+    let folder = TempDir::new().unwrap();
+    let store = store(&folder).await;
+    sqlx::query(
+        "INSERT INTO alerts (fingerprint, alertname, target, worker_id, severity, state, \
+         labels, last_eval_at) VALUES \
+         ('a1', 'Slow', 'prod', 7, 'critical', 'firing', '{}', 90), \
+         ('b2', 'Other', 'elsewhere', NULL, 'info', 'firing', '{}', 90)",
+    )
+    .execute(&store.writer)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO alert_events (fingerprint, at, from_state, to_state) VALUES \
+         ('a1', 10, 'inactive', 'pending'), ('a1', 20, 'pending', 'firing'), \
+         ('a1', 50, 'firing', 'resolved'), ('a1', 60, 'resolved', 'pending'), \
+         ('a1', 70, 'pending', 'firing'), ('b2', 5, 'pending', 'firing')",
+    )
+    .execute(&store.writer)
+    .await
+    .unwrap();
+    let spans = |since: i64, until: i64| {
+        let store = &store;
+        async move {
+            store
+                .alert_intervals("prod", at(since), at(until))
+                .await
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i.start.unix_millis() / 1000,
+                        i.end.map(|end| end.unix_millis() / 1000),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(spans(0, 100).await, [(20, Some(50)), (70, None)]);
+    // An episode over before `since` is left out; one starting after `until` too.
+    assert_eq!(spans(55, 100).await, [(70, None)]);
+    assert_eq!(spans(0, 40).await, [(20, None)], "still firing at `until`");
+    assert_eq!(spans(0, 15).await, []);
+    let first = &store.alert_intervals("prod", at(0), at(100)).await.unwrap()[0];
+    assert_eq!(
+        (first.alertname.as_str(), first.worker_id, first.severity),
+        ("Slow", Some(7), crate::rules::Severity::Critical)
+    );
+}
