@@ -31,16 +31,22 @@ const ASSETS: [(&str, &str, &str); 4] = [
     ("page.js", "text/javascript; charset=utf-8", SCRIPT),
 ];
 
+/// Appended to asset links: browsers cache assets for an hour, and a new binary must not
+/// meet an old script.
+const ASSET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-", env!("VASTWATCH_BUILD"));
+
 /// The served document. Links are relative, so the page also works behind a proxy that
 /// mounts the API under a path prefix.
 static SERVED: LazyLock<String> = LazyLock::new(|| {
+    // The build id holds spaces (commit, profile, target).
+    let version = ASSET_VERSION.replace(' ', "-");
     let links: String = ASSETS
         .iter()
         .map(|(name, content_type, _)| {
             if content_type.starts_with("text/css") {
-                format!("<link rel=\"stylesheet\" href=\"assets/{name}\">\n")
+                format!("<link rel=\"stylesheet\" href=\"assets/{name}?v={version}\">\n")
             } else {
-                format!("<script src=\"assets/{name}\" defer></script>\n")
+                format!("<script src=\"assets/{name}?v={version}\" defer></script>\n")
             }
         })
         .collect();
