@@ -134,9 +134,8 @@ pub(super) fn workers_for(demand: f64, target_util: f64, per_worker_perf: f64) -
 
 /// Everything the sizing decision needs, computed from the latest snapshot and the
 /// trend window; the scale-down window is read only when a scale-down is in question.
-#[derive(Debug, Clone)]
-pub(super) struct Sizing<'a> {
-    history: &'a VecDeque<Arc<Snapshot>>,
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sizing {
     latest: View,
     interval: Duration,
     pub demand: Option<f64>,
@@ -196,17 +195,16 @@ impl Decision {
     }
 }
 
-impl<'a> Sizing<'a> {
+impl Sizing {
     pub fn of(
-        history: &'a VecDeque<Arc<Snapshot>>,
+        history: &VecDeque<Arc<Snapshot>>,
         latest: &Snapshot,
         interval: Duration,
         config: &ScalingConfig,
-    ) -> Sizing<'a> {
+    ) -> Sizing {
         let view = View::of_snapshot(latest);
         let series = DemandSeries::of(history, latest, config.lookback);
         Sizing {
-            history,
             latest: view,
             interval,
             demand: view.demand,
@@ -253,7 +251,8 @@ impl<'a> Sizing<'a> {
         Some(demand / target_load)
     }
 
-    pub fn decide(&self, config: &ScalingConfig) -> Decision {
+    /// The decision; `history` is the one the sizing was made from.
+    pub fn decide(&self, history: &VecDeque<Arc<Snapshot>>, config: &ScalingConfig) -> Decision {
         let Some(per_worker) = self.per_worker else {
             return Decision::PerfUnknown;
         };
@@ -271,7 +270,7 @@ impl<'a> Sizing<'a> {
         if need == current || ratio >= 1.0 {
             return Decision::Hold(Hold::SameCount { need });
         }
-        match self.window_max(config) {
+        match self.window_max(history, config) {
             None => Decision::Hold(Hold::WindowNotCovered { need }),
             Some(window_max) if window_max.max(need) < current => Decision::ScaleDown {
                 need,
@@ -286,18 +285,14 @@ impl<'a> Sizing<'a> {
     /// recommendations: a snapshot within the tolerance desired its own current count,
     /// any other the count its demand (forecast included) needed. `None` unless the
     /// history covers the whole window with known demand and perf.
-    fn window_max(&self, config: &ScalingConfig) -> Option<u32> {
-        let latest = self.history.back()?;
+    fn window_max(&self, history: &VecDeque<Arc<Snapshot>>, config: &ScalingConfig) -> Option<u32> {
+        let latest = history.back()?;
         let start = latest.at.saturating_sub(config.scale_down_window);
-        if self.history.front()?.at > start.saturating_add(self.interval) {
+        if history.front()?.at > start.saturating_add(self.interval) {
             return None;
         }
-        let in_window = self.history.iter().rev().take_while(|s| s.at >= start);
-        let series = DemandSeries::of(
-            self.history,
-            latest,
-            config.scale_down_window + config.lookback,
-        );
+        let in_window = history.iter().rev().take_while(|s| s.at >= start);
+        let series = DemandSeries::of(history, latest, config.scale_down_window + config.lookback);
         let mut highest = 0;
         let mut point = series.len();
         for snapshot in in_window {
