@@ -7,9 +7,10 @@
 //! chunk is read. Each lane's results carry the poll's place in the chunk and are merged
 //! back in that order: the report is the same as one engine's in one thread.
 
-use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::time::Duration;
+
+use foldhash::HashMap;
 
 use crate::advise::Recommendation;
 use crate::model::CompactPoll;

@@ -4,10 +4,14 @@
 //! The daemon, `vastwatch test` and `vastwatch replay` all drive this same code.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+// Targets and alert instances are looked up several times per poll; foldhash hashes their
+// keys several times faster than the standard SipHash, and these keys are the config's
+// names and worker ids, not attacker-chosen.
+use foldhash::HashMap;
 use minijinja::Value as TemplateValue;
 
 use super::expr::{Compiled, EvalContext, Identifiers, Scope, Snapshot, Value, compile};
@@ -331,7 +335,7 @@ impl Engine {
         let mut other = Engine {
             rules: Arc::clone(&self.rules),
             targets: BTreeMap::new(),
-            states: HashMap::new(),
+            states: HashMap::default(),
             target_down_after: self.target_down_after,
             interval: self.interval,
             window: self.window,
