@@ -719,14 +719,13 @@ impl Engine {
                     rule: run.index,
                     worker_id: None,
                 };
-                let condition = Condition {
-                    expr_true: rule.expr.eval_fleet(context) == Value::Bool(true),
-                    recover_true: rule
-                        .recover
+                let expr_true = rule.expr.eval_fleet(context) == Value::Bool(true);
+                let recover_true = || {
+                    rule.recover
                         .as_ref()
-                        .map(|recover| recover.eval_fleet(context) == Value::Bool(true)),
+                        .map(|recover| recover.eval_fleet(context) == Value::Bool(true))
                 };
-                self.advance(run, key, condition, None, || {
+                self.advance(run, key, expr_true, recover_true, None, || {
                     rule.expr.eval_value_fleet(context)
                 });
             }
@@ -739,16 +738,21 @@ impl Engine {
                         rule: run.index,
                         worker_id: Some(worker.worker_id),
                     };
-                    let condition = Condition {
-                        expr_true: rule.expr.eval_worker(context, worker_index)
-                            == Value::Bool(true),
-                        recover_true: rule.recover.as_ref().map(|recover| {
+                    let expr_true =
+                        rule.expr.eval_worker(context, worker_index) == Value::Bool(true);
+                    let recover_true = || {
+                        rule.recover.as_ref().map(|recover| {
                             recover.eval_worker(context, worker_index) == Value::Bool(true)
-                        }),
+                        })
                     };
-                    self.advance(run, key, condition, Some(worker_index), || {
-                        rule.expr.eval_value_worker(context, worker_index)
-                    });
+                    self.advance(
+                        run,
+                        key,
+                        expr_true,
+                        recover_true,
+                        Some(worker_index),
+                        || rule.expr.eval_value_worker(context, worker_index),
+                    );
                 }
                 // Workers that left the list resolve their alerts, in worker id order (the
                 // instance map's order differs from one engine to the next).
@@ -793,7 +797,8 @@ impl Engine {
         &self,
         run: &mut RuleEvaluation<'_, '_>,
         key: InstanceKey,
-        condition: Condition,
+        expr_true: bool,
+        recover_true: impl Fn() -> Option<bool>,
         worker_index: Option<usize>,
         value: impl Fn() -> Option<f64>,
     ) {
@@ -803,10 +808,15 @@ impl Engine {
         } else {
             run.state.instances.get(&key)
         };
-        if existing.is_none() && !condition.expr_true {
-            // The common case: nothing to track, nothing to write.
+        if existing.is_none() && !expr_true {
+            // The common case: nothing to track, nothing to write, and `recover` need not
+            // be evaluated.
             return;
         }
+        let condition = Condition {
+            expr_true,
+            recover_true: recover_true(),
+        };
         if run.keep == Keep::Transitions
             && let Some(existing) = existing
         {
