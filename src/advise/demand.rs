@@ -352,8 +352,11 @@ impl DemandSeries {
     fn of(history: &VecDeque<Arc<Snapshot>>, latest: &Snapshot, span: Duration) -> DemandSeries {
         let start = latest.at.saturating_sub(span);
         let first = history.partition_point(|snapshot| snapshot.at < start);
-        let mut minutes = Vec::new();
-        let mut sums = vec![[0.0; 5]];
+        // Sized once: growing them point by point reallocated each several times a poll.
+        let points = history.len() - first;
+        let mut minutes = Vec::with_capacity(points);
+        let mut sums = Vec::with_capacity(points + 1);
+        sums.push([0.0; 5]);
         let mut reference = None;
         for snapshot in history.range(first..) {
             let Some(demand) = snapshot.fleet.get(FleetNumber::LoadRolling) else {

@@ -10,6 +10,7 @@
 //! is finalized on every path.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ffi::{CStr, CString, c_int};
 use std::ptr;
 use std::sync::Arc;
@@ -271,8 +272,10 @@ unsafe fn read<T>(
 ) -> Result<HashMap<i64, Vec<T>>, StoreError> {
     let mut samples: HashMap<i64, Vec<T>> = HashMap::new();
     // Rows come in poll id order: a poll's samples are gathered here and enter the map
-    // once, rather than each row hashing its way in.
+    // once, rather than each row hashing its way in. A poll usually has as many workers
+    // as the one before, so its list starts that large.
     let mut current: Option<(i64, Vec<T>)> = None;
+    let mut last_len = 0;
     // SAFETY: per the contract.
     unsafe {
         each_row(db, sql, binds, |statement| {
@@ -280,8 +283,11 @@ unsafe fn read<T>(
             match &mut current {
                 Some((id, workers)) if *id == poll_id => workers.push(sample),
                 _ => {
-                    if let Some((id, workers)) = current.replace((poll_id, vec![sample])) {
-                        samples.entry(id).or_default().extend(workers);
+                    let mut workers = Vec::with_capacity(last_len.max(1));
+                    workers.push(sample);
+                    if let Some((id, workers)) = current.replace((poll_id, workers)) {
+                        last_len = workers.len();
+                        gather(&mut samples, id, workers);
                     }
                 }
             }
@@ -289,9 +295,19 @@ unsafe fn read<T>(
         })?;
     }
     if let Some((id, workers)) = current {
-        samples.entry(id).or_default().extend(workers);
+        gather(&mut samples, id, workers);
     }
     Ok(samples)
+}
+
+/// Adds a poll's samples to the map, moving the list in whole when it is the poll's first.
+fn gather<T>(samples: &mut HashMap<i64, Vec<T>>, id: i64, workers: Vec<T>) {
+    match samples.entry(id) {
+        Entry::Vacant(entry) => {
+            entry.insert(workers);
+        }
+        Entry::Occupied(mut entry) => entry.get_mut().extend(workers),
+    }
 }
 
 /// Reads one row of the polls statement in [`compact_polls`]: the poll id, whether it
