@@ -4,6 +4,7 @@
 //! rows, HTTP responses) have their own types at the edges and convert to these.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::time::Timestamp;
@@ -202,6 +203,94 @@ impl WorkerSample {
     }
 }
 
+/// One worker of one poll in the compact form rule windows and the advisor keep, and
+/// replay reads straight from the database. NaN marks a missing value: the decoder never
+/// stores the API's NaN as a value, so this is unambiguous.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistSample {
+    pub worker_id: i64,
+    /// Indexed by [`Field::index`].
+    pub values: [f64; Field::ALL.len()],
+    /// Lower-cased status; the known statuses share one allocation each.
+    pub status: Option<Arc<str>>,
+    /// The state class of `status`, classified once here rather than by every rule and
+    /// advisor pass that asks.
+    pub class: StateClass,
+    pub extra: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+}
+
+impl HistSample {
+    pub fn from_sample(sample: &WorkerSample) -> HistSample {
+        let (status, class) = match sample.status.as_deref() {
+            Some(status) => {
+                let (shared, class) = intern_status(status);
+                (Some(shared), class)
+            }
+            None => (None, StateClass::Unknown),
+        };
+        HistSample {
+            worker_id: sample.worker_id,
+            values: sample.values.map(|value| value.unwrap_or(f64::NAN)),
+            status,
+            class,
+            extra: sample.extra.clone().map(Arc::new),
+        }
+    }
+
+    pub fn get(&self, field: Field) -> Option<f64> {
+        let value = self.values[field.index()];
+        (!value.is_nan()).then_some(value)
+    }
+}
+
+/// A lower-cased status as a shared string, with its state class. The known statuses
+/// share one allocation each, so that millions of samples do not each allocate theirs.
+pub fn intern_status(status: &str) -> (Arc<str>, StateClass) {
+    static KNOWN: OnceLock<Vec<(Arc<str>, StateClass)>> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        [
+            StateClass::READY,
+            StateClass::STARTING,
+            StateClass::INACTIVE,
+            StateClass::FAILED,
+        ]
+        .concat()
+        .into_iter()
+        .map(|name| (Arc::from(name), StateClass::of(Some(name))))
+        .collect()
+    });
+    match known.iter().find(|(candidate, _)| &**candidate == status) {
+        Some((shared, class)) => (Arc::clone(shared), *class),
+        None => (Arc::from(status), StateClass::of(Some(status))),
+    }
+}
+
+/// What [`FleetSummary::of`] reads of a worker, in either form.
+pub trait SampleFields {
+    fn class(&self) -> StateClass;
+    fn get(&self, field: Field) -> Option<f64>;
+}
+
+impl SampleFields for WorkerSample {
+    fn class(&self) -> StateClass {
+        WorkerSample::class(self)
+    }
+
+    fn get(&self, field: Field) -> Option<f64> {
+        WorkerSample::get(self, field)
+    }
+}
+
+impl SampleFields for HistSample {
+    fn class(&self) -> StateClass {
+        self.class
+    }
+
+    fn get(&self, field: Field) -> Option<f64> {
+        HistSample::get(self, field)
+    }
+}
+
 /// Fleet-level aggregates of one snapshot (SPEC §6.3). Sums skip missing values; a sum
 /// over no present value is `None`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -222,7 +311,7 @@ pub struct FleetSummary {
 }
 
 impl FleetSummary {
-    pub fn of(workers: &[WorkerSample]) -> Self {
+    pub fn of<S: SampleFields>(workers: &[S]) -> Self {
         let mut summary = FleetSummary {
             workers: workers.len() as u32,
             ..FleetSummary::default()
@@ -355,6 +444,16 @@ pub struct PollRecord {
     pub started_at: Timestamp,
     pub duration: Duration,
     pub result: PollResult,
+}
+
+/// A stored poll as replay reads it: only what evaluating it needs, its workers already
+/// compact and sorted by id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactPoll {
+    pub target: String,
+    pub started_at: Timestamp,
+    /// The workers of a successful poll; `None` for a failed one.
+    pub workers: Option<Vec<HistSample>>,
 }
 
 #[cfg(test)]

@@ -134,9 +134,8 @@ pub(super) fn workers_for(demand: f64, target_util: f64, per_worker_perf: f64) -
 
 /// Everything the sizing decision needs, computed from the latest snapshot and the
 /// trend window; the scale-down window is read only when a scale-down is in question.
-#[derive(Debug, Clone)]
-pub(super) struct Sizing<'a> {
-    history: &'a VecDeque<Arc<Snapshot>>,
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sizing {
     latest: View,
     interval: Duration,
     pub demand: Option<f64>,
@@ -196,17 +195,16 @@ impl Decision {
     }
 }
 
-impl<'a> Sizing<'a> {
+impl Sizing {
     pub fn of(
-        history: &'a VecDeque<Arc<Snapshot>>,
+        history: &VecDeque<Arc<Snapshot>>,
         latest: &Snapshot,
         interval: Duration,
         config: &ScalingConfig,
-    ) -> Sizing<'a> {
+    ) -> Sizing {
         let view = View::of_snapshot(latest);
         let series = DemandSeries::of(history, latest, config.lookback);
         Sizing {
-            history,
             latest: view,
             interval,
             demand: view.demand,
@@ -253,7 +251,8 @@ impl<'a> Sizing<'a> {
         Some(demand / target_load)
     }
 
-    pub fn decide(&self, config: &ScalingConfig) -> Decision {
+    /// The decision; `history` is the one the sizing was made from.
+    pub fn decide(&self, history: &VecDeque<Arc<Snapshot>>, config: &ScalingConfig) -> Decision {
         let Some(per_worker) = self.per_worker else {
             return Decision::PerfUnknown;
         };
@@ -271,7 +270,7 @@ impl<'a> Sizing<'a> {
         if need == current || ratio >= 1.0 {
             return Decision::Hold(Hold::SameCount { need });
         }
-        match self.window_max(config) {
+        match self.window_max(history, config) {
             None => Decision::Hold(Hold::WindowNotCovered { need }),
             Some(window_max) if window_max.max(need) < current => Decision::ScaleDown {
                 need,
@@ -286,18 +285,14 @@ impl<'a> Sizing<'a> {
     /// recommendations: a snapshot within the tolerance desired its own current count,
     /// any other the count its demand (forecast included) needed. `None` unless the
     /// history covers the whole window with known demand and perf.
-    fn window_max(&self, config: &ScalingConfig) -> Option<u32> {
-        let latest = self.history.back()?;
+    fn window_max(&self, history: &VecDeque<Arc<Snapshot>>, config: &ScalingConfig) -> Option<u32> {
+        let latest = history.back()?;
         let start = latest.at.saturating_sub(config.scale_down_window);
-        if self.history.front()?.at > start.saturating_add(self.interval) {
+        if history.front()?.at > start.saturating_add(self.interval) {
             return None;
         }
-        let in_window = self.history.iter().rev().take_while(|s| s.at >= start);
-        let series = DemandSeries::of(
-            self.history,
-            latest,
-            config.scale_down_window + config.lookback,
-        );
+        let in_window = history.iter().rev().take_while(|s| s.at >= start);
+        let series = DemandSeries::of(history, latest, config.scale_down_window + config.lookback);
         let mut highest = 0;
         let mut point = series.len();
         for snapshot in in_window {
@@ -307,7 +302,7 @@ impl<'a> Sizing<'a> {
             let per_worker = view.per_worker?.perf;
             let demand = forecast(
                 view.demand?,
-                series.trend_at(Some(point), config.lookback),
+                series.rise_at(point, config.lookback),
                 config.cold_start,
             );
             let current = view.counts.ready + view.counts.starting;
@@ -357,8 +352,11 @@ impl DemandSeries {
     fn of(history: &VecDeque<Arc<Snapshot>>, latest: &Snapshot, span: Duration) -> DemandSeries {
         let start = latest.at.saturating_sub(span);
         let first = history.partition_point(|snapshot| snapshot.at < start);
-        let mut minutes = Vec::new();
-        let mut sums = vec![[0.0; 5]];
+        // Sized once: growing them point by point reallocated each several times a poll.
+        let points = history.len() - first;
+        let mut minutes = Vec::with_capacity(points);
+        let mut sums = Vec::with_capacity(points + 1);
+        sums.push([0.0; 5]);
         let mut reference = None;
         for snapshot in history.range(first..) {
             let Some(demand) = snapshot.fleet.get(FleetNumber::LoadRolling) else {
@@ -385,16 +383,38 @@ impl DemandSeries {
     /// significant, so neither is taken for a rise that will go on. `None` with fewer
     /// than [`MIN_TREND_POINTS`] points.
     fn trend_at(&self, end: Option<usize>, lookback: Duration) -> Option<f64> {
-        let end = end?;
-        let from = self.minutes[end] - lookback.as_secs_f64() / 60.0;
-        let first = self.minutes[..=end].partition_point(|x| *x < from - EPSILON);
-        let count = end + 1 - first;
-        if count < MIN_TREND_POINTS {
+        let (first, end, whole) = self.whole_window(end?, lookback)?;
+        self.trend_of(first, end, whole)
+    }
+
+    /// [`DemandSeries::trend_at`] where the trend raises a [`forecast`], and else `None`
+    /// or a trend that does not (`forecast` reads only a rise). Without a significant
+    /// rise over the whole window the trend cannot be one, so the quarters' fits are
+    /// skipped: the scale-down window asks this for every one of its snapshots.
+    fn rise_at(&self, end: usize, lookback: Duration) -> Option<f64> {
+        let (first, end, whole) = self.whole_window(end, lookback)?;
+        if whole.slope <= 0.0 || whole.slope.abs() < SIGNIFICANCE * whole.standard_error {
             return None;
         }
+        self.trend_of(first, end, whole)
+    }
+
+    /// The first point of the `lookback` ending at point `end`, `end`, and the fit over
+    /// them; `None` with fewer than [`MIN_TREND_POINTS`] points.
+    fn whole_window(&self, end: usize, lookback: Duration) -> Option<(usize, usize, Fit)> {
+        let from = self.minutes[end] - lookback.as_secs_f64() / 60.0;
+        let first = self.minutes[..=end].partition_point(|x| *x < from - EPSILON);
+        if end + 1 - first < MIN_TREND_POINTS {
+            return None;
+        }
+        Some((first, end, self.fit(first, end + 1)?))
+    }
+
+    /// The trend from the whole window's fit and its two newest quarters'.
+    fn trend_of(&self, first: usize, end: usize, whole: Fit) -> Option<f64> {
+        let count = end + 1 - first;
         let third_quarter = first + count / 2;
         let fourth_quarter = first + count * 3 / 4;
-        let whole = self.fit(first, end + 1)?;
         let slopes = [
             whole.slope,
             self.fit(third_quarter, fourth_quarter)?.slope,
@@ -442,5 +462,67 @@ impl DemandSeries {
             slope,
             standard_error,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::{Field, WorkerSample};
+    use crate::time::Timestamp;
+
+    /// Demand series that rise, fall, sit flat or jump, with gaps in time.
+    fn arb_demands() -> impl Strategy<Value = Vec<(i64, f64)>> {
+        prop::collection::vec(
+            (
+                prop::sample::select(vec![10_000i64, 10_000, 10_000, 20_000, 0]),
+                prop_oneof![
+                    Just(0.0),
+                    -5.0..5.0f64,
+                    (-50.0..50.0f64).prop_map(|step| step.round()),
+                ],
+            ),
+            1..200,
+        )
+        .prop_map(|steps| {
+            let mut at = 0;
+            let mut demand = 500.0;
+            steps
+                .into_iter()
+                .map(|(gap, change)| {
+                    at += gap;
+                    demand += change;
+                    (at, demand)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn rise_at_moves_every_forecast_as_trend_at_does(demands in arb_demands()) {
+            let history: VecDeque<Arc<Snapshot>> = demands
+                .iter()
+                .map(|(at, demand)| {
+                    let worker = WorkerSample::new(1).with(Field::CurLoadRollingAvg, *demand);
+                    Arc::new(Snapshot::new(
+                        Timestamp::from_unix_millis(1_767_225_600_000 + at),
+                        &[worker],
+                        Vec::new(),
+                    ))
+                })
+                .collect();
+            let latest = history.back().expect("one snapshot at least");
+            let lookback = Duration::from_secs(600);
+            let cold_start = Duration::from_secs(300);
+            let series = DemandSeries::of(&history, latest, Duration::from_secs(1_200));
+            for point in 0..series.len() {
+                let full = forecast(500.0, series.trend_at(Some(point), lookback), cold_start);
+                let rise = forecast(500.0, series.rise_at(point, lookback), cold_start);
+                prop_assert_eq!(full.to_bits(), rise.to_bits(), "point {}", point);
+            }
+        }
     }
 }

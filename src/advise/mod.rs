@@ -217,6 +217,28 @@ const STALE_AFTER_INTERVALS: u32 = 3;
 /// Computes the recommendation for one target. Cheap enough to run for every target on
 /// every tick: one pass over the windows it needs, no allocation per snapshot.
 pub fn advise(input: &AdvisorInput, config: &ScalingConfig) -> Recommendation {
+    let (recommendation, reason) = assess(input, config);
+    Recommendation {
+        reason: reason.sentence(config),
+        ..recommendation
+    }
+}
+
+/// The reason sentence of a recommendation, not written yet. Writing it was a twentieth of
+/// replay's time, and replay shows it only for the recommendations that change.
+#[derive(Debug, Clone)]
+pub struct Reason(reason::Outcome);
+
+impl Reason {
+    /// The sentence; `config` is the one the recommendation was made with.
+    pub fn sentence(&self, config: &ScalingConfig) -> String {
+        self.0.sentence(config)
+    }
+}
+
+/// [`advise`] without writing the reason: the recommendation with its `reason` empty, and
+/// what writes it.
+pub fn assess(input: &AdvisorInput, config: &ScalingConfig) -> (Recommendation, Reason) {
     let latest = input.history.back().map(Arc::as_ref);
     let data_age = latest.map(|snapshot| input.now.duration_since(snapshot.at));
     let staleness = staleness(input, data_age);
@@ -226,7 +248,7 @@ pub fn advise(input: &AdvisorInput, config: &ScalingConfig) -> Recommendation {
 
     let (decision, replacements) = match (&staleness, &sizing, latest) {
         (None, Some(sizing), Some(latest)) => (
-            sizing.decide(config),
+            sizing.decide(input.history, config),
             replace::candidates(input.history, latest, input.interval, config),
         ),
         _ => (Decision::Unchanged, Vec::new()),
@@ -251,19 +273,6 @@ pub fn advise(input: &AdvisorInput, config: &ScalingConfig) -> Recommendation {
         Action::Hold
     };
 
-    let outcome = reason::Outcome {
-        config,
-        staleness: staleness.as_ref(),
-        sizing: sizing.as_ref(),
-        decision: &decision,
-        current,
-        desired,
-        unclamped,
-        clamped_by,
-        replacements: &replacements,
-        interval: input.interval,
-        data_age,
-    };
     let evidence = Evidence {
         demand: sizing.as_ref().and_then(|s| s.demand),
         capacity: sizing.as_ref().map(|s| s.capacity),
@@ -277,21 +286,35 @@ pub fn advise(input: &AdvisorInput, config: &ScalingConfig) -> Recommendation {
         clamped_by,
         data_age_s: data_age.map(|age| age.as_secs_f64()),
     };
-    Recommendation {
+    let outcome = reason::Outcome {
+        staleness,
+        sizing,
+        decision,
+        current,
+        desired,
+        unclamped,
+        clamped_by,
+        replacements,
+        interval: input.interval,
+        data_age,
+    };
+    let recommendation = Recommendation {
         action,
         current_workers: current,
         ready_workers: counts.ready,
         starting_workers: counts.starting,
         desired_workers: desired,
         delta,
-        reason: outcome.sentence(),
-        replace: replacements
+        reason: String::new(),
+        replace: outcome
+            .replacements
             .iter()
             .map(|replacement| replacement.worker_id.to_string())
             .collect(),
         commands: reason::commands(&outcome, input.kind, input.vast_id),
         evidence,
-    }
+    };
+    (recommendation, Reason(outcome))
 }
 
 /// Why the data cannot be trusted for a scale change.

@@ -12,42 +12,38 @@ use crate::time::format_duration;
 /// How many replacements the sentence names before "and N more" (all are in `replace`).
 const NAMED_REPLACEMENTS: usize = 3;
 
-/// Everything the sentence and the commands are made from.
-pub(super) struct Outcome<'a> {
-    pub config: &'a ScalingConfig,
-    pub staleness: Option<&'a Staleness>,
-    pub sizing: Option<&'a Sizing<'a>>,
-    pub decision: &'a Decision,
+/// Everything the sentence and the commands are made from, besides the config. It owns
+/// its figures, so the sentence can be written later than the advice is made, or never:
+/// replay writes it only for recommendations it reports.
+#[derive(Debug, Clone)]
+pub(super) struct Outcome {
+    pub staleness: Option<Staleness>,
+    pub sizing: Option<Sizing>,
+    pub decision: Decision,
     pub current: u32,
     pub desired: u32,
     pub unclamped: u32,
     pub clamped_by: Option<Clamp>,
-    pub replacements: &'a [Replacement],
+    pub replacements: Vec<Replacement>,
     pub interval: Duration,
     pub data_age: Option<Duration>,
 }
 
-impl Outcome<'_> {
-    pub fn sentence(&self) -> String {
+impl Outcome {
+    pub fn sentence(&self, config: &ScalingConfig) -> String {
         if let Some(staleness) = self.staleness {
-            return self.investigate(*staleness);
+            return self.investigate(staleness);
         }
-        let Some(sizing) = self.sizing else {
+        let Some(sizing) = &self.sizing else {
             return self.investigate(Staleness::NoData);
         };
-        let situation = self.situation(sizing);
+        let situation = self.situation(sizing, config);
         let clamp = match self.clamped_by {
             Some(Clamp::MaxWorkers) => {
-                format!(
-                    ", but max_workers is {}",
-                    self.config.max_workers.unwrap_or(0)
-                )
+                format!(", but max_workers is {}", config.max_workers.unwrap_or(0))
             }
             Some(Clamp::MinWorkers) => {
-                format!(
-                    ", but min_workers is {}",
-                    self.config.min_workers.unwrap_or(0)
-                )
+                format!(", but min_workers is {}", config.min_workers.unwrap_or(0))
             }
             None => String::new(),
         };
@@ -68,7 +64,7 @@ impl Outcome<'_> {
         };
         format!(
             "{situation}{clamp}, so {verdict}{}.",
-            replace_clause(self.replacements, self.config)
+            replace_clause(&self.replacements, config)
         )
     }
 
@@ -92,8 +88,7 @@ impl Outcome<'_> {
     }
 
     /// The sentence up to the verdict: what demand needs against what there is.
-    fn situation(&self, sizing: &Sizing) -> String {
-        let config = self.config;
+    fn situation(&self, sizing: &Sizing, config: &ScalingConfig) -> String {
         let counts = sizing.counts();
         let fleet = format!(
             "there are {} ({} ready, {} starting)",
@@ -108,9 +103,9 @@ impl Outcome<'_> {
                 percent(config.target_util)
             )
         };
-        let demand = self.demand_phrase(sizing);
+        let demand = demand_phrase(sizing, config);
         let window = format_duration(config.scale_down_window);
-        match *self.decision {
+        match self.decision {
             Decision::Unchanged => String::new(),
             Decision::DemandUnknown => {
                 format!("Demand is unknown (no worker reports cur_load_rolling_avg) and {fleet}")
@@ -156,22 +151,22 @@ impl Outcome<'_> {
             ),
         }
     }
+}
 
-    /// "Demand 1500" or, when the trend raises the forecast, "Demand 1500, rising 40/min
-    /// toward 1700 in 5m,".
-    fn demand_phrase(&self, sizing: &Sizing) -> String {
-        let demand = sizing.demand.unwrap_or(0.0);
-        let forecast = sizing.forecast_demand(self.config).unwrap_or(demand);
-        match sizing.trend_per_min {
-            Some(trend) if forecast > demand => format!(
-                "Demand {}, rising {}/min toward {} in {},",
-                number(demand),
-                number(trend),
-                number(forecast),
-                format_duration(self.config.cold_start)
-            ),
-            _ => format!("Demand {}", number(demand)),
-        }
+/// "Demand 1500" or, when the trend raises the forecast, "Demand 1500, rising 40/min
+/// toward 1700 in 5m,".
+fn demand_phrase(sizing: &Sizing, config: &ScalingConfig) -> String {
+    let demand = sizing.demand.unwrap_or(0.0);
+    let forecast = sizing.forecast_demand(config).unwrap_or(demand);
+    match sizing.trend_per_min {
+        Some(trend) if forecast > demand => format!(
+            "Demand {}, rising {}/min toward {} in {},",
+            number(demand),
+            number(trend),
+            number(forecast),
+            format_duration(config.cold_start)
+        ),
+        _ => format!("Demand {}", number(demand)),
     }
 }
 

@@ -3,19 +3,23 @@
 //! returns what changed, and [`Engine::apply`] commits it once the caller has stored it.
 //! The daemon, `vastwatch test` and `vastwatch replay` all drive this same code.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+// Targets and alert instances are looked up several times per poll; foldhash hashes their
+// keys several times faster than the standard SipHash, and these keys are the config's
+// names and worker ids, not attacker-chosen.
+use foldhash::HashMap;
 use minijinja::Value as TemplateValue;
 
 use super::expr::{Compiled, EvalContext, Identifiers, Scope, Snapshot, Value, compile};
 use super::file::{Rule, RuleSet, Severity};
 use super::labels::{LabelSet, fingerprint};
 use super::lifecycle::{self, AlertState, Condition, Lifecycle, Timing, Transition};
-use crate::advise::{self, AdvisorInput, LastPoll, Recommendation, ScalingConfig};
-use crate::model::PollRecord;
-use crate::model::TargetKind;
+use crate::advise::{self, AdvisorInput, LastPoll, Reason, Recommendation, ScalingConfig};
+use crate::model::{CompactPoll, PollRecord, TargetKind};
 use crate::time::Timestamp;
 
 /// The name of the built-in alert for a target whose polls keep failing.
@@ -98,7 +102,8 @@ pub struct Evaluation {
     /// Instances whose state changed or that are active (their value and last_eval_at
     /// moved). Stored rows are upserted from these.
     pub changes: Vec<AlertChange>,
-    /// The target's recommendation after this poll.
+    /// The target's recommendation after this poll. From [`Engine::evaluate_for_replay`]
+    /// its `reason` is written only when `recommendation_changed`.
     pub recommendation: Recommendation,
     /// Whether its action or desired count differs from the previous one (a row for the
     /// `recommendations` table).
@@ -109,6 +114,8 @@ pub struct Evaluation {
     /// Instances that stay active without a transition, when they are not in `changes`
     /// ([`Engine::evaluate_for_replay`]).
     updates: Vec<InstanceUpdate>,
+    /// What writes `recommendation.reason`, when it is not written yet.
+    unwritten_reason: Option<Reason>,
 }
 
 /// What evaluating changes in an instance that makes no transition.
@@ -152,7 +159,71 @@ struct TargetState {
     failures_in_a_row: u32,
     instances: HashMap<InstanceKey, AlertRecord>,
     last_poll: Option<LastPoll>,
-    recommendation: Option<Recommendation>,
+    recommendation: Option<Latest>,
+}
+
+/// A target's latest recommendation. After [`Engine::evaluate_for_replay`] its reason may
+/// not be written yet; it is written when first read, if ever.
+#[derive(Debug)]
+struct Latest {
+    /// With its `reason` empty while `reason` is `Some`.
+    recommendation: Recommendation,
+    reason: Option<Reason>,
+    written: OnceLock<Recommendation>,
+}
+
+impl Latest {
+    fn written(recommendation: Recommendation) -> Latest {
+        Latest {
+            recommendation,
+            reason: None,
+            written: OnceLock::new(),
+        }
+    }
+
+    /// The recommendation, its reason perhaps not written: all a comparison reads.
+    fn decided(&self) -> &Recommendation {
+        &self.recommendation
+    }
+
+    /// The whole recommendation; `config` is the target's.
+    fn get(&self, config: &ScalingConfig) -> &Recommendation {
+        match &self.reason {
+            None => &self.recommendation,
+            Some(reason) => self
+                .written
+                .get_or_init(|| write_reason(&self.recommendation, reason, config)),
+        }
+    }
+}
+
+/// This poll's recommendation while the rules are evaluated: its reason is written when
+/// an instance changes state (the record keeps the recommendation) or at the end, when
+/// the caller needs it.
+struct Pending<'a> {
+    /// With its `reason` empty.
+    recommendation: Recommendation,
+    reason: Reason,
+    config: &'a ScalingConfig,
+    written: OnceCell<Recommendation>,
+}
+
+impl Pending<'_> {
+    fn get(&self) -> &Recommendation {
+        self.written
+            .get_or_init(|| write_reason(&self.recommendation, &self.reason, self.config))
+    }
+}
+
+fn write_reason(
+    recommendation: &Recommendation,
+    reason: &Reason,
+    config: &ScalingConfig,
+) -> Recommendation {
+    Recommendation {
+        reason: reason.sentence(config),
+        ..recommendation.clone()
+    }
 }
 
 /// Identifier expressions compiled once, for filling template contexts.
@@ -192,7 +263,7 @@ struct RuleEvaluation<'a, 'c> {
     state: &'a TargetState,
     context: &'a EvalContext<'c>,
     now: Timestamp,
-    recommendation: &'a Recommendation,
+    recommendation: &'a Pending<'a>,
     keep: Keep,
     changes: &'a mut Vec<AlertChange>,
     updates: &'a mut Vec<InstanceUpdate>,
@@ -264,7 +335,7 @@ impl Engine {
         let mut other = Engine {
             rules: Arc::clone(&self.rules),
             targets: BTreeMap::new(),
-            states: HashMap::new(),
+            states: HashMap::default(),
             target_down_after: self.target_down_after,
             interval: self.interval,
             window: self.window,
@@ -335,13 +406,20 @@ impl Engine {
     /// an unchanged one again.
     pub fn restore_recommendation(&mut self, target: &str, recommendation: Recommendation) {
         if let Some(state) = self.states.get_mut(target) {
-            state.recommendation = Some(recommendation);
+            state.recommendation = Some(Latest::written(recommendation));
         }
     }
 
     /// The target's recommendation after the last applied poll.
     pub fn recommendation(&self, target: &str) -> Option<&Recommendation> {
-        self.states.get(target)?.recommendation.as_ref()
+        let config = &self.targets.get(target)?.scaling;
+        Some(
+            self.states
+                .get(target)?
+                .recommendation
+                .as_ref()?
+                .get(config),
+        )
     }
 
     /// The target's latest successful snapshot, as rules last read it. The history always
@@ -365,25 +443,25 @@ impl Engine {
     pub fn advise_now(&self, target: &str, now: Timestamp) -> Option<Recommendation> {
         let info = self.targets.get(target)?;
         let state = self.states.get(target)?;
-        Some(self.advise(info, &state.history, state.last_poll, now))
+        let input = self.advisor_input(info, &state.history, state.last_poll, now);
+        Some(advise::advise(&input, &info.scaling))
     }
 
-    fn advise(
+    fn advisor_input<'a>(
         &self,
         target: &TargetInfo,
-        history: &VecDeque<Arc<Snapshot>>,
+        history: &'a VecDeque<Arc<Snapshot>>,
         last_poll: Option<LastPoll>,
         now: Timestamp,
-    ) -> Recommendation {
-        let input = AdvisorInput {
+    ) -> AdvisorInput<'a> {
+        AdvisorInput {
             history,
             last_poll,
             interval: self.interval,
             kind: target.kind,
             vast_id: target.vast_id,
             now,
-        };
-        advise::advise(&input, &target.scaling)
+        }
     }
 
     /// Resumes stored pending and firing instances, so their timers continue. Returns the
@@ -437,25 +515,45 @@ impl Engine {
     /// [`Engine::apply`] once the result is stored, or [`Engine::discard`] if it could not
     /// be, which takes the snapshot back out.
     pub fn evaluate(&mut self, record: &PollRecord) -> Evaluation {
-        self.evaluate_keeping(record, Keep::Everything)
+        let snapshot = record
+            .result
+            .workers()
+            .map(|workers| Snapshot::new(record.started_at, workers, Vec::new()));
+        self.evaluate_keeping(
+            record.target.clone(),
+            record.started_at,
+            snapshot,
+            Keep::Everything,
+        )
     }
 
-    /// As [`Engine::evaluate`], but `changes` lists only the instances that made a
-    /// transition; those that stay pending or firing are updated by [`Engine::apply`]
-    /// without being copied out. For callers that store nothing (replay): copying every
-    /// active instance's record, labels and recommendation on every poll was an eighth of
-    /// replay's time.
-    pub fn evaluate_for_replay(&mut self, record: &PollRecord) -> Evaluation {
-        self.evaluate_keeping(record, Keep::Transitions)
+    /// As [`Engine::evaluate`], for a poll read back in compact form, and `changes` lists
+    /// only the instances that made a transition; those that stay pending or firing are
+    /// updated by [`Engine::apply`] without being copied out. For callers that store
+    /// nothing (replay): copying every active instance's record, labels and recommendation
+    /// on every poll was an eighth of replay's time.
+    pub fn evaluate_for_replay(&mut self, poll: CompactPoll) -> Evaluation {
+        let snapshot = poll
+            .workers
+            .map(|workers| Snapshot::from_compact(poll.started_at, workers, Vec::new()));
+        self.evaluate_keeping(poll.target, poll.started_at, snapshot, Keep::Transitions)
     }
 
-    fn evaluate_keeping(&mut self, record: &PollRecord, keep: Keep) -> Evaluation {
-        let now = record.started_at;
+    /// Evaluates a poll of `target` at `now`: `snapshot` is its workers, `None` when the
+    /// poll failed.
+    fn evaluate_keeping(
+        &mut self,
+        target: String,
+        now: Timestamp,
+        snapshot: Option<Snapshot>,
+        keep: Keep,
+    ) -> Evaluation {
         let last_poll = LastPoll {
             at: now,
-            ok: record.result.workers().is_some(),
+            ok: snapshot.is_some(),
         };
-        if !self.targets.contains_key(&record.target) || !self.states.contains_key(&record.target) {
+        let known = self.targets.contains_key(&target);
+        let Some(state) = self.states.get_mut(&target).filter(|_| known) else {
             // A poll of a target the engine does not know (removed from the config).
             let empty = VecDeque::new();
             let input = AdvisorInput {
@@ -467,7 +565,7 @@ impl Engine {
                 now,
             };
             return Evaluation {
-                target: record.target.clone(),
+                target,
                 at: now,
                 changes: Vec::new(),
                 recommendation: advise::advise(&input, &ScalingConfig::default()),
@@ -476,21 +574,26 @@ impl Engine {
                 failures_in_a_row: 0,
                 last_poll,
                 updates: Vec::new(),
+                unwritten_reason: None,
             };
-        }
+        };
         // The new snapshot joins the history in place: cloning the window for every poll
         // cost an allocation and a reference count per snapshot on the hot path.
-        let snapshot = record.result.workers().map(|workers| {
-            if let Some(state) = self.states.get_mut(&record.target) {
-                state
-                    .history
-                    .push_back(Arc::new(Snapshot::new(now, workers, Vec::new())));
-                trim(&mut state.history, now, self.window);
-            }
+        let snapshot = snapshot.map(|snapshot| {
+            state.history.push_back(Arc::new(snapshot));
+            trim(&mut state.history, now, self.window);
         });
-        let target = &self.targets[&record.target];
-        let state = &self.states[&record.target];
-        let recommendation = self.advise(target, &state.history, Some(last_poll), now);
+        let target_name = target;
+        let target = &self.targets[&target_name];
+        let state = &self.states[&target_name];
+        let input = self.advisor_input(target, &state.history, Some(last_poll), now);
+        let (recommendation, reason) = advise::assess(&input, &target.scaling);
+        let recommendation = Pending {
+            recommendation,
+            reason,
+            config: &target.scaling,
+            written: OnceCell::new(),
+        };
         let mut changes = Vec::new();
         let mut updates = Vec::new();
         let (snapshot, failures_in_a_row) = match snapshot {
@@ -499,18 +602,19 @@ impl Engine {
                 // advisor's numbers as the fleet identifiers rules read.
                 if let Some(snapshot) = self
                     .states
-                    .get_mut(&record.target)
+                    .get_mut(&target_name)
                     .and_then(|state| state.history.back_mut())
                     .and_then(Arc::get_mut)
                 {
+                    snapshot.fleet.set_extra(
+                        0,
+                        Some(f64::from(recommendation.recommendation.desired_workers)),
+                    );
                     snapshot
                         .fleet
-                        .set_extra(0, Some(f64::from(recommendation.desired_workers)));
-                    snapshot
-                        .fleet
-                        .set_extra(1, Some(recommendation.delta as f64));
+                        .set_extra(1, Some(recommendation.recommendation.delta as f64));
                 }
-                let state = &self.states[&record.target];
+                let state = &self.states[&target_name];
                 for (index, rule) in self.rules.rules.iter().enumerate() {
                     if rule.applies_to(&target.name) {
                         let context = EvalContext {
@@ -536,17 +640,41 @@ impl Engine {
             }
             None => (None, state.failures_in_a_row.saturating_add(1)),
         };
-        let state = &self.states[&record.target];
+        let state = &self.states[&target_name];
         // The reason and evidence move with every poll; the advice itself is the action,
         // the count, the workers to replace and the commands.
         let recommendation_changed = state.recommendation.as_ref().is_none_or(|previous| {
-            previous.action != recommendation.action
-                || previous.desired_workers != recommendation.desired_workers
-                || previous.replace != recommendation.replace
-                || previous.commands != recommendation.commands
+            let previous = previous.decided();
+            let current = &recommendation.recommendation;
+            previous.action != current.action
+                || previous.desired_workers != current.desired_workers
+                || previous.replace != current.replace
+                || previous.commands != current.commands
         });
-        let mut evaluation = Evaluation {
-            target: record.target.clone(),
+        self.evaluate_target_down(
+            target,
+            state,
+            now,
+            failures_in_a_row,
+            &recommendation,
+            &mut changes,
+        );
+        // Replay needs the reason only of a recommendation it reports; the daemon stores
+        // and shows every one.
+        let (recommendation, unwritten_reason) = match recommendation.written.into_inner() {
+            Some(written) => (written, None),
+            None if keep == Keep::Everything || recommendation_changed => (
+                write_reason(
+                    &recommendation.recommendation,
+                    &recommendation.reason,
+                    recommendation.config,
+                ),
+                None,
+            ),
+            None => (recommendation.recommendation, Some(recommendation.reason)),
+        };
+        Evaluation {
+            target: target_name,
             at: now,
             changes,
             recommendation,
@@ -555,9 +683,8 @@ impl Engine {
             failures_in_a_row,
             last_poll,
             updates,
-        };
-        self.evaluate_target_down(target, state, now, &mut evaluation);
-        evaluation
+            unwritten_reason,
+        }
     }
 
     #[cfg(test)]
@@ -592,14 +719,13 @@ impl Engine {
                     rule: run.index,
                     worker_id: None,
                 };
-                let condition = Condition {
-                    expr_true: rule.expr.eval_fleet(context) == Value::Bool(true),
-                    recover_true: rule
-                        .recover
+                let expr_true = rule.expr.eval_fleet(context) == Value::Bool(true);
+                let recover_true = || {
+                    rule.recover
                         .as_ref()
-                        .map(|recover| recover.eval_fleet(context) == Value::Bool(true)),
+                        .map(|recover| recover.eval_fleet(context) == Value::Bool(true))
                 };
-                self.advance(run, key, condition, None, || {
+                self.advance(run, key, expr_true, recover_true, None, || {
                     rule.expr.eval_value_fleet(context)
                 });
             }
@@ -612,16 +738,21 @@ impl Engine {
                         rule: run.index,
                         worker_id: Some(worker.worker_id),
                     };
-                    let condition = Condition {
-                        expr_true: rule.expr.eval_worker(context, worker_index)
-                            == Value::Bool(true),
-                        recover_true: rule.recover.as_ref().map(|recover| {
+                    let expr_true =
+                        rule.expr.eval_worker(context, worker_index) == Value::Bool(true);
+                    let recover_true = || {
+                        rule.recover.as_ref().map(|recover| {
                             recover.eval_worker(context, worker_index) == Value::Bool(true)
-                        }),
+                        })
                     };
-                    self.advance(run, key, condition, Some(worker_index), || {
-                        rule.expr.eval_value_worker(context, worker_index)
-                    });
+                    self.advance(
+                        run,
+                        key,
+                        expr_true,
+                        recover_true,
+                        Some(worker_index),
+                        || rule.expr.eval_value_worker(context, worker_index),
+                    );
                 }
                 // Workers that left the list resolve their alerts, in worker id order (the
                 // instance map's order differs from one engine to the next).
@@ -650,7 +781,7 @@ impl Engine {
                         let mut record = record.clone();
                         record.lifecycle = lifecycle;
                         record.last_eval_at = run.now;
-                        record.recommendation = Some(run.recommendation.clone());
+                        record.recommendation = Some(run.recommendation.get().clone());
                         run.changes.push(AlertChange {
                             record,
                             transition,
@@ -666,7 +797,8 @@ impl Engine {
         &self,
         run: &mut RuleEvaluation<'_, '_>,
         key: InstanceKey,
-        condition: Condition,
+        expr_true: bool,
+        recover_true: impl Fn() -> Option<bool>,
         worker_index: Option<usize>,
         value: impl Fn() -> Option<f64>,
     ) {
@@ -676,10 +808,15 @@ impl Engine {
         } else {
             run.state.instances.get(&key)
         };
-        if existing.is_none() && !condition.expr_true {
-            // The common case: nothing to track, nothing to write.
+        if existing.is_none() && !expr_true {
+            // The common case: nothing to track, nothing to write, and `recover` need not
+            // be evaluated.
             return;
         }
+        let condition = Condition {
+            expr_true,
+            recover_true: recover_true(),
+        };
         if run.keep == Keep::Transitions
             && let Some(existing) = existing
         {
@@ -725,7 +862,7 @@ impl Engine {
         record.last_eval_at = run.now;
         record.value = value();
         if transition.is_some() {
-            record.recommendation = Some(run.recommendation.clone());
+            record.recommendation = Some(run.recommendation.get().clone());
         }
         if transition.is_some_and(|t| t.to != AlertState::Inactive) {
             record.annotations = self.render_annotations(run, &record, worker_index);
@@ -744,9 +881,11 @@ impl Engine {
         target: &TargetInfo,
         state: &TargetState,
         now: Timestamp,
-        evaluation: &mut Evaluation,
+        failures_in_a_row: u32,
+        recommendation: &Pending<'_>,
+        changes: &mut Vec<AlertChange>,
     ) {
-        let down = evaluation.failures_in_a_row >= self.target_down_after;
+        let down = failures_in_a_row >= self.target_down_after;
         let existing = state.instances.get(&InstanceKey::TargetDown);
         if existing.is_none() && !down {
             return;
@@ -781,9 +920,9 @@ impl Engine {
         );
         record.lifecycle = lifecycle;
         record.last_eval_at = now;
-        record.value = Some(f64::from(evaluation.failures_in_a_row));
+        record.value = Some(f64::from(failures_in_a_row));
         if transition.is_some() {
-            record.recommendation = Some(evaluation.recommendation.clone());
+            record.recommendation = Some(recommendation.get().clone());
         }
         if transition.is_some_and(|t| t.to == AlertState::Firing) {
             record.annotations = BTreeMap::from([
@@ -791,7 +930,7 @@ impl Engine {
                     "summary".to_string(),
                     format!(
                         "{}: the last {} polls of the Vast API failed",
-                        target.name, evaluation.failures_in_a_row
+                        target.name, failures_in_a_row
                     ),
                 ),
                 (
@@ -804,7 +943,7 @@ impl Engine {
             ]);
         }
         if transition.is_some() || record.lifecycle.state.is_active() {
-            evaluation.changes.push(AlertChange {
+            changes.push(AlertChange {
                 record,
                 transition,
                 key: Some(InstanceKey::TargetDown),
@@ -862,7 +1001,7 @@ impl Engine {
         );
         values.insert(
             "recommendation".into(),
-            TemplateValue::from(minijinja::value::Serde(run.recommendation)),
+            TemplateValue::from(minijinja::value::Serde(run.recommendation.get())),
         );
         let context = TemplateValue::from(values);
         rule.annotations
@@ -879,7 +1018,11 @@ impl Engine {
         };
         state.failures_in_a_row = evaluation.failures_in_a_row;
         state.last_poll = Some(evaluation.last_poll);
-        state.recommendation = Some(evaluation.recommendation);
+        state.recommendation = Some(Latest {
+            recommendation: evaluation.recommendation,
+            reason: evaluation.unwritten_reason,
+            written: OnceLock::new(),
+        });
         for update in evaluation.updates {
             if let Some(record) = state.instances.get_mut(&update.key) {
                 record.lifecycle = update.lifecycle;

@@ -14,7 +14,8 @@ use super::rows::{
     WorkerRow,
 };
 use crate::model::{
-    FailureKind, Field, FleetSummary, PollFailure, PollRecord, PollResult, TargetKind, WorkerSample,
+    CompactPoll, FailureKind, Field, FleetSummary, PollFailure, PollRecord, PollResult, TargetKind,
+    WorkerSample,
 };
 use crate::time::Timestamp;
 
@@ -494,6 +495,17 @@ impl Store {
 }
 
 impl Store {
+    /// The polls that started in `[since, until]`, oldest first, in the compact form the
+    /// rule engine keeps: what `vastwatch replay` evaluates. The same polls as
+    /// [`Store::poll_records`] over that range, read without the per-row copies.
+    pub async fn compact_polls(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<CompactPoll>, StoreError> {
+        bulk_read::compact_polls(&self.readers, since, until).await
+    }
+
     /// When the oldest stored poll started, if any poll is stored.
     pub async fn oldest_poll(&self) -> Result<Option<Timestamp>, StoreError> {
         let oldest: Option<f64> = sqlx::query_scalar("SELECT min(started_at) FROM polls")

@@ -11,8 +11,8 @@ use super::ingest::SAMPLE_CHUNK_ROWS;
 use super::migrations::SQLITE_MIGRATIONS;
 use super::*;
 use crate::model::{
-    FailureKind, Field, FleetSummary, PollFailure, PollRecord, PollResult, StateClass, TargetKind,
-    WorkerSample,
+    CompactPoll, FailureKind, Field, FleetSummary, HistSample, PollFailure, PollRecord, PollResult,
+    StateClass, TargetKind, WorkerSample,
 };
 use crate::time::Timestamp;
 
@@ -1052,6 +1052,72 @@ async fn poll_records_read_back_exactly_what_was_recorded_per_target_and_for_all
             ("prod".to_string(), 30, 1)
         ]
     );
+}
+
+#[tokio::test]
+async fn compact_polls_are_the_poll_records_in_compact_form() {
+    let fixture = fixture().await;
+    let mut sparse = WorkerSample::new(5);
+    sparse.set(Field::Perf, Some(0.0));
+    let mut odd = worker(9, "mystery");
+    odd.set(Field::Reliability, None);
+    odd.extra = Some(
+        serde_json::json!({"loop_lag_max": 0.25, "perf": "n/a"})
+            .as_object()
+            .cloned()
+            .expect("an object"),
+    );
+    let records = vec![
+        // Workers out of id order, a worker without status, an unknown status with extra.
+        snapshot(
+            "prod",
+            10,
+            vec![worker(2, "loading"), sparse, worker(1, "running")],
+        ),
+        snapshot("group", 10, vec![odd, worker(7, "error")]),
+        failure("prod", 20, FailureKind::Timeout, None),
+        snapshot("group", 20, vec![]),
+        snapshot("prod", 30, vec![worker(1, "running")]),
+        snapshot("prod", 40, vec![worker(1, "running")]),
+    ];
+    fixture.store.record_polls(&records).await.expect("stored");
+
+    let expected: Vec<CompactPoll> = fixture
+        .store
+        .poll_records(&HistoryFilter {
+            since: Some(at(10)),
+            until: Some(at(30)),
+            ..HistoryFilter::default()
+        })
+        .await
+        .expect("records")
+        .into_iter()
+        .map(|record| CompactPoll {
+            target: record.target,
+            started_at: record.started_at,
+            workers: record.result.workers().map(|workers| {
+                let mut compact: Vec<HistSample> =
+                    workers.iter().map(HistSample::from_sample).collect();
+                compact.sort_by_key(|sample| sample.worker_id);
+                compact
+            }),
+        })
+        .collect();
+    let compact = fixture
+        .store
+        .compact_polls(at(10), at(30))
+        .await
+        .expect("compact polls");
+    assert_eq!(expected.len(), 5, "both ends of the range are included");
+    // HistSample's NaNs compare unequal: compare the printed forms, which show them.
+    assert_eq!(format!("{compact:?}"), format!("{expected:?}"));
+    let odd = &compact[1].workers.as_ref().expect("group's workers")[1];
+    assert_eq!(
+        (odd.worker_id, odd.class, odd.status.as_deref()),
+        (9, StateClass::Unknown, Some("mystery"))
+    );
+    assert!(odd.get(Field::Reliability).is_none());
+    assert_eq!(compact[2].workers, None, "the failed poll has no workers");
 }
 
 /// Every rollup statistic, as `fleet_samples` gives it for the same polls before they go.

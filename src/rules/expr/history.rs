@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+pub use crate::model::HistSample;
+
 use super::identifiers::FleetNumber;
-use crate::model::{Field, FleetSummary, StateClass, WorkerSample};
+use crate::model::{FleetSummary, WorkerSample};
 use crate::time::Timestamp;
 
 /// One successful poll of one target, as the evaluator sees it.
@@ -37,6 +39,25 @@ impl Snapshot {
         }
     }
 
+    /// [`Snapshot::new`] for samples that are compact already (replay reads them so from
+    /// the database): the same snapshot, without a second copy of every sample.
+    pub fn from_compact(
+        at: Timestamp,
+        mut workers: Vec<HistSample>,
+        extras: Vec<Option<f64>>,
+    ) -> Snapshot {
+        let summary = FleetSummary::of(&workers);
+        if !workers.is_sorted_by_key(|sample| sample.worker_id) {
+            workers.sort_by_key(|sample| sample.worker_id);
+        }
+        Snapshot {
+            at,
+            workers,
+            fleet: FleetValues::from_summary(&summary, extras),
+            advisor_view: Derived::default(),
+        }
+    }
+
     /// The position of a worker in `workers`, trying `hint` first (a worker usually keeps
     /// its position from one snapshot to the next).
     pub fn position_of(&self, worker_id: i64, hint: usize) -> Option<usize> {
@@ -50,66 +71,6 @@ impl Snapshot {
         self.workers
             .binary_search_by_key(&worker_id, |sample| sample.worker_id)
             .ok()
-    }
-}
-
-/// A compact worker sample. NaN marks a missing value: the decoder never stores the API's
-/// NaN as a value, so this is unambiguous.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistSample {
-    pub worker_id: i64,
-    /// Indexed by [`Field::index`].
-    pub values: [f64; Field::ALL.len()],
-    /// Lower-cased status; the known statuses share one allocation each.
-    pub status: Option<Arc<str>>,
-    /// The state class of `status`, classified once here rather than by every rule and
-    /// advisor pass that asks.
-    pub class: StateClass,
-    pub extra: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
-}
-
-impl HistSample {
-    pub fn from_sample(sample: &WorkerSample) -> HistSample {
-        let (status, class) = match sample.status.as_deref() {
-            Some(status) => {
-                let (shared, class) = intern_status(status);
-                (Some(shared), class)
-            }
-            None => (None, StateClass::Unknown),
-        };
-        HistSample {
-            worker_id: sample.worker_id,
-            values: sample.values.map(|value| value.unwrap_or(f64::NAN)),
-            status,
-            class,
-            extra: sample.extra.clone().map(Arc::new),
-        }
-    }
-
-    pub fn get(&self, field: Field) -> Option<f64> {
-        present(self.values[field.index()])
-    }
-}
-
-/// The known statuses as shared strings, so that millions of stored samples do not each
-/// allocate their status, with their state class.
-fn intern_status(status: &str) -> (Arc<str>, StateClass) {
-    static KNOWN: OnceLock<Vec<(Arc<str>, StateClass)>> = OnceLock::new();
-    let known = KNOWN.get_or_init(|| {
-        [
-            StateClass::READY,
-            StateClass::STARTING,
-            StateClass::INACTIVE,
-            StateClass::FAILED,
-        ]
-        .concat()
-        .into_iter()
-        .map(|name| (Arc::from(name), StateClass::of(Some(name))))
-        .collect()
-    });
-    match known.iter().find(|(candidate, _)| &**candidate == status) {
-        Some((shared, class)) => (Arc::clone(shared), *class),
-        None => (Arc::from(status), StateClass::of(Some(status))),
     }
 }
 
