@@ -209,6 +209,8 @@ impl axum::serve::Listener for ResettingListener {
     async fn accept(&mut self) -> (TcpStream, SocketAddr) {
         loop {
             let Ok((stream, addr)) = self.inner.accept().await else {
+                // Out of file descriptors, say: wait a little as axum's own listener does.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             };
             let resetting = *self.shared.answer.lock().unwrap() == Some(Answer::Reset);
