@@ -227,25 +227,21 @@ pub fn preview(body: &[u8]) -> String {
     }
 }
 
-/// Python's `json` module writes `NaN`, `Infinity` and `-Infinity`, which are not JSON.
-/// Quoting them turns each into a string, so the field is stored as NULL with its raw value
-/// in `extra` and the rest of the list survives.
+/// Python's `json` module writes `NaN`, `Infinity` and `-Infinity`, which are not JSON, and
+/// a number too large for a double (`1e400`) is JSON that serde_json refuses. Quoting each
+/// turns it into a string, so the field is stored as NULL with its raw value in `extra`
+/// and the rest of the list survives. Bodies with nothing to quote are not copied.
 fn quote_non_finite_numbers(body: &[u8]) -> Cow<'_, [u8]> {
     const TOKENS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
-    let contains_token = TOKENS
-        .iter()
-        .any(|token| body.windows(token.len()).any(|window| window == *token));
-    if !contains_token {
-        return Cow::Borrowed(body);
-    }
-    let mut out = Vec::with_capacity(body.len() + 16);
+    // Built only once something needs quoting; `body[..copied]` is already in it.
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
     let mut in_string = false;
     let mut escaped = false;
     let mut index = 0;
-    'bytes: while index < body.len() {
+    while index < body.len() {
         let byte = body[index];
         if in_string {
-            out.push(byte);
             if escaped {
                 escaped = false;
             } else if byte == b'\\' {
@@ -258,23 +254,54 @@ fn quote_non_finite_numbers(body: &[u8]) -> Cow<'_, [u8]> {
         }
         if byte == b'"' {
             in_string = true;
-            out.push(byte);
             index += 1;
             continue;
         }
-        for token in TOKENS {
-            if body[index..].starts_with(token) {
-                out.push(b'"');
-                out.extend_from_slice(token);
-                out.push(b'"');
-                index += token.len();
-                continue 'bytes;
-            }
-        }
-        out.push(byte);
-        index += 1;
+        let quoted_length =
+            if let Some(token) = TOKENS.iter().find(|t| body[index..].starts_with(t)) {
+                token.len()
+            } else if byte == b'-' || byte.is_ascii_digit() {
+                let length = number_length(&body[index..]);
+                if !overflows_a_double(&body[index..index + length]) {
+                    index += length;
+                    continue;
+                }
+                length
+            } else {
+                index += 1;
+                continue;
+            };
+        let out = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 16));
+        out.extend_from_slice(&body[copied..index]);
+        out.push(b'"');
+        out.extend_from_slice(&body[index..index + quoted_length]);
+        out.push(b'"');
+        index += quoted_length;
+        copied = index;
     }
-    Cow::Owned(out)
+    match out {
+        None => Cow::Borrowed(body),
+        Some(mut out) => {
+            out.extend_from_slice(&body[copied..]);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// The length of the number literal (or number-like run) that `text` starts with.
+fn number_length(text: &[u8]) -> usize {
+    text.iter()
+        .take_while(|byte| {
+            byte.is_ascii_digit() || matches!(byte, b'-' | b'+' | b'.' | b'e' | b'E')
+        })
+        .count()
+}
+
+fn overflows_a_double(literal: &[u8]) -> bool {
+    std::str::from_utf8(literal)
+        .ok()
+        .and_then(|text| text.parse::<f64>().ok())
+        .is_some_and(f64::is_infinite)
 }
 
 #[cfg(test)]
@@ -395,6 +422,23 @@ mod tests {
                 "entry 1 is a JSON number, not an object; skipped",
                 "entry 2: `id` is x, not an integer; skipped",
             ]
+        );
+    }
+
+    #[test]
+    fn numbers_too_large_for_a_double_are_kept_as_raw_text() {
+        // serde_json refuses these; before they were quoted, one lost the whole poll.
+        let body = r#"[{"id": 1, "perf": 1e400, "cur_load": -1e400, "dlperf": 99e307, "reliability": 0.5}, {"id": 2}]"#;
+        let list = decode(body).expect("decodes");
+        assert_eq!(list.workers.len(), 2);
+        let worker = &list.workers[0];
+        assert_eq!(worker.get(Field::Perf), None);
+        assert_eq!(worker.get(Field::CurLoad), None);
+        assert_eq!(worker.get(Field::Dlperf), None);
+        assert_eq!(worker.get(Field::Reliability), Some(0.5));
+        assert_eq!(
+            serde_json::Value::Object(worker.extra.clone().expect("extra")),
+            json!({"perf": "1e400", "cur_load": "-1e400", "dlperf": "99e307"})
         );
     }
 

@@ -131,6 +131,25 @@ impl TestApp {
     }
 }
 
+/// Ticks every 10 s from 0 to `last` seconds; returns the seconds at which target `t` was
+/// polled, and checks that every other tick skipped it for a 429 back-off.
+pub async fn ticks_that_polled(app: &TestApp, last: u64) -> Vec<u64> {
+    let mut polled_at = Vec::new();
+    for second in (0..=last).step_by(10) {
+        let report = app.tick_at(secs(second)).await;
+        if report.stored.is_empty() {
+            assert_eq!(
+                report.skipped_backing_off,
+                vec!["t".to_string()],
+                "at {second}s"
+            );
+        } else {
+            polled_at.push(second);
+        }
+    }
+    polled_at
+}
+
 pub async fn open_database(path: &Path) -> SqlitePool {
     SqlitePool::connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
         .await

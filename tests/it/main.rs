@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod deploy;
 mod exposition;
+mod faults;
 mod helpers;
 mod metrics;
 mod notify;

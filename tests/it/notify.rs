@@ -46,7 +46,7 @@ rules:
       summary: "Load {{ load }}"
 "#;
 
-struct App {
+pub(crate) struct App {
     dir: tempfile::TempDir,
     clock: Clock,
     simulator: RunningSimulator,
@@ -68,7 +68,7 @@ async fn daemon_for(path: &Path, clock: &Clock) -> Daemon {
 }
 
 impl App {
-    async fn spawn(notify: &str) -> App {
+    pub(crate) async fn spawn(notify: &str) -> App {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let clock = Clock::manual(T0);
         let simulator = start_simulator(SCENARIO, &clock, TEST_KEY).await;
@@ -87,7 +87,7 @@ impl App {
 
     /// Ticks every 10 s from `from` to `to` seconds, each followed by a notifier and
     /// delivery pass; returns every attempt recorded.
-    async fn run(&self, from: u64, to: u64) -> Vec<AttemptRecord> {
+    pub(crate) async fn run(&self, from: u64, to: u64) -> Vec<AttemptRecord> {
         let mut attempts = Vec::new();
         for second in (from..=to).step_by(10) {
             self.clock.set(at(secs(second)));
@@ -102,7 +102,7 @@ impl App {
         open_database(&self.dir.path().join("vastwatch.db")).await
     }
 
-    async fn notifications(&self) -> Vec<vastwatch::store::NotificationRow> {
+    pub(crate) async fn notifications(&self) -> Vec<vastwatch::store::NotificationRow> {
         let mut rows = self
             .daemon
             .store()
@@ -114,7 +114,7 @@ impl App {
     }
 }
 
-fn webhook(name: &str, url: &str) -> String {
+pub(crate) fn webhook(name: &str, url: &str) -> String {
     format!("    - name: {name}\n      webhook: {{url: \"{url}\"}}\n")
 }
 

@@ -143,20 +143,7 @@ fleets:
     faults: [{at: 0s, for: 10m, kind: rate_limit}]
 "#;
     let app = TestApp::spawn(scenario, "").await;
-    let mut polled_at = Vec::new();
-    for step in 0..=12 {
-        let report = app.tick_at(secs(step * 10)).await;
-        if !report.stored.is_empty() {
-            polled_at.push(step * 10);
-        } else {
-            assert_eq!(
-                report.skipped_backing_off,
-                vec!["t".to_string()],
-                "at {}s",
-                step * 10
-            );
-        }
-    }
+    let polled_at = ticks_that_polled(&app, 120).await;
     // 429 at 0 s: skip two intervals (10, 20); 429 at 30 s: skip 40 s (to 70); at 80 s:
     // skip 80 s more.
     assert_eq!(polled_at, vec![0, 30, 80]);
@@ -217,7 +204,7 @@ fn odd_scenario(shape_prefix: &str, shape_suffix: &str) -> String {
     )
 }
 
-async fn stored_samples(pool: &sqlx::SqlitePool) -> Vec<Value> {
+pub(crate) async fn stored_samples(pool: &sqlx::SqlitePool) -> Vec<Value> {
     sqlx::query(
         "SELECT worker_id, status, cur_load, new_load, cur_load_rolling_avg, cur_perf, measured_perf,
                 perf, reliability, dlperf, reqs_working, disk_usage, loaded_at, extra

@@ -1,6 +1,6 @@
 //! A real HTTP receiver on 127.0.0.1 for notification tests: it records every request and
-//! answers as the test says (a status code, a redirect, a hang), and it can be taken down
-//! and brought back on the same port.
+//! answers as the test says (a status code, a redirect, a hang, a slow answer, a reset
+//! connection), and it can be taken down and brought back on the same port.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
 /// How the receiver answers.
@@ -22,6 +23,11 @@ pub enum Answer {
     Redirect(String),
     /// Never answers (until the connection is dropped).
     Hang,
+    /// Answers 200 after this long.
+    Slow(Duration),
+    /// Reads the request, writes the start of a status line and resets the connection
+    /// (TCP RST), as a crashing proxy would.
+    Reset,
 }
 
 /// One request as received.
@@ -118,6 +124,10 @@ impl Receiver {
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&self.shared));
+        let listener = ResettingListener {
+            inner: listener,
+            shared: Arc::clone(&self.shared),
+        };
         self.server = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }));
@@ -154,7 +164,8 @@ async fn handle(
     let status = match &answer {
         Answer::Status(code) => *code,
         Answer::Redirect(_) => 301,
-        Answer::Hang => 0,
+        Answer::Hang | Answer::Reset => 0,
+        Answer::Slow(_) => 200,
     };
     shared.received.lock().unwrap().push(Received {
         path: uri.path().to_string(),
@@ -174,6 +185,86 @@ async fn handle(
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
+        }
+        Answer::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            StatusCode::OK.into_response()
+        }
+        // Handled by `ResettingListener` before axum sees the connection.
+        Answer::Reset => StatusCode::OK.into_response(),
+    }
+}
+
+/// Hands connections to axum, except while the answer is [`Answer::Reset`]: then it
+/// resets them itself, since a handler cannot reach its socket.
+struct ResettingListener {
+    inner: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl axum::serve::Listener for ResettingListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        loop {
+            let Ok((stream, addr)) = self.inner.accept().await else {
+                // Out of file descriptors, say: wait a little as axum's own listener does.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let resetting = *self.shared.answer.lock().unwrap() == Some(Answer::Reset);
+            if !resetting {
+                return (stream, addr);
+            }
+            tokio::spawn(reset(stream, Arc::clone(&self.shared)));
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Reads one request, records it, writes half a status line and closes with SO_LINGER 0,
+/// so the client sees a reset mid-response.
+async fn reset(mut stream: TcpStream, shared: Arc<Shared>) {
+    let Some((head, body)) = read_request(&mut stream).await else {
+        return;
+    };
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    shared.received.lock().unwrap().push(Received {
+        path,
+        headers: HeaderMap::new(),
+        body: Bytes::from(body),
+        answered: 0,
+    });
+    let _ = stream.write_all(b"HTTP/1.1 200").await;
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+/// Reads one HTTP/1.1 request from a raw connection: its head (request line and headers)
+/// and its `Content-Length` body. `None` when the connection ends first.
+pub async fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&request[..end]).into_owned();
+            let length: usize = head
+                .to_ascii_lowercase()
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                return Some((head, request[end + 4..end + 4 + length].to_vec()));
+            }
+        }
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => request.extend_from_slice(&buffer[..read]),
         }
     }
 }
