@@ -163,9 +163,12 @@ fn decode_worker(object: Map<String, Value>) -> Result<WorkerSample, String> {
     Ok(worker)
 }
 
+/// Integers a REAL column holds exactly (2^53); beyond, an integer field is the wrong type.
+const LARGEST_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
 fn numeric_value(field: Field, value: &Value) -> Option<f64> {
     let number = value.as_f64().filter(|n| n.is_finite())?;
-    if field.is_integer() && number.fract() != 0.0 {
+    if field.is_integer() && (number.fract() != 0.0 || number.abs() > LARGEST_EXACT_INTEGER) {
         return None;
     }
     Some(number)
@@ -387,6 +390,18 @@ mod tests {
             json!({"reliability": "high", "reqs_working": 2.5, "cur_load": "NaN",
                    "new_load": "-Infinity", "started_at": 1724275000, "warnings": ["disk"]})
         );
+    }
+
+    #[test]
+    fn an_integer_field_beyond_exact_range_is_the_wrong_type() {
+        let list = decode(r#"[{"id": 7, "reqs_working": 99999999999999999999999, "perf": 1e300}]"#)
+            .expect("decodes");
+        let worker = &list.workers[0];
+        assert_eq!(worker.get(Field::ReqsWorking), None);
+        // A real-valued field keeps any finite number.
+        assert_eq!(worker.get(Field::Perf), Some(1e300));
+        let extra = worker.extra.clone().expect("extra");
+        assert!(extra.contains_key("reqs_working"), "{extra:?}");
     }
 
     #[test]
