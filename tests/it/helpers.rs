@@ -48,6 +48,37 @@ pub async fn start_simulator(
     .expect("simulator binds port 0")
 }
 
+/// Starts the simulator with `scenario` on 127.0.0.1:0, its time starting at `clock`'s
+/// now, for tests of the real binary on real (or accelerated) time.
+pub async fn start_simulator_now(scenario: Scenario, clock: Clock) -> RunningSimulator {
+    Simulator::new(
+        scenario,
+        SimOptions {
+            api_key: Some(TEST_KEY.to_string()),
+            ..SimOptions::starting_now(clock)
+        },
+    )
+    .serve(SocketAddr::from(([127, 0, 0, 1], 0)))
+    .await
+    .expect("simulator binds port 0")
+}
+
+/// Rows in `polls` of the database at `database`; 0 while it or its schema does not exist
+/// yet (a daemon may be creating them).
+pub async fn count_polls(database: &Path) -> i64 {
+    if !database.exists() {
+        return 0;
+    }
+    let pool = open_database(database).await;
+    let count = sqlx::query("SELECT count(*) AS n FROM polls")
+        .fetch_one(&pool)
+        .await
+        .map(|row| row.get::<i64, _>("n"))
+        .unwrap_or(0);
+    pool.close().await;
+    count
+}
+
 /// Writes a config file into `dir` that polls `base_url` and serves the HTTP API on a free
 /// loopback port; `extra` adds YAML at the top level (it may override nothing that is
 /// already set here).

@@ -5,6 +5,7 @@ mod advise;
 mod alerts;
 mod api;
 mod cli;
+mod crash_loop;
 mod deploy;
 mod exposition;
 mod faults;

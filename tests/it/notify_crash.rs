@@ -2,13 +2,12 @@
 //! while a notification is in flight, restarted, and the notification is delivered once,
 //! under its id.
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use sqlx::Row;
 use vastwatch::clock::Clock;
-use vastwatch::sim::{Scenario, SimOptions, Simulator};
+use vastwatch::sim::Scenario;
 
 use crate::helpers::*;
 use crate::receiver::{Answer, Receiver};
@@ -46,16 +45,11 @@ fn start_daemon(config: &std::path::Path) -> Child {
 async fn a_notification_in_flight_when_the_daemon_is_killed_is_delivered_once_after_restart() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let clock = Clock::real();
-    let simulator = Simulator::new(
+    let simulator = start_simulator_now(
         Scenario::from_yaml(SCENARIO, "test").expect("scenario"),
-        SimOptions {
-            api_key: Some(TEST_KEY.to_string()),
-            ..SimOptions::starting_now(clock)
-        },
+        clock,
     )
-    .serve(SocketAddr::from(([127, 0, 0, 1], 0)))
-    .await
-    .expect("simulator");
+    .await;
     let receiver = Receiver::start().await;
     // The first attempt hangs: the daemon dies with it in flight.
     receiver.answer(Answer::Hang);

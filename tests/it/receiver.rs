@@ -28,6 +28,9 @@ pub enum Answer {
     /// Reads the request, writes the start of a status line and resets the connection
     /// (TCP RST), as a crashing proxy would.
     Reset,
+    /// 503 to every Nth request (counting all requests), 200 to the others: a receiver
+    /// that fails now and then.
+    FailEvery(usize),
 }
 
 /// One request as received.
@@ -57,6 +60,8 @@ impl Received {
 struct Shared {
     answer: Mutex<Option<Answer>>,
     received: Mutex<Vec<Received>>,
+    /// Requests handled so far, for [`Answer::FailEvery`].
+    handled: std::sync::atomic::AtomicUsize,
 }
 
 pub struct Receiver {
@@ -166,6 +171,13 @@ async fn handle(
         Answer::Redirect(_) => 301,
         Answer::Hang | Answer::Reset => 0,
         Answer::Slow(_) => 200,
+        Answer::FailEvery(n) => {
+            let count = shared
+                .handled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            if count % (*n).max(1) == 0 { 503 } else { 200 }
+        }
     };
     shared.received.lock().unwrap().push(Received {
         path: uri.path().to_string(),
@@ -190,6 +202,9 @@ async fn handle(
             tokio::time::sleep(delay).await;
             StatusCode::OK.into_response()
         }
+        Answer::FailEvery(_) => StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response(),
         // Handled by `ResettingListener` before axum sees the connection.
         Answer::Reset => StatusCode::OK.into_response(),
     }

@@ -11,20 +11,6 @@ use vastwatch::clock::Clock;
 use crate::helpers::*;
 use crate::receiver::{Answer, Receiver};
 
-async fn count_polls(database: &std::path::Path) -> i64 {
-    if !database.exists() {
-        return 0;
-    }
-    let pool = open_database(database).await;
-    let count = sqlx::query("SELECT count(*) AS n FROM polls")
-        .fetch_one(&pool)
-        .await
-        .map(|row| row.get::<i64, _>("n"))
-        .unwrap_or(0);
-    pool.close().await;
-    count
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn run_exits_0_soon_after_a_signal_with_its_writes_complete() {
     for signal in ["-TERM", "-INT"] {
