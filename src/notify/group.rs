@@ -15,7 +15,7 @@
 //! resolved with both `startsAt` and `endsAt`, even to a receiver without
 //! `send_resolved` — it never heard that the alert fired.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,6 +144,11 @@ struct Member {
     alert: AlertSnapshot,
     /// Marks not yet consumed that this member carries.
     marks: Vec<i64>,
+    /// Later episodes, each with its marks, waiting for this one to be flushed: an alert
+    /// that resolves and fires again before its group is flushed must still send the
+    /// resolution (SPEC §8.4: batching never drops a transition), so the re-fire waits
+    /// for the next flush instead of overwriting it.
+    later: VecDeque<(AlertSnapshot, Vec<i64>)>,
 }
 
 #[derive(Debug)]
@@ -220,19 +225,32 @@ impl Grouper {
                 .or_insert_with(|| Member {
                     alert: alert.clone(),
                     marks: Vec::new(),
+                    later: VecDeque::new(),
                 });
+            // A new episode while the newest one's resolution is unsent waits its turn.
+            let newest_status = member
+                .later
+                .back()
+                .map_or(member.alert.status, |(queued, _)| queued.status);
+            if alert.status == AlertStatus::Firing && newest_status == AlertStatus::Resolved {
+                member.later.push_back((alert.clone(), Vec::new()));
+            }
+            let (newest, marks) = match member.later.back_mut() {
+                Some((queued, marks)) => (queued, marks),
+                None => (&mut member.alert, &mut member.marks),
+            };
             // A resolution keeps the first firing's start; a re-fire starts afresh.
             let starts_at = if alert.status == AlertStatus::Resolved {
-                member.alert.starts_at.min(alert.starts_at)
+                newest.starts_at.min(alert.starts_at)
             } else {
                 alert.starts_at
             };
-            member.alert = AlertSnapshot {
+            *newest = AlertSnapshot {
                 starts_at,
                 ..alert.clone()
             };
             if let Some(mark) = mark {
-                member.marks.push(mark);
+                marks.push(mark);
                 *self.mark_holders.entry(mark).or_default() += 1;
             }
             routed += 1;
@@ -373,11 +391,17 @@ impl Grouper {
             });
         }
 
-        // Resolved members have had their say; every mark this group held is consumed.
+        // Resolved members have had their say, and a queued episode takes its member's
+        // place for the next flush; every mark of what was flushed is consumed.
         let group = self.groups.get_mut(key).expect("the group flushed above");
         let mut released = Vec::new();
         group.members.retain(|_, member| {
             released.append(&mut member.marks);
+            if let Some((alert, marks)) = member.later.pop_front() {
+                member.alert = alert;
+                member.marks = marks;
+                return true;
+            }
             member.alert.status == AlertStatus::Firing
         });
         for mark in released {

@@ -707,12 +707,10 @@ fn payloads_carry_the_recommendations_of_the_targets_in_the_group() {
     );
 }
 
-/// Found by the crash loop (tests/it/crash_loop.rs): one member per fingerprint, so a
-/// re-fire overwrites the resolution still waiting for the next flush. The receiver never
-/// hears that the first episode resolved, which SPEC §8.4 rules out. Ignored until
-/// grouping keeps each episode; run it with `cargo test --lib -- --ignored`.
+/// Found by the crash loop (tests/it/crash_loop.rs): a re-fire used to overwrite the
+/// resolution still waiting for the next flush, so the receiver never heard that the first
+/// episode resolved (SPEC §8.4). The re-fire now waits for the flush after.
 #[test]
-#[ignore = "known bug: a re-fire within one batch hides the earlier episode's resolution"]
 fn a_resolution_followed_by_a_re_fire_within_one_batch_is_still_sent() {
     let mut grouper = Grouper::new(simple());
     let first = alert(
