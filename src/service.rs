@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::config::{Config, Environment, FileError};
+use crate::config::{Config, Environment, FileError, glob_files, is_glob};
 use crate::daemon::{Daemon, DaemonError, load_rules};
 use crate::rules::RuleSet;
 
@@ -349,20 +349,11 @@ fn hash_file(path: &Path, hasher: &mut DefaultHasher) {
     }
 }
 
-/// The files a `rules` entry matches, sorted.
+/// The files a `rules` entry matches, as a load would resolve it.
 fn expand(pattern: &Path) -> Vec<PathBuf> {
     let text = pattern.to_string_lossy();
-    if !text.contains(['*', '?', '[']) {
+    if !is_glob(&text) {
         return vec![pattern.to_path_buf()];
     }
-    let mut files: Vec<PathBuf> = glob::glob(&text)
-        .map(|paths| {
-            paths
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
+    glob_files(&text).unwrap_or_default()
 }

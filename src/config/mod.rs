@@ -517,8 +517,7 @@ impl Validator<'_> {
         for pattern in patterns {
             let joined = base_dir.join(&pattern.value);
             let text = joined.to_string_lossy().into_owned();
-            let is_glob = pattern.value.contains(['*', '?', '[']);
-            if !is_glob {
+            if !is_glob(&pattern.value) {
                 if !joined.is_file() {
                     return Err(self.error(
                         pattern,
@@ -533,17 +532,12 @@ impl Validator<'_> {
                 }
                 continue;
             }
-            let matches = glob::glob(&text).map_err(|error| {
+            let matched = glob_files(&text).map_err(|error| {
                 self.error(
                     pattern,
                     format!("key `rules`: bad glob `{}`: {error}", pattern.value),
                 )
             })?;
-            let mut matched: Vec<PathBuf> = matches
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect();
-            matched.sort();
             for file in matched {
                 if !files.contains(&file) {
                     files.push(file);
@@ -804,6 +798,22 @@ impl Validator<'_> {
             None => Ok(default),
         }
     }
+}
+
+/// Whether a `rules` entry is a glob rather than a plain path.
+pub fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
+/// The files a `rules` glob matches now, sorted: what a load reads, and what the reload
+/// watcher compares.
+pub fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError> {
+    let mut files: Vec<PathBuf> = glob::glob(pattern)?
+        .filter_map(Result::ok)
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Whether `name` is a valid label, var or identifier name.
