@@ -241,13 +241,19 @@ pub fn poll_every_second(config: &Path) {
 
 /// Starts the real `vastwatch run` on `config` with the test key, stderr captured.
 pub fn spawn_run(config: &Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_vastwatch"))
+    run_command(config).spawn().expect("spawn vastwatch run")
+}
+
+/// `vastwatch run` on `config` with the test key, stdout discarded and stderr piped, for
+/// callers that add arguments or environment before spawning.
+pub fn run_command(config: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vastwatch"));
+    command
         .args(["run", "--config", config.to_str().expect("utf-8 path")])
         .env("TEST_VAST_KEY", TEST_KEY)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn vastwatch run")
+        .stderr(std::process::Stdio::piped());
+    command
 }
 
 /// The stderr lines of a child process, collected by a thread as they arrive.

@@ -176,13 +176,11 @@ async fn the_api_token_appears_in_no_log_line_response_or_database_byte() {
         "listen_token_env: API_TOKEN_ENV\n",
     );
     poll_every_second(&config);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vastwatch"))
-        .args(["run", "--config", config.to_str().expect("utf-8")])
+    let mut child = run_command(&config)
         .args(["--log-level", "trace"])
         .env("TEST_VAST_KEY", SERVED_KEY)
         .env("API_TOKEN_ENV", API_TOKEN)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn vastwatch run");
     let stderr = StderrLines::collect(&mut child);
