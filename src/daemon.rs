@@ -126,6 +126,9 @@ pub struct Daemon {
     notifier: Arc<Notifier>,
     sender: Sender,
     metrics: Arc<Metrics>,
+    /// False on a standby replica (`ha:`): it serves the API from the shared database and
+    /// neither polls, evaluates, enqueues nor applies retention.
+    leading: bool,
 }
 
 impl Daemon {
@@ -152,10 +155,32 @@ impl Daemon {
     ) -> Result<Daemon, DaemonError> {
         let specs: Vec<TargetSpec> = config.targets.iter().map(target_spec).collect();
         store.sync_targets(&specs).await?;
-        let client = VastClient::new(&config.api)?;
-        let semaphore = Arc::new(Semaphore::new(config.api.concurrency));
         let (engine, orphans) = resume_engine(&config, rules, &store, clock.now()).await?;
         retire(&store, &orphans, clock.now()).await?;
+        Daemon::assemble(store, config, engine, clock, true).await
+    }
+
+    /// A standby replica's daemon: the leader's state read from the shared database for
+    /// the API, without writing anything. [`Daemon::run_until`] only waits on it.
+    pub async fn start_standby(
+        store: Store,
+        config: Config,
+        rules: RuleSet,
+        clock: Clock,
+    ) -> Result<Daemon, DaemonError> {
+        let (engine, _orphans) = resume_engine(&config, rules, &store, clock.now()).await?;
+        Daemon::assemble(store, config, engine, clock, false).await
+    }
+
+    async fn assemble(
+        store: Store,
+        config: Config,
+        engine: Engine,
+        clock: Clock,
+        leading: bool,
+    ) -> Result<Daemon, DaemonError> {
+        let client = VastClient::new(&config.api)?;
+        let semaphore = Arc::new(Semaphore::new(config.api.concurrency));
         let recommendations = config
             .targets
             .iter()
@@ -186,6 +211,7 @@ impl Daemon {
             notifier: Arc::new(notifier),
             sender: Sender::new(ConsoleOut::Stdout)?,
             metrics,
+            leading,
         })
     }
 
@@ -268,6 +294,11 @@ impl Daemon {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// False on a standby replica, which only serves the API.
+    pub fn is_leading(&self) -> bool {
+        self.leading
     }
 
     pub fn config(&self) -> &Config {
@@ -522,6 +553,15 @@ impl Daemon {
     /// (reload). Returns when `shutdown` completes and in-flight work has finished, or when
     /// the schedule has no further ticks.
     pub async fn run_until(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        if !self.leading {
+            info!(
+                targets = self.config.targets.len(),
+                database = %self.config.database.display(),
+                "vastwatch stands by: another replica leads."
+            );
+            shutdown.await;
+            return;
+        }
         let (stop_sender, stop) = watch::channel(false);
         let mut ticker = Ticker::new(self.config.schedule.clone(), self.clock.clone());
         let mut ticks = JoinSet::new();

@@ -23,6 +23,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::daemon::Daemon;
+use crate::service::ReplicaState;
 
 pub use auth::protect;
 pub use page::report_html;
@@ -39,11 +40,29 @@ pub struct ApiState {
     pub daemon: watch::Receiver<Arc<Daemon>>,
     /// `POST /-/reload` sends a reply channel here and waits for the answer.
     pub reload: mpsc::Sender<ReloadReply>,
+    /// This replica's role among replicas sharing the database (`ha:`).
+    pub replica: watch::Receiver<ReplicaState>,
 }
 
 impl ApiState {
+    /// The state of a process that alone uses its database; add the service's replica
+    /// state with [`ApiState::with_replica`].
     pub fn new(daemon: watch::Receiver<Arc<Daemon>>, reload: mpsc::Sender<ReloadReply>) -> Self {
-        ApiState { daemon, reload }
+        ApiState {
+            daemon,
+            reload,
+            replica: watch::channel(ReplicaState::single()).1,
+        }
+    }
+
+    pub fn with_replica(mut self, replica: watch::Receiver<ReplicaState>) -> Self {
+        self.replica = replica;
+        self
+    }
+
+    /// This replica's role now.
+    fn replica(&self) -> ReplicaState {
+        self.replica.borrow().clone()
     }
 
     /// The daemon current at this moment.
@@ -60,6 +79,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
         .route("/-/reload", post(probes::reload))
+        .route("/api/v1/status", get(v1::status))
         .route("/api/v1/targets", get(v1::targets))
         .route("/api/v1/alerts", get(v1::alerts))
         .route("/api/v1/history", get(v1::history))

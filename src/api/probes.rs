@@ -24,7 +24,7 @@ pub async fn healthz() -> Json<Value> {
 /// The Prometheus text page of the current daemon's metrics (docs/metrics.md).
 pub async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let daemon = state.daemon();
-    match daemon.metrics().render(&daemon).await {
+    match daemon.metrics().render(&daemon, &state.replica()).await {
         Ok(text) => Ok(([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()),
         Err(error) => {
             tracing::warn!(error = %error, "A metrics scrape failed.");
@@ -89,7 +89,14 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) 
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"ready": ready, "checks": checks})))
+    let replica = state.replica();
+    let body = json!({
+        "ready": ready,
+        "role": replica.role.as_str(),
+        "replica": replica.replica,
+        "checks": checks,
+    });
+    (status, Json(body))
 }
 
 fn check(name: &str, target: Option<&str>, failure: Option<String>) -> Value {

@@ -19,7 +19,7 @@ use crate::notify::silence::{SilenceField, SilenceRequest};
 use crate::rules::AlertState;
 use crate::store::{
     AlertFilter, FleetHistoryRow, FleetRow, HistoryCursor, HistoryFilter, NotificationFilter,
-    NotificationStatus, PollRow, Store, WorkerRow,
+    NotificationStatus, PollRow, Role, Store, WorkerRow,
 };
 use crate::time::Timestamp;
 
@@ -33,6 +33,49 @@ const NOTIFICATIONS_MAX_LIMIT: u32 = 1_000;
 
 /// Each configured target with its latest poll attempt, worker counts from its latest
 /// successful poll, and its current recommendation.
+/// `GET /api/v1/status`: this replica, its role, the leader, the last lease renewal, and
+/// every replica that shares the database with whether it renewed within the failover
+/// bound.
+pub async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let replica = state.replica();
+    let daemon = state.daemon();
+    let now = daemon.clock().now();
+    let rows = daemon.store().replicas().await?;
+    let live = |renewed_at: Timestamp| {
+        replica
+            .failover
+            .is_some_and(|failover| now.duration_since(renewed_at) <= failover)
+    };
+    let leader = match (&replica.replica, replica.role) {
+        (Some(id), Role::Leader) => Some(id.clone()),
+        _ => rows
+            .iter()
+            .find(|row| row.role == Role::Leader.as_str() && live(row.renewed_at))
+            .map(|row| row.replica.clone()),
+    };
+    let replicas: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "replica": row.replica,
+                "role": row.role,
+                "started_at": row.started_at.to_rfc3339(),
+                "renewed_at": row.renewed_at.to_rfc3339(),
+                "live": live(row.renewed_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "mode": if replica.failover.is_some() { "leader" } else { "single" },
+        "replica": replica.replica,
+        "role": replica.role.as_str(),
+        "leader": leader,
+        "lease_renewed_at": replica.renewed_at.map(Timestamp::to_rfc3339),
+        "failover_seconds": replica.failover.map(|failover| failover.as_secs_f64()),
+        "replicas": replicas,
+    })))
+}
+
 pub async fn targets(
     State(state): State<ApiState>,
     query: RawQuery,

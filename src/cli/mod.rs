@@ -337,7 +337,8 @@ async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
     .with_observer(Arc::new(ReloadRecorder::new(metrics, clock)));
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let server = listener.map(|listener| {
-        let state = crate::api::ApiState::new(service.daemon(), service.reload_sender());
+        let state = crate::api::ApiState::new(service.daemon(), service.reload_sender())
+            .with_replica(service.replica());
         let router = crate::api::router(state);
         match listener.local_addr() {
             Ok(address) => tracing::info!(

@@ -30,6 +30,10 @@ pub const RESERVED_LABELS: [&str; 4] = ["alertname", "target", "severity", "work
 const DEFAULT_BASE_URL: &str = "https://run.vast.ai";
 const DEFAULT_API_KEY_ENV: &str = "VAST_API_KEY";
 const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
+/// How long replicas may go without a leader unless `ha.failover` says otherwise.
+const HA_FAILOVER: Duration = Duration::from_secs(15);
+/// Below this, renewals (a third of the bound) would race the network's own delays.
+const MIN_HA_FAILOVER: Duration = Duration::from_secs(1);
 /// Where the HTTP API listens unless `listen` says otherwise (SPEC §3).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9469";
 
@@ -59,6 +63,26 @@ pub struct Config {
     /// The HTTP API (SPEC §11).
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
+    /// Replicas and failover; `None` runs one process that always leads.
+    pub ha: Option<HaConfig>,
+}
+
+/// `ha:`: how replicas sharing one PostgreSQL database elect the one that polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaConfig {
+    pub mode: HaMode,
+    /// The longest the replicas go without a leader when the leader dies or loses its
+    /// connection; renewals and takeover attempts come three times as often.
+    pub failover: Duration,
+    /// This replica's id; unique among the replicas of one database.
+    pub replica_id: String,
+}
+
+/// What the replicas split between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HaMode {
+    /// One replica polls, evaluates and enqueues; the others serve the API and deliver.
+    Leader,
 }
 
 /// The HTTP API's address and bearer token.
@@ -233,6 +257,14 @@ impl Config {
             "metrics:   per-worker series {}",
             if self.metrics.per_worker { "on" } else { "off" }
         );
+        if let Some(ha) = &self.ha {
+            let _ = writeln!(
+                out,
+                "ha:        leader election as replica `{}` (failover within {})",
+                ha.replica_id,
+                format_duration(ha.failover)
+            );
+        }
         let _ = writeln!(out, "targets:   {}", self.targets.len());
         for target in &self.targets {
             let _ = write!(
@@ -409,6 +441,7 @@ impl Validator<'_> {
             .map(|pattern| base_dir.join(&pattern.value))
             .collect();
         let reload = self.reload(raw.reload.as_ref())?;
+        let ha = self.ha(raw.ha.as_ref())?;
         let http = self.http(&raw)?;
         let mut notify = self.notify(raw.notify.as_ref(), raw.external_url.as_ref(), &base_dir)?;
         if let (None, Some(listen)) = (&raw.external_url, http.listen) {
@@ -449,7 +482,51 @@ impl Validator<'_> {
                     .and_then(|metrics| metrics.per_worker)
                     .unwrap_or(false),
             },
+            ha,
         })
+    }
+
+    fn ha(&self, raw: Option<&Spanned<raw::RawHa>>) -> Result<Option<HaConfig>, FileError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let mode = match &raw.value.mode {
+            None => HaMode::Leader,
+            Some(mode) if mode.value == "leader" => HaMode::Leader,
+            Some(mode) => {
+                return Err(self.error(
+                    mode,
+                    format!(
+                        "key `ha.mode`: unknown mode `{}`; expected `leader`",
+                        mode.value
+                    ),
+                ));
+            }
+        };
+        let failover = self.duration(raw.value.failover.as_ref(), "ha.failover", HA_FAILOVER)?;
+        if let Some(failover_key) = raw.value.failover.as_ref()
+            && failover < MIN_HA_FAILOVER
+        {
+            return Err(self.error(
+                failover_key,
+                format!(
+                    "key `ha.failover`: must be at least {}",
+                    format_duration(MIN_HA_FAILOVER)
+                ),
+            ));
+        }
+        let replica_id = match &raw.value.replica_id {
+            Some(id) if id.value.trim().is_empty() || id.value.chars().any(char::is_control) => {
+                return Err(self.error(id, "key `ha.replica_id`: must be a non-empty line of text"));
+            }
+            Some(id) => id.value.clone(),
+            None => default_replica_id(self.env),
+        };
+        Ok(Some(HaConfig {
+            mode,
+            failover,
+            replica_id,
+        }))
     }
 
     fn reload(&self, raw: Option<&Spanned<raw::RawReload>>) -> Result<ReloadConfig, FileError> {
@@ -862,3 +939,14 @@ mod notify_tests;
 
 #[cfg(test)]
 mod http_tests;
+
+/// `HOSTNAME-PID`: unique among replicas on different hosts and among processes on one.
+fn default_replica_id(env: &dyn Environment) -> String {
+    let host = env
+        .var("HOSTNAME")
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "vastwatch".to_string());
+    format!("{host}-{}", std::process::id())
+}

@@ -41,6 +41,20 @@ pub struct RawConfig {
     pub reload: Option<Spanned<RawReload>>,
     /// What `/metrics` exposes.
     pub metrics: Option<RawMetrics>,
+    /// Several replicas on one PostgreSQL database: leader election and failover.
+    pub ha: Option<Spanned<RawHa>>,
+}
+
+/// `ha:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHa {
+    /// `leader` (one replica polls, the others stand by). Default `leader`.
+    pub mode: Option<Spanned<String>>,
+    /// How long the replicas may be without a leader before one takes over. Default `15s`.
+    pub failover: Option<Spanned<String>>,
+    /// This replica's id in `/api/v1/status` and `replicas`. Default `HOSTNAME-PID`.
+    pub replica_id: Option<Spanned<String>>,
 }
 
 /// `reload:`

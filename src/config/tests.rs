@@ -190,6 +190,18 @@ fn mistakes_name_the_file_line_column_and_key() {
         ),
         ("database: x\n", "1:1: missing key `targets`"),
         (
+            "ha: {mode: shards}\ntargets:\n  - name: a\n    endpoint: 1\n",
+            "1:12: key `ha.mode`: unknown mode `shards`; expected `leader`",
+        ),
+        (
+            "ha: {failover: 500ms}\ntargets:\n  - name: a\n    endpoint: 1\n",
+            "1:16: key `ha.failover`: must be at least 1s",
+        ),
+        (
+            "ha: {replica_id: ' '}\ntargets:\n  - name: a\n    endpoint: 1\n",
+            "1:18: key `ha.replica_id`: must be a non-empty line of text",
+        ),
+        (
             "targets:\n  - name: a\n    endpoint: 1\n    scaling: {min_workers: 5, max_workers: 2}\n",
             "4:14: target `a`: scaling.min_workers (5) is above scaling.max_workers (2)",
         ),
@@ -281,4 +293,27 @@ fn sizes_parse_in_binary_and_decimal_units() {
     assert_eq!(parse_size("1000"), Ok(1000));
     assert!(parse_size("0").is_err());
     assert!(parse_size("lots").is_err());
+}
+
+#[test]
+fn ha_defaults_to_leader_mode_with_a_15s_failover_and_a_host_pid_id() {
+    let config = load("targets:\n  - name: a\n    endpoint: 1\n").expect("valid config");
+    assert_eq!(config.ha, None, "without `ha:` one process leads alone");
+
+    let mut env = env();
+    env.insert("HOSTNAME".to_string(), "node-7".to_string());
+    let text = "ha: {}\ntargets:\n  - name: a\n    endpoint: 1\n";
+    let config = Config::parse(Path::new("/etc/vastwatch/vastwatch.yaml"), text, &env)
+        .expect("valid config");
+    let ha = config.ha.expect("ha set");
+    assert_eq!(ha.mode, HaMode::Leader);
+    assert_eq!(ha.failover, Duration::from_secs(15));
+    assert_eq!(ha.replica_id, format!("node-7-{}", std::process::id()));
+
+    let text = "ha: {failover: 2s, replica_id: b}\ntargets:\n  - name: a\n    endpoint: 1\n";
+    let ha = load(text).expect("valid config").ha.expect("ha set");
+    assert_eq!(
+        (ha.failover, ha.replica_id.as_str()),
+        (Duration::from_secs(2), "b")
+    );
 }

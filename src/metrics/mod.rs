@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::model::{FailureKind, PollRecord};
-use crate::service::ReloadObserver;
+use crate::service::{ReloadObserver, ReplicaState};
 use crate::store::{AttemptRecord, StoreError};
 use crate::time::Timestamp;
 
@@ -327,13 +327,19 @@ impl Metrics {
     }
 
     /// The whole `/metrics` page: what was recorded, then the gauges read from `daemon`
-    /// now. The only query is one count over the pending outbox rows.
-    pub async fn render(&self, daemon: &Daemon) -> Result<String, MetricsError> {
+    /// and this replica's role now. The only query is one count over the pending outbox rows.
+    pub async fn render(
+        &self,
+        daemon: &Daemon,
+        replica: &ReplicaState,
+    ) -> Result<String, MetricsError> {
         let pending = daemon.store().pending_notifications().await?;
         let scrape = scrape::registry(daemon, &pending);
+        let replica = scrape::replica_registry(replica);
         let mut text = String::new();
         prometheus_text::encode(&mut text, &self.registry)?;
         prometheus_text::encode(&mut text, &scrape)?;
+        prometheus_text::encode(&mut text, &replica)?;
         Ok(text)
     }
 }

@@ -14,6 +14,8 @@ use crate::daemon::Daemon;
 use crate::model::{Field, StateClass};
 use crate::rules::AlertState;
 use crate::rules::expr::{FleetNumber, Snapshot};
+use crate::service::ReplicaState;
+use crate::store::Role;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClassLabels {
@@ -222,6 +224,38 @@ pub(super) fn registry(daemon: &Daemon, pending: &BTreeMap<String, u64>) -> Regi
                 .map(|snapshot| (target.as_str(), snapshot))
         });
         register_worker_series(&mut registry, snapshots);
+    }
+    registry
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    replica: String,
+}
+
+/// Whether this replica leads, and when it last renewed its lease (`ha:` only).
+pub(super) fn replica_registry(state: &ReplicaState) -> Registry {
+    let mut registry = Registry::with_prefix(PREFIX);
+    let labels = ReplicaLabels {
+        replica: state.replica.clone().unwrap_or_default(),
+    };
+    let leader: Family<ReplicaLabels, FloatGauge> = gauges(
+        &mut registry,
+        "ha_leader",
+        "1 while this replica leads (polls, evaluates and enqueues), 0 while it stands by",
+    );
+    leader
+        .get_or_create(&labels)
+        .set(if state.role == Role::Leader { 1.0 } else { 0.0 });
+    if let Some(renewed_at) = state.renewed_at {
+        let renewed: Family<ReplicaLabels, FloatGauge> = gauges(
+            &mut registry,
+            "ha_lease_renewed_timestamp_seconds",
+            "Unix time of this replica's last lease renewal that reached the database",
+        );
+        renewed
+            .get_or_create(&labels)
+            .set(renewed_at.unix_secs_f64());
     }
     registry
 }

@@ -38,6 +38,11 @@ pub enum StoreError {
     #[error("cannot back up to `{path}`: {reason}")]
     BackupTarget { path: PathBuf, reason: &'static str },
 
+    /// The leader lease's connection did not answer a renewal in time; leadership is
+    /// treated as lost.
+    #[error("the leader lease was not renewed within {} (treated as lost)", crate::time::format_duration(*limit))]
+    LeaseTimeout { limit: std::time::Duration },
+
     /// A stored row holds a value the current code cannot read.
     #[error("unreadable row while {operation}: {detail}")]
     BadRow {

@@ -38,6 +38,11 @@ pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "rollups",
         include_str!("../../migrations/sqlite/0005_rollups.sql"),
     ),
+    (
+        6,
+        "replicas",
+        include_str!("../../migrations/sqlite/0006_replicas.sql"),
+    ),
 ];
 
 /// A migrator over [`SQLITE_MIGRATIONS`].

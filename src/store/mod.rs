@@ -16,6 +16,7 @@ mod bulk_read;
 mod error;
 mod history;
 mod ingest;
+mod lease;
 mod migrations;
 mod notify;
 mod pages;
@@ -37,6 +38,7 @@ use sqlx::{Executor, SqlitePool};
 
 pub use alerts::{AlertEventRow, AlertFilter, RecommendationRow};
 pub use error::StoreError;
+pub use lease::{Lease, ReplicaRow, Role};
 pub use notify::{
     AttemptRecord, FlushWrite, NewNotification, NotificationFilter, NotificationRow,
     NotificationStatus,

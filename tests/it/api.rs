@@ -205,6 +205,7 @@ async fn without_the_token_every_path_but_the_probes_answers_401() {
             "/api/v1/silences/x",
         ),
         (Method::POST, "/-/reload", "/-/reload"),
+        (Method::GET, "/api/v1/status", "/api/v1/status"),
     ] {
         for token in [None, Some("wrong-token"), Some("api-token-7d2")] {
             let (status, body) = api
@@ -354,6 +355,11 @@ async fn readyz_is_503_before_the_first_poll_200_after_and_503_when_polls_stop()
     api.run(0, 0).await;
     let (status, body) = api.get("/readyz", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["role"], &body["replica"]),
+        (&json!("leader"), &json!(null)),
+        "without `ha:` the process leads alone"
+    );
     assert_eq!(
         body["checks"][0],
         json!({"check": "database", "target": null, "ok": true, "reason": null})
@@ -1045,6 +1051,25 @@ async fn the_page_and_its_assets_are_open_while_its_data_needs_the_token() {
 }
 
 #[tokio::test]
+async fn without_ha_the_status_is_a_single_leading_process() {
+    let api = Api::spawn(false).await;
+    let (status, body) = api.get("/api/v1/status", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({
+            "mode": "single",
+            "replica": null,
+            "role": "leader",
+            "leader": null,
+            "lease_renewed_at": null,
+            "failover_seconds": null,
+            "replicas": [],
+        })
+    );
+}
+
+#[tokio::test]
 async fn every_documented_operation_is_exercised_by_these_tests() {
     // Keep this list in step with the tests above: it fails when the document gains an
     // operation no test checks against a real answer.
@@ -1052,6 +1077,7 @@ async fn every_documented_operation_is_exercised_by_these_tests() {
         ("/healthz", &["get"][..]),
         ("/readyz", &["get"][..]),
         ("/-/reload", &["post"][..]),
+        ("/api/v1/status", &["get"][..]),
         ("/api/v1/targets", &["get"][..]),
         ("/api/v1/alerts", &["get"][..]),
         ("/api/v1/history", &["get"][..]),

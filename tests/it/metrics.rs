@@ -14,7 +14,7 @@ use vastwatch::daemon::{Daemon, load_rules};
 use vastwatch::metrics::{CONTENT_TYPE, Metrics, ReloadRecorder};
 use vastwatch::notify::Silence;
 use vastwatch::notify::matcher::Matcher;
-use vastwatch::service::{FileSource, ReloadReply, Service};
+use vastwatch::service::{FileSource, ReloadReply, ReplicaState, Service};
 use vastwatch::sim::RunningSimulator;
 use vastwatch::store::HistoryFilter;
 
@@ -137,7 +137,7 @@ impl App {
         let text = self
             .daemon
             .metrics()
-            .render(&self.daemon)
+            .render(&self.daemon, &ReplicaState::single())
             .await
             .expect("metrics render");
         parse(&text)
@@ -341,7 +341,7 @@ async fn metrics_report_fleets_alerts_polls_and_notifications_and_survive_a_relo
     let after = parse(
         &reloaded
             .metrics()
-            .render(&reloaded)
+            .render(&reloaded, &ReplicaState::single())
             .await
             .expect("metrics render"),
     );
@@ -456,7 +456,12 @@ async fn a_service_keeps_one_metrics_across_reloads_and_shows_a_rejected_one() {
     let scrape = || async {
         let daemon = Arc::clone(&daemons.borrow());
         assert!(Arc::ptr_eq(daemon.metrics(), &metrics));
-        parse(&metrics.render(&daemon).await.expect("metrics render"))
+        parse(
+            &metrics
+                .render(&daemon, &ReplicaState::single())
+                .await
+                .expect("metrics render"),
+        )
     };
     let status = |page: &Exposition| {
         (

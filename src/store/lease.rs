@@ -1,0 +1,433 @@
+//! Leadership among replicas that share one database (issue: high availability).
+//!
+//! On PostgreSQL the leader holds a session-level advisory lock on a connection of its
+//! own, kept apart from the store's pools so that no query of theirs can release it. The
+//! lock lives exactly as long as that session: when the leader process dies its socket
+//! closes and the server frees the lock at once; when the leader hangs or loses the
+//! network, the server ends the session after `idle_session_timeout`, which the lease
+//! sets to half the failover bound while the leader renews three times per bound. Every
+//! renewal also writes the replica's row in `replicas` through the same connection, so a
+//! renewal that succeeds proves the lock is still held, and a renewal that fails (or takes
+//! too long) is taken as lost leadership: the caller must stop leading at once.
+//!
+//! On SQLite there is one process per database file, so the lease is always held and
+//! nothing is written.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, Row};
+
+use super::Store;
+use super::error::{StoreError, query_error};
+use crate::time::Timestamp;
+
+/// The advisory lock key of the leader lease, as SQL: a hash of the schema the tables
+/// live in, so that deployments in different schemas of one database do not contend.
+/// (Advisory locks are already per database.)
+const LEADER_LOCK_KEY: &str = "hashtextextended('vastwatch leader ' || current_schema(), 0)";
+
+/// A replica's role, as stored in `replicas` and shown by `/api/v1/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Standby,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Standby => "standby",
+        }
+    }
+}
+
+/// One replica's last renewal, from `replicas`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaRow {
+    pub replica: String,
+    pub role: String,
+    pub started_at: Timestamp,
+    pub renewed_at: Timestamp,
+}
+
+/// This replica's claim on leadership. Drive it with [`Lease::renew`] a few times per
+/// failover bound.
+#[derive(Debug)]
+pub struct Lease {
+    replica: String,
+    started_at: Timestamp,
+    kind: LeaseKind,
+}
+
+#[derive(Debug)]
+enum LeaseKind {
+    /// One process per database: always the leader.
+    Solo,
+    Postgres(PgLease),
+}
+
+#[derive(Debug)]
+struct PgLease {
+    options: PgConnectOptions,
+    failover: Duration,
+    connection: Option<PgConnection>,
+    held: bool,
+}
+
+impl Lease {
+    /// The lease of a single process on its own database file.
+    pub(super) fn solo(replica: String, started_at: Timestamp) -> Lease {
+        Lease {
+            replica,
+            started_at,
+            kind: LeaseKind::Solo,
+        }
+    }
+
+    /// A lease on a PostgreSQL database, contested by every replica that shares it.
+    pub(super) fn postgres(
+        options: PgConnectOptions,
+        replica: String,
+        failover: Duration,
+        started_at: Timestamp,
+    ) -> Lease {
+        // The server ends a session that stays idle this long, which frees a hung
+        // leader's lock; renewals come three times as often.
+        let idle = (failover / 2).max(Duration::from_millis(500));
+        let options = options
+            .application_name(&format!("vastwatch lease {replica}"))
+            .options([("idle_session_timeout", format!("{}ms", idle.as_millis()))]);
+        Lease {
+            replica,
+            started_at,
+            kind: LeaseKind::Postgres(PgLease {
+                options,
+                failover,
+                connection: None,
+                held: false,
+            }),
+        }
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Whether this replica led at its last renewal.
+    pub fn is_held(&self) -> bool {
+        match &self.kind {
+            LeaseKind::Solo => true,
+            LeaseKind::Postgres(lease) => lease.held,
+        }
+    }
+
+    /// One renewal at `now`: a leader confirms it still holds the lock, a standby tries to
+    /// take it, and either records itself in `replicas`. Returns whether this replica
+    /// leads now. An error means the lease's connection failed: the replica does not lead
+    /// (the next renewal reconnects).
+    pub async fn renew(&mut self, now: Timestamp) -> Result<bool, StoreError> {
+        let LeaseKind::Postgres(lease) = &mut self.kind else {
+            return Ok(true);
+        };
+        // A renewal that outlasts a third of the bound counts as failed: by then the
+        // server may already have ended the session and another replica may lead.
+        let limit = (lease.failover / 3).max(Duration::from_millis(200));
+        let outcome =
+            tokio::time::timeout(limit, lease.renew(&self.replica, self.started_at, now)).await;
+        match outcome {
+            Ok(Ok(held)) => {
+                lease.held = held;
+                Ok(held)
+            }
+            Ok(Err(error)) => {
+                lease.lose();
+                Err(error)
+            }
+            Err(_) => {
+                lease.lose();
+                Err(StoreError::LeaseTimeout { limit })
+            }
+        }
+    }
+
+    /// Gives leadership up (on shutdown), so a standby takes over at its next renewal
+    /// instead of after the failover bound.
+    pub async fn release(&mut self) {
+        if let LeaseKind::Postgres(lease) = &mut self.kind
+            && let Some(mut connection) = lease.connection.take()
+        {
+            let _ = sqlx::query("DELETE FROM replicas WHERE replica = $1")
+                .bind(&self.replica)
+                .execute(&mut connection)
+                .await;
+            let _ = connection.close().await;
+            lease.held = false;
+        }
+    }
+}
+
+impl Store {
+    /// This replica's lease on the database: contested on PostgreSQL, always held on a
+    /// SQLite file (one process per file).
+    pub fn lease(&self, replica: &str, failover: Duration, now: Timestamp) -> Lease {
+        let _ = failover;
+        Lease::solo(replica.to_string(), now)
+    }
+
+    /// Every replica that recorded a renewal, leader first, then by id.
+    pub async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT replica, role, started_at, renewed_at FROM replicas \
+             ORDER BY role = 'leader' DESC, replica",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_error("reading the replicas"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(ReplicaRow {
+                    replica: row.try_get("replica")?,
+                    role: row.try_get("role")?,
+                    started_at: Timestamp::from_unix_secs_f64(row.try_get("started_at")?),
+                    renewed_at: Timestamp::from_unix_secs_f64(row.try_get("renewed_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query_error("reading the replicas"))
+    }
+}
+
+impl PgLease {
+    async fn renew(
+        &mut self,
+        replica: &str,
+        started_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if self.connection.is_none() {
+            self.held = false;
+            let connection = PgConnection::connect_with(&self.options)
+                .await
+                .map_err(query_error("connecting for the leader lease"))?;
+            self.connection = Some(connection);
+        }
+        let connection = self.connection.as_mut().expect("connected above");
+        let held = if self.held {
+            // Session locks are re-entrant; ask whether this session still holds it
+            // rather than taking it a second time.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND pid = pg_backend_pid() AND granted AND objsubid = 1 \
+                 AND ((classid::bigint << 32) | objid::bigint) = {LEADER_LOCK_KEY})"
+            )))
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(query_error("renewing the leader lease"))?
+            .try_get::<bool, _>(0)
+            .map_err(query_error("renewing the leader lease"))?
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT pg_try_advisory_lock({LEADER_LOCK_KEY})"
+            )))
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(query_error("taking the leader lease"))?
+            .try_get::<bool, _>(0)
+            .map_err(query_error("taking the leader lease"))?
+        };
+        let role = if held { Role::Leader } else { Role::Standby };
+        sqlx::query(
+            "INSERT INTO replicas (replica, role, started_at, renewed_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (replica) DO UPDATE SET role = excluded.role, \
+             started_at = excluded.started_at, renewed_at = excluded.renewed_at",
+        )
+        .bind(replica)
+        .bind(role.as_str())
+        .bind(started_at.unix_secs_f64())
+        .bind(now.unix_secs_f64())
+        .execute(&mut *connection)
+        .await
+        .map_err(query_error("recording the replica's renewal"))?;
+        Ok(held)
+    }
+
+    /// Drops the connection, and the lock with it if the session still lives.
+    fn lose(&mut self) {
+        self.held = false;
+        self.connection = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use sqlx::Executor;
+
+    use super::*;
+
+    /// A fresh schema holding `replicas` on the test server, or `None` (with a line saying
+    /// so) when no server answers.
+    async fn schema() -> Option<(PgConnectOptions, PgConnection, String)> {
+        let url = std::env::var("VASTWATCH_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let options = PgConnectOptions::from_str(&url).expect("VASTWATCH_TEST_POSTGRES is a URL");
+        let Ok(mut admin) = PgConnection::connect_with(&options).await else {
+            eprintln!("skipping: no PostgreSQL at {url} (set VASTWATCH_TEST_POSTGRES)");
+            return None;
+        };
+        let name = format!("lease_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA {name}; CREATE TABLE {name}.replicas (replica TEXT PRIMARY KEY, \
+                     role TEXT NOT NULL, started_at DOUBLE PRECISION NOT NULL, \
+                     renewed_at DOUBLE PRECISION NOT NULL)"
+            ))))
+            .await
+            .expect("schema created");
+        let options = options.options([("search_path", name.as_str())]);
+        Some((options, admin, name))
+    }
+
+    async fn drop_schema(mut admin: PgConnection, name: &str) {
+        admin
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA {name} CASCADE"
+            ))))
+            .await
+            .expect("schema dropped");
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_unix_millis(secs * 1000)
+    }
+
+    #[tokio::test]
+    async fn one_replica_leads_and_another_takes_over_when_its_session_ends() {
+        let Some((options, admin, name)) = schema().await else {
+            return;
+        };
+        let failover = Duration::from_secs(6);
+        let mut a = Lease::postgres(options.clone(), "a".into(), failover, at(0));
+        let mut b = Lease::postgres(options.clone(), "b".into(), failover, at(1));
+        assert!(
+            a.renew(at(2)).await.expect("a renews"),
+            "the first one leads"
+        );
+        assert!(
+            !b.renew(at(2)).await.expect("b renews"),
+            "the second stands by"
+        );
+        assert!(
+            a.renew(at(4)).await.expect("a renews"),
+            "a leader stays leader"
+        );
+        assert!(!b.renew(at(4)).await.expect("b renews"));
+
+        let mut reader = PgConnection::connect_with(&options).await.expect("reader");
+        let rows: Vec<(String, String, f64)> =
+            sqlx::query_as("SELECT replica, role, renewed_at FROM replicas ORDER BY replica")
+                .fetch_all(&mut reader)
+                .await
+                .expect("replicas");
+        assert_eq!(
+            rows,
+            [
+                ("a".to_string(), "leader".to_string(), 4.0),
+                ("b".to_string(), "standby".to_string(), 4.0)
+            ]
+        );
+
+        // The leader process dies: its socket closes and the server frees the lock.
+        drop(a);
+        let mut took_over = false;
+        for second in 5..60 {
+            if b.renew(at(second)).await.expect("b renews") {
+                took_over = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(took_over, "b takes over once a's session is gone");
+        b.release().await;
+        drop(reader);
+        drop_schema(admin, &name).await;
+    }
+
+    #[tokio::test]
+    async fn a_leader_whose_session_is_terminated_stops_leading_at_its_next_renewal() {
+        let Some((options, mut admin, name)) = schema().await else {
+            return;
+        };
+        let failover = Duration::from_secs(6);
+        let mut a = Lease::postgres(options.clone(), "terminated-a".into(), failover, at(0));
+        let mut b = Lease::postgres(options.clone(), "b".into(), failover, at(0));
+        assert!(a.renew(at(1)).await.expect("a renews"));
+        // An operator (or a failover of the database) ends the leader's session.
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'vastwatch lease terminated-a'",
+        )
+        .execute(&mut admin)
+        .await
+        .expect("terminated");
+        let mut b_leads = false;
+        for second in 2..60 {
+            b_leads = b.renew(at(second)).await.expect("b renews");
+            if b_leads {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(b_leads, "b takes the freed lock");
+        assert!(
+            a.renew(at(61)).await.is_err(),
+            "a learns its session is gone"
+        );
+        assert!(!a.is_held());
+        assert!(
+            !a.renew(at(62)).await.expect("a reconnects"),
+            "and comes back as a standby"
+        );
+        a.release().await;
+        b.release().await;
+        drop_schema(admin, &name).await;
+    }
+
+    #[tokio::test]
+    async fn the_server_ends_a_hung_leaders_session_within_the_failover_bound() {
+        let Some((options, admin, name)) = schema().await else {
+            return;
+        };
+        let failover = Duration::from_secs(2);
+        let mut a = Lease::postgres(options.clone(), "a".into(), failover, at(0));
+        let mut b = Lease::postgres(options.clone(), "b".into(), failover, at(0));
+        assert!(a.renew(at(1)).await.expect("a renews"));
+        // `a` hangs: it neither renews nor closes its connection. The server ends its idle
+        // session after half the bound, which frees the lock.
+        let mut b_leads = false;
+        for second in 2..100 {
+            b_leads = b.renew(at(second)).await.expect("b renews");
+            if b_leads {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(b_leads, "b takes over from the hung leader");
+        assert!(a.renew(at(101)).await.is_err(), "a's session was ended");
+        b.release().await;
+        drop(a);
+        drop_schema(admin, &name).await;
+    }
+
+    #[tokio::test]
+    async fn on_a_sqlite_file_the_lease_is_always_held() {
+        let mut lease = Lease::solo("only".into(), at(0));
+        assert!(lease.is_held());
+        assert!(lease.renew(at(1)).await.expect("nothing to fail"));
+    }
+}
