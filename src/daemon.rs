@@ -2,6 +2,7 @@
 //! jittered), and stores each poll as soon as it completes. [`Daemon::tick_once`] is the
 //! one-step function under the loop; tests and `poll-once` call it directly.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -126,9 +127,47 @@ pub struct Daemon {
     notifier: Arc<Notifier>,
     sender: Sender,
     metrics: Arc<Metrics>,
-    /// False on a standby replica (`ha:`): it serves the API from the shared database and
-    /// neither polls, evaluates, enqueues nor applies retention.
-    leading: bool,
+    /// What this daemon does of the work of replicas sharing its database.
+    duties: Duties,
+}
+
+/// A daemon's share of the work when several replicas share one database (`ha:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duties {
+    /// The targets it polls and evaluates; `None` for every configured target.
+    pub targets: Option<BTreeSet<String>>,
+    /// Whether it queues notifications (groups marks into the outbox), delivers, and
+    /// applies retention: the leader's work.
+    pub lead: bool,
+}
+
+impl Duties {
+    /// Everything: a process alone on its database, or the leader in `leader` mode.
+    pub fn all() -> Duties {
+        Duties {
+            targets: None,
+            lead: true,
+        }
+    }
+
+    /// Nothing but the API: a standby.
+    pub fn standby() -> Duties {
+        Duties {
+            targets: Some(BTreeSet::new()),
+            lead: false,
+        }
+    }
+
+    /// Whether `target` is polled under these duties.
+    pub fn polls(&self, target: &str) -> bool {
+        self.targets
+            .as_ref()
+            .is_none_or(|targets| targets.contains(target))
+    }
+
+    fn is_idle(&self) -> bool {
+        !self.lead && self.targets.as_ref().is_some_and(BTreeSet::is_empty)
+    }
 }
 
 impl Daemon {
@@ -153,23 +192,44 @@ impl Daemon {
         rules: RuleSet,
         clock: Clock,
     ) -> Result<Daemon, DaemonError> {
-        let specs: Vec<TargetSpec> = config.targets.iter().map(target_spec).collect();
-        store.sync_targets(&specs).await?;
-        let (engine, orphans) = resume_engine(&config, rules, &store, clock.now()).await?;
-        retire(&store, &orphans, clock.now()).await?;
-        Daemon::assemble(store, config, engine, clock, true).await
+        Daemon::start_with_duties(store, config, rules, clock, Duties::all()).await
     }
 
-    /// A standby replica's daemon: the leader's state read from the shared database for
-    /// the API, without writing anything. [`Daemon::run_until`] only waits on it.
-    pub async fn start_standby(
+    /// A daemon that does its share of the work of replicas sharing one database
+    /// (`ha:`): it polls and evaluates `duties.targets` only, resuming their alert state
+    /// from the database, and queues notifications and applies retention only when it
+    /// leads. A standby (no targets, not leading) writes nothing and serves the API.
+    pub async fn start_with_duties(
         store: Store,
         config: Config,
         rules: RuleSet,
         clock: Clock,
+        duties: Duties,
     ) -> Result<Daemon, DaemonError> {
-        let (engine, _orphans) = resume_engine(&config, rules, &store, clock.now()).await?;
-        Daemon::assemble(store, config, engine, clock, false).await
+        let configured: BTreeSet<String> = config
+            .targets
+            .iter()
+            .map(|target| target.name.clone())
+            .collect();
+        if duties.lead {
+            let specs: Vec<TargetSpec> = config.targets.iter().map(target_spec).collect();
+            store.sync_targets(&specs).await?;
+        }
+        let mut config = config;
+        if let Some(owned) = &duties.targets {
+            config.targets.retain(|target| owned.contains(&target.name));
+        }
+        let (engine, orphans) = resume_engine(&config, rules, &store, clock.now()).await?;
+        // An alert whose rule is gone is retired by whoever polls its target; one whose
+        // target is gone from the config, by the leader.
+        let orphans: Vec<AlertRecord> = orphans
+            .into_iter()
+            .filter(|alert| {
+                duties.polls(&alert.target) || (duties.lead && !configured.contains(&alert.target))
+            })
+            .collect();
+        retire(&store, &orphans, clock.now()).await?;
+        Daemon::assemble(store, config, engine, clock, duties).await
     }
 
     async fn assemble(
@@ -177,7 +237,7 @@ impl Daemon {
         config: Config,
         engine: Engine,
         clock: Clock,
-        leading: bool,
+        duties: Duties,
     ) -> Result<Daemon, DaemonError> {
         let client = VastClient::new(&config.api)?;
         let semaphore = Arc::new(Semaphore::new(config.api.concurrency));
@@ -211,7 +271,7 @@ impl Daemon {
             notifier: Arc::new(notifier),
             sender: Sender::new(ConsoleOut::Stdout)?,
             metrics,
-            leading,
+            duties,
         })
     }
 
@@ -296,9 +356,9 @@ impl Daemon {
         &self.store
     }
 
-    /// False on a standby replica, which only serves the API.
-    pub fn is_leading(&self) -> bool {
-        self.leading
+    /// This daemon's share of the work (`ha:`).
+    pub fn duties(&self) -> &Duties {
+        &self.duties
     }
 
     pub fn config(&self) -> &Config {
@@ -553,9 +613,8 @@ impl Daemon {
     /// (reload). Returns when `shutdown` completes and in-flight work has finished, or when
     /// the schedule has no further ticks.
     pub async fn run_until(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
-        if !self.leading {
+        if self.duties.is_idle() {
             info!(
-                targets = self.config.targets.len(),
                 database = %self.config.database.display(),
                 "vastwatch stands by: another replica leads."
             );
@@ -565,14 +624,19 @@ impl Daemon {
         let (stop_sender, stop) = watch::channel(false);
         let mut ticker = Ticker::new(self.config.schedule.clone(), self.clock.clone());
         let mut ticks = JoinSet::new();
-        let retention = tokio::spawn(Arc::clone(&self).retention_loop(stop.clone()));
         let mut notify_tasks = JoinSet::new();
-        notify_tasks.spawn(Arc::clone(&self.notifier).run(stop.clone()));
-        for worker in self.delivery_workers() {
-            notify_tasks.spawn(worker.run(stop.clone()));
-        }
+        let retention = if self.duties.lead {
+            notify_tasks.spawn(Arc::clone(&self.notifier).run(stop.clone()));
+            for worker in self.delivery_workers() {
+                notify_tasks.spawn(worker.run(stop.clone()));
+            }
+            tokio::spawn(Arc::clone(&self).retention_loop(stop.clone()))
+        } else {
+            tokio::spawn(async {})
+        };
         info!(
             targets = self.config.targets.len(),
+            leads = self.duties.lead,
             schedule = %self.config.schedule,
             database = %self.config.database.display(),
             "vastwatch is running."

@@ -21,6 +21,7 @@ pub mod replay;
 pub mod rules;
 pub mod schedule;
 pub mod service;
+pub mod shard;
 pub mod sim;
 pub mod store;
 pub mod time;

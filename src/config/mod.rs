@@ -83,6 +83,18 @@ pub struct HaConfig {
 pub enum HaMode {
     /// One replica polls, evaluates and enqueues; the others serve the API and deliver.
     Leader,
+    /// The live replicas split the targets between them, each target polled by one; the
+    /// leader also queues notifications and applies retention.
+    Shard,
+}
+
+impl HaMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaMode::Leader => "leader",
+            HaMode::Shard => "shard",
+        }
+    }
 }
 
 /// The HTTP API's address and bearer token.
@@ -260,7 +272,8 @@ impl Config {
         if let Some(ha) = &self.ha {
             let _ = writeln!(
                 out,
-                "ha:        leader election as replica `{}` (failover within {})",
+                "ha:        {} mode as replica `{}` (failover within {})",
+                ha.mode.as_str(),
                 ha.replica_id,
                 format_duration(ha.failover)
             );

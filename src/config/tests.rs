@@ -191,7 +191,7 @@ fn mistakes_name_the_file_line_column_and_key() {
         ("database: x\n", "1:1: missing key `targets`"),
         (
             "ha: {mode: shards}\ntargets:\n  - name: a\n    endpoint: 1\n",
-            "1:12: key `ha.mode`: unknown mode `shards`; expected `leader`",
+            "1:12: key `ha.mode`: unknown mode `shards`; expected `leader` or `shard`",
         ),
         (
             "ha: {failover: 500ms}\ntargets:\n  - name: a\n    endpoint: 1\n",

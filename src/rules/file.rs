@@ -63,7 +63,7 @@ pub struct TargetVars {
 }
 
 /// One validated rule.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rule {
     /// The `alert` name.
     pub name: String,
@@ -109,7 +109,7 @@ impl Rule {
 }
 
 /// Every loaded rule, plus the annotation templates.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub templates: Templates,

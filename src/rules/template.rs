@@ -28,7 +28,7 @@ pub struct TemplateError {
 }
 
 /// Every annotation template of a rule set.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Templates {
     environment: Environment<'static>,
     count: usize,

@@ -43,6 +43,16 @@ pub enum StoreError {
     #[error("the leader lease was not renewed within {} (treated as lost)", crate::time::format_duration(*limit))]
     LeaseTimeout { limit: std::time::Duration },
 
+    /// Another process already runs with this replica id on the database.
+    #[error(
+        "another replica with id `{replica}` is running on this database; give each replica its own `ha.replica_id`"
+    )]
+    ReplicaTaken { replica: String },
+
+    /// The lease's connection is gone; the next renewal reconnects.
+    #[error("the lease's connection is gone")]
+    LeaseLost,
+
     /// A stored row holds a value the current code cannot read.
     #[error("unreadable row while {operation}: {detail}")]
     BadRow {

@@ -13,6 +13,7 @@
 //! On SQLite there is one process per database file, so the lease is always held and
 //! nothing is written.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -26,6 +27,28 @@ use crate::time::Timestamp;
 /// live in, so that deployments in different schemas of one database do not contend.
 /// (Advisory locks are already per database.)
 const LEADER_LOCK_KEY: &str = "hashtextextended('vastwatch leader ' || current_schema(), 0)";
+
+/// The key of one target's lock in `shard` mode (`$1`: the target's name).
+const TARGET_LOCK_KEY: &str =
+    "hashtextextended('vastwatch target ' || current_schema() || ' ' || $1, 0)";
+
+/// The key of the lock each replica holds while it lives (`$1`: the replica id): the
+/// live replicas are those whose lock is held, which the server knows the moment a
+/// replica's session ends.
+const REPLICA_LOCK_KEY: &str =
+    "hashtextextended('vastwatch replica ' || current_schema() || ' ' || $1, 0)";
+
+/// The advisory lock with key `key` (an SQL expression), as `pg_locks` shows it.
+macro_rules! advisory_lock_row {
+    ($key:expr) => {
+        concat!(
+            "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 ",
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) ",
+            "AND ((l.classid::bigint << 32) | l.objid::bigint) = ",
+            $key
+        )
+    };
+}
 
 /// A replica's role, as stored in `replicas` and shown by `/api/v1/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +97,8 @@ struct PgLease {
     failover: Duration,
     connection: Option<PgConnection>,
     held: bool,
+    /// Targets whose lock this session holds (`shard` mode).
+    targets: BTreeSet<String>,
 }
 
 impl Lease {
@@ -107,6 +132,7 @@ impl Lease {
                 failover,
                 connection: None,
                 held: false,
+                targets: BTreeSet::new(),
             }),
         }
     }
@@ -169,6 +195,81 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// The replicas alive now, by id: on PostgreSQL those whose session holds their
+    /// replica lock; on SQLite this process alone.
+    pub async fn live_replicas(&mut self) -> Result<Vec<String>, StoreError> {
+        let LeaseKind::Postgres(lease) = &mut self.kind else {
+            return Ok(vec![self.replica.clone()]);
+        };
+        let connection = lease.connected()?;
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT r.replica FROM replicas AS r WHERE EXISTS (SELECT 1 FROM pg_locks AS l \
+             WHERE {}) ORDER BY r.replica",
+            advisory_lock_row!(
+                "hashtextextended('vastwatch replica ' || current_schema() || ' ' || r.replica, 0)"
+            )
+        )))
+        .fetch_all(connection)
+        .await
+        .map_err(|error| lease.fail(error, "reading the live replicas"))
+    }
+
+    /// Takes the lock of every target in `wanted` that this replica does not hold yet and
+    /// no other replica holds; returns the targets of `wanted` it holds now. Locks on
+    /// targets outside `wanted` are kept until [`Lease::release_targets`].
+    pub async fn hold_targets(
+        &mut self,
+        wanted: &BTreeSet<String>,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let LeaseKind::Postgres(lease) = &mut self.kind else {
+            return Ok(wanted.clone());
+        };
+        for target in wanted.difference(&lease.targets.clone()) {
+            let connection = lease.connected()?;
+            let taken: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT pg_try_advisory_lock({TARGET_LOCK_KEY})"
+            )))
+            .bind(target)
+            .fetch_one(connection)
+            .await
+            .map_err(|error| lease.fail(error, "locking a target"))?;
+            if taken {
+                lease.targets.insert(target.clone());
+            }
+        }
+        Ok(lease.targets.intersection(wanted).cloned().collect())
+    }
+
+    /// Lets other replicas take these targets (once this one has stopped polling them).
+    /// A failure is left to the next renewal: the session, and its locks, then end.
+    pub async fn release_targets(&mut self, targets: &[String]) {
+        let LeaseKind::Postgres(lease) = &mut self.kind else {
+            return;
+        };
+        for target in targets {
+            let Some(connection) = lease.connection.as_mut() else {
+                return;
+            };
+            let released = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT pg_advisory_unlock({TARGET_LOCK_KEY})"
+            )))
+            .bind(target)
+            .execute(connection)
+            .await;
+            match released {
+                Ok(_) => {
+                    lease.targets.remove(target);
+                }
+                Err(error) => {
+                    lease.fail(error, "unlocking a target");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl Store {
     /// This replica's lease on the database: contested on PostgreSQL, always held on a
     /// SQLite file (one process per file).
@@ -209,13 +310,27 @@ impl PgLease {
     ) -> Result<bool, StoreError> {
         if self.connection.is_none() {
             self.held = false;
-            let connection = PgConnection::connect_with(&self.options)
+            self.targets.clear();
+            let mut connection = PgConnection::connect_with(&self.options)
                 .await
-                .map_err(query_error("connecting for the leader lease"))?;
+                .map_err(query_error("connecting for the lease"))?;
+            let alone: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT pg_try_advisory_lock({REPLICA_LOCK_KEY})"
+            )))
+            .bind(replica)
+            .fetch_one(&mut connection)
+            .await
+            .map_err(query_error("taking the replica lock"))?;
+            if !alone {
+                return Err(StoreError::ReplicaTaken {
+                    replica: replica.to_string(),
+                });
+            }
             self.connection = Some(connection);
         }
-        let connection = self.connection.as_mut().expect("connected above");
-        let held = if self.held {
+        let was_held = self.held;
+        let connection = self.connected()?;
+        let held = if was_held {
             // Session locks are re-entrant; ask whether this session still holds it
             // rather than taking it a second time.
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -255,10 +370,22 @@ impl PgLease {
         Ok(held)
     }
 
-    /// Drops the connection, and the lock with it if the session still lives.
+    /// Drops the connection, and the locks with it if the session still lives.
     fn lose(&mut self) {
         self.held = false;
+        self.targets.clear();
         self.connection = None;
+    }
+
+    fn connected(&mut self) -> Result<&mut PgConnection, StoreError> {
+        self.connection.as_mut().ok_or(StoreError::LeaseLost)
+    }
+
+    /// A statement on the lease's connection failed: the session, and every lock it
+    /// held, must be taken as gone.
+    fn fail(&mut self, source: sqlx::Error, operation: &'static str) -> StoreError {
+        self.lose();
+        StoreError::Query { operation, source }
     }
 }
 
@@ -421,6 +548,76 @@ mod tests {
         assert!(a.renew(at(101)).await.is_err(), "a's session was ended");
         b.release().await;
         drop(a);
+        drop_schema(admin, &name).await;
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|name| name.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn each_target_lock_has_one_holder_and_live_replicas_follow_their_sessions() {
+        let Some((options, admin, name)) = schema().await else {
+            return;
+        };
+        let failover = Duration::from_secs(6);
+        let mut a = Lease::postgres(options.clone(), "shard-a".into(), failover, at(0));
+        let mut b = Lease::postgres(options.clone(), "shard-b".into(), failover, at(0));
+        a.renew(at(1)).await.expect("a renews");
+        b.renew(at(1)).await.expect("b renews");
+        assert_eq!(
+            a.live_replicas().await.expect("live"),
+            ["shard-a", "shard-b"]
+        );
+
+        assert_eq!(
+            a.hold_targets(&set(&["t1", "t2"])).await.expect("a"),
+            set(&["t1", "t2"])
+        );
+        assert_eq!(
+            b.hold_targets(&set(&["t2", "t3"])).await.expect("b"),
+            set(&["t3"]),
+            "t2 stays a's until a lets it go"
+        );
+        // a no longer wants t2: it keeps the lock until it releases it.
+        assert_eq!(
+            a.hold_targets(&set(&["t1"])).await.expect("a"),
+            set(&["t1"])
+        );
+        assert_eq!(
+            b.hold_targets(&set(&["t2", "t3"])).await.expect("b"),
+            set(&["t3"])
+        );
+        a.release_targets(&["t2".to_string()]).await;
+        assert_eq!(
+            b.hold_targets(&set(&["t2", "t3"])).await.expect("b"),
+            set(&["t2", "t3"])
+        );
+
+        // b dies: its session, its replica lock and its target locks go with it.
+        drop(b);
+        let mut live = Vec::new();
+        for _ in 0..50 {
+            live = a.live_replicas().await.expect("live");
+            if live.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(live, ["shard-a"]);
+        assert_eq!(
+            a.hold_targets(&set(&["t1", "t2", "t3"])).await.expect("a"),
+            set(&["t1", "t2", "t3"])
+        );
+
+        // A second process with a's id is refused while a lives.
+        let mut twin = Lease::postgres(options.clone(), "shard-a".into(), failover, at(0));
+        let refused = twin.renew(at(2)).await.expect_err("twin refused");
+        assert!(
+            matches!(refused, StoreError::ReplicaTaken { .. }),
+            "{refused}"
+        );
+        a.release().await;
         drop_schema(admin, &name).await;
     }
 

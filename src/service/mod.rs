@@ -12,7 +12,6 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
@@ -21,8 +20,11 @@ use crate::clock::Clock;
 use crate::config::{Config, Environment, FileError, glob_files, is_glob};
 use crate::daemon::{Daemon, DaemonError, load_rules};
 use crate::rules::RuleSet;
-use crate::store::{Lease, Role, Store};
-use crate::time::Timestamp;
+use crate::store::{Lease, Store};
+
+mod replicas;
+
+pub use replicas::ReplicaState;
 
 /// A reload request: the requester gets the outcome, `Err` carrying the message to show.
 pub type ReloadReply = oneshot::Sender<Result<(), String>>;
@@ -73,32 +75,6 @@ impl ConfigSource for FileSource {
     }
 }
 
-/// This replica's part among replicas sharing one database, for `/api/v1/status`,
-/// `/readyz` and `/metrics`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReplicaState {
-    /// The replica id (`ha.replica_id`); `None` without `ha:`, where this process alone
-    /// uses its database and always leads.
-    pub replica: Option<String>,
-    pub role: Role,
-    /// The last renewal that reached the database.
-    pub renewed_at: Option<Timestamp>,
-    /// `ha.failover`, when `ha:` is set.
-    pub failover: Option<Duration>,
-}
-
-impl ReplicaState {
-    /// A process without `ha:`: it alone uses its database, and leads.
-    pub fn single() -> ReplicaState {
-        ReplicaState {
-            replica: None,
-            role: Role::Leader,
-            renewed_at: None,
-            failover: None,
-        }
-    }
-}
-
 /// The running service: the current daemon and the ways to reload it.
 pub struct Service {
     source: Box<dyn ConfigSource>,
@@ -109,7 +85,10 @@ pub struct Service {
     observer: Arc<dyn ReloadObserver>,
     /// Applied to every daemon the service starts (the first and each reload's).
     prepare: Box<dyn Fn(Daemon) -> Daemon + Send + Sync>,
-    /// The leader lease with `ha:`; without it this process always leads.
+    /// The config and rules the current daemon runs: a change of role or of owned
+    /// targets starts the next daemon from them.
+    loaded: (Config, RuleSet),
+    /// The lease with `ha:`; without it this process does all the work.
     lease: Option<Lease>,
     replica: watch::Sender<ReplicaState>,
     /// Whether the last renewal failed, so a database outage is logged once, not at
@@ -117,6 +96,8 @@ pub struct Service {
     lease_failing: bool,
     /// Renewals as a standby since its daemon last re-read the shared state.
     standby_renewals: u32,
+    /// No daemon runs: not even a standby could start after a change of duties.
+    idle: bool,
 }
 
 impl Service {
@@ -130,24 +111,14 @@ impl Service {
         prepare: Box<dyn Fn(Daemon) -> Daemon + Send + Sync>,
     ) -> Result<Service, DaemonError> {
         let store = Store::open(&config.database).await?;
-        let mut state = ReplicaState::single();
-        let mut lease = None;
-        if let Some(ha) = &config.ha {
-            let mut replica_lease = store.lease(&ha.replica_id, ha.failover, clock.now());
-            let now = clock.now();
-            let renewed = replica_lease.renew(now).await;
-            if let Err(lease_error) = &renewed {
-                warn!(error = %lease_error, "Cannot reach the leader lease; starting as a standby.");
-            }
-            state = ReplicaState {
-                replica: Some(ha.replica_id.clone()),
-                role: role_of(renewed.as_ref().is_ok_and(|held| *held)),
-                renewed_at: renewed.is_ok().then_some(now),
-                failover: Some(ha.failover),
-            };
-            lease = Some(replica_lease);
-        }
-        let daemon = start_daemon(store, config, rules, clock.clone(), state.role).await?;
+        let mut lease = config
+            .ha
+            .as_ref()
+            .map(|ha| store.lease(&ha.replica_id, ha.failover, clock.now()));
+        let (state, duties) = replicas::first_duties(lease.as_mut(), &config, &clock).await;
+        let daemon =
+            Daemon::start_with_duties(store, config.clone(), rules.clone(), clock.clone(), duties)
+                .await?;
         let (current, _) = watch::channel(Arc::new(prepare(daemon)));
         let (request_sender, requests) = mpsc::channel(8);
         let (replica, _) = watch::channel(state);
@@ -159,10 +130,12 @@ impl Service {
             request_sender,
             observer: Arc::new(()),
             prepare,
+            loaded: (config, rules),
             lease,
             replica,
             lease_failing: false,
             standby_renewals: 0,
+            idle: false,
         })
     }
 
@@ -270,6 +243,12 @@ impl Service {
                 config.database.display()
             ));
         }
+        if config.ha != self.loaded.0.ha {
+            return Err(format!(
+                "{}: key `ha`: replication settings cannot change on reload; restart vastwatch instead",
+                config.path.display()
+            ));
+        }
         if config.http.listen != old.config().http.listen {
             warn!(
                 listening = ?old.config().http.listen,
@@ -280,10 +259,24 @@ impl Service {
         let previous = std::mem::replace(running, Running::finished());
         previous.stop().await;
         let store = old.store().clone();
-        let role = self.replica.borrow().role;
-        match start_daemon(store, config, rules, self.clock.clone(), role).await {
+        let duties = if self.idle {
+            crate::daemon::Duties::standby()
+        } else {
+            old.duties().clone()
+        };
+        let started = Daemon::start_with_duties(
+            store,
+            config.clone(),
+            rules.clone(),
+            self.clock.clone(),
+            duties,
+        )
+        .await;
+        match started {
             Ok(daemon) => {
                 self.current.send_replace(Arc::new((self.prepare)(daemon)));
+                self.loaded = (config, rules);
+                self.idle = false;
                 *running = self.spawn_current();
                 Ok(())
             }
@@ -296,119 +289,6 @@ impl Service {
     }
 }
 
-impl Service {
-    /// Renewals and takeover attempts come three times per failover bound.
-    fn renew_every(&self) -> Duration {
-        let failover = self
-            .replica
-            .borrow()
-            .failover
-            .unwrap_or(Duration::from_secs(15));
-        failover / 3
-    }
-
-    /// One renewal of the leader lease; starts leading or stops, as it says.
-    async fn renew(&mut self, running: &mut Running) {
-        let Some(lease) = self.lease.as_mut() else {
-            return;
-        };
-        let now = self.clock.now();
-        let was_leading = self.replica.borrow().role == Role::Leader;
-        let leads = match lease.renew(now).await {
-            Ok(held) => {
-                if self.lease_failing {
-                    info!("The leader lease answers again.");
-                    self.lease_failing = false;
-                }
-                self.replica
-                    .send_modify(|state| state.renewed_at = Some(now));
-                held
-            }
-            Err(lease_error) => {
-                if was_leading {
-                    error!(error = %lease_error, "Lost the leader lease; stopping polling at once.");
-                } else if !self.lease_failing {
-                    warn!(error = %lease_error, "Cannot reach the leader lease; standing by.");
-                }
-                self.lease_failing = true;
-                false
-            }
-        };
-        if leads == was_leading {
-            if !leads {
-                self.refresh_standby(running).await;
-            }
-            return;
-        }
-        if leads {
-            info!("This replica leads now: resuming the shared state and polling.");
-        }
-        if let Err(message) = self.switch_role(running, role_of(leads)).await {
-            error!(error = %message, "Cannot change role; standing by.");
-            if leads && let Some(lease) = self.lease.as_mut() {
-                lease.release().await;
-            }
-        }
-    }
-
-    /// Stops the current daemon and starts one in `role` from the config files as they
-    /// are now. A leader that lost its lease is cut short rather than waited for: another
-    /// replica may already lead.
-    async fn switch_role(&mut self, running: &mut Running, role: Role) -> Result<(), String> {
-        let (config, rules) = self.source.load().map_err(|error| error.to_string())?;
-        let previous = std::mem::replace(running, Running::finished());
-        if role == Role::Leader {
-            previous.stop().await;
-        } else {
-            previous.abort().await;
-        }
-        self.replica.send_modify(|state| state.role = Role::Standby);
-        let store = self.current.borrow().store().clone();
-        let outcome = start_daemon(store, config, rules, self.clock.clone(), role).await;
-        let result = match outcome {
-            Ok(daemon) => {
-                self.current.send_replace(Arc::new((self.prepare)(daemon)));
-                self.replica.send_modify(|state| state.role = role);
-                Ok(())
-            }
-            Err(start_error) => Err(format!("the daemon could not start: {start_error}")),
-        };
-        self.standby_renewals = 0;
-        *running = self.spawn_current();
-        result
-    }
-
-    /// A standby re-reads the leader's state (alerts, recommendations, history window)
-    /// once per failover bound, so its API answers stay current.
-    async fn refresh_standby(&mut self, running: &mut Running) {
-        self.standby_renewals += 1;
-        if self.standby_renewals < 3 {
-            return;
-        }
-        if let Err(message) = self.switch_role(running, Role::Standby).await {
-            warn!(error = %message, "Cannot refresh the standby's view of the shared state.");
-        }
-    }
-}
-
-fn role_of(leading: bool) -> Role {
-    if leading { Role::Leader } else { Role::Standby }
-}
-
-/// A leading daemon (polls, evaluates, enqueues) or a standby one (serves the API).
-async fn start_daemon(
-    store: Store,
-    config: Config,
-    rules: RuleSet,
-    clock: Clock,
-    role: Role,
-) -> Result<Daemon, DaemonError> {
-    match role {
-        Role::Leader => Daemon::start_with_store(store, config, rules, clock).await,
-        Role::Standby => Daemon::start_standby(store, config, rules, clock).await,
-    }
-}
-
 /// The running daemon's task and the way to stop it.
 struct Running {
     stop: oneshot::Sender<()>,
@@ -416,6 +296,17 @@ struct Running {
 }
 
 impl Running {
+    /// Nothing running, until stopped.
+    fn idle() -> Running {
+        let (stop, stopped) = oneshot::channel::<()>();
+        Running {
+            stop,
+            task: tokio::spawn(async move {
+                let _ = stopped.await;
+            }),
+        }
+    }
+
     /// A placeholder for the moment between stopping one daemon and starting the next.
     fn finished() -> Running {
         let (stop, _) = oneshot::channel();
