@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::params::{PageCursor, Params, encode_cursor};
 use super::{ApiError, ApiState, dto};
 use crate::advise::Recommendation;
-use crate::config::Target;
+use crate::config::{HaMode, Target};
 use crate::notify::silence::{SilenceField, SilenceRequest};
 use crate::rules::AlertState;
 use crate::store::{
@@ -66,9 +66,10 @@ pub async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiErr
         })
         .collect();
     Ok(Json(json!({
-        "mode": if replica.failover.is_some() { "leader" } else { "single" },
+        "mode": replica.mode.map_or("single", HaMode::as_str),
         "replica": replica.replica,
         "role": replica.role.as_str(),
+        "targets": replica.targets,
         "leader": leader,
         "lease_renewed_at": replica.renewed_at.map(Timestamp::to_rfc3339),
         "failover_seconds": replica.failover.map(|failover| failover.as_secs_f64()),

@@ -1061,6 +1061,7 @@ async fn without_ha_the_status_is_a_single_leading_process() {
             "mode": "single",
             "replica": null,
             "role": "leader",
+            "targets": null,
             "leader": null,
             "lease_renewed_at": null,
             "failover_seconds": null,

@@ -26,7 +26,7 @@ const SPEED: f64 = 30.0;
 /// Rules without `for:` that fire and resolve often: joining and failing workers, the
 /// flaky worker's reliability, and the simulator's load noise around each worker's
 /// rolling average.
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 rules:
   - alert: WorkerNotReady
     scope: worker
@@ -42,12 +42,12 @@ rules:
     severity: info
 "#;
 
-const TARGETS: &str = "  - name: surge\n    endpoint: 201\n  - name: surge-group\n    worker_group: 1201\n  \
+pub(crate) const TARGETS: &str = "  - name: surge\n    endpoint: 201\n  - name: surge-group\n    worker_group: 1201\n  \
      - name: flaky\n    endpoint: 301\n  - name: flaky-group\n    worker_group: 1301\n";
 
 /// `surge` and `flaky-worker` as one scenario (their fleet ids differ), without an end, so
 /// the load noise keeps moving after surge's 30 minutes.
-fn scenario() -> Scenario {
+pub(crate) fn scenario() -> Scenario {
     let surge = Scenario::builtin_yaml("surge").expect("surge is built in");
     let flaky = Scenario::builtin_yaml("flaky-worker").expect("flaky-worker is built in");
     let surge: String = surge
@@ -242,7 +242,7 @@ async fn check_database(database: &Path, when: &str) -> Counts {
 
 /// No firing or resolved alert was accepted under two notification ids; returns the
 /// number of accepted deliveries.
-fn check_no_duplicates(receiver: &Receiver) -> usize {
+pub(crate) fn check_no_duplicates(receiver: &Receiver) -> usize {
     let accepted = receiver.accepted();
     let mut ids: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
     for request in &accepted {

@@ -9,6 +9,7 @@ mod crash_loop;
 mod deploy;
 mod exposition;
 mod faults;
+mod ha;
 mod helpers;
 mod metrics;
 mod notify;
