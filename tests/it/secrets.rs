@@ -514,7 +514,8 @@ async fn every_command_and_failure_path_keeps_every_secret_out_of_output_logs_an
         inputs.push(path.clone());
         let path = path.to_str().expect("utf-8").to_string();
         for command in ["check", "poll-once"] {
-            let output = vastwatch(&[command.into(), "--config".into(), path.clone()]);
+            let args = [command, "--config", &path, "--log-level", "trace"];
+            let output = vastwatch(&args.map(String::from));
             assert_eq!(output.status.code(), Some(2), "{broken} is refused");
             audit.record(
                 format!("stderr of `{command}` on `{broken}`"),
