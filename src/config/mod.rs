@@ -773,7 +773,20 @@ impl Validator<'_> {
                 format!("key `{key}`: name an environment variable"),
             ));
         }
-        match self.env.var(variable) {
+        let value = self.env.var(variable);
+        if value.is_none() && !looks_like_variable_name(variable) {
+            // Likely the secret itself, pasted where its variable's name belongs: the
+            // message must not repeat it into logs.
+            return Err(self.error(
+                env_key,
+                format!(
+                    "key `{key}`: takes the name of an environment variable (such as \
+                     `VAST_API_KEY`), and no variable of this name is set; if this is the \
+                     secret itself, move it into a variable (it is not repeated here)"
+                ),
+            ));
+        }
+        match value {
             Some(value) if !value.is_empty() => Ok(Secret::new(value)),
             Some(_) => Err(self.error(
                 env_key,
@@ -814,6 +827,12 @@ pub fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// An environment variable's name as people write them: upper-case letters, digits and `_`,
+/// not starting with a digit. Anything else in a `*_env` key may be a pasted secret.
+fn looks_like_variable_name(name: &str) -> bool {
+    is_identifier(name) && !name.bytes().any(|byte| byte.is_ascii_lowercase())
 }
 
 /// Whether `name` is a valid label, var or identifier name.

@@ -185,6 +185,13 @@ fn mistakes_name_the_file_line_column_and_key() {
             "4:18: key `targets[a].api_key_env`: environment variable `MISSING_KEY` is not set",
         ),
         (
+            // A pasted key is not repeated into the error (and so into logs).
+            "api:\n  api_key_env: 3f9c2b7e1d4a\ntargets:\n  - name: a\n    endpoint: 1\n",
+            "2:16: key `api.api_key_env`: takes the name of an environment variable (such as \
+             `VAST_API_KEY`), and no variable of this name is set; if this is the secret itself, \
+             move it into a variable (it is not repeated here)",
+        ),
+        (
             "api:\n  api_key_env: EMPTY_KEY\ntargets:\n  - name: a\n    endpoint: 1\n",
             "2:16: key `api.api_key_env`: environment variable `EMPTY_KEY` is empty",
         ),

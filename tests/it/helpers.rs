@@ -286,6 +286,12 @@ impl StderrLines {
 
     /// The address `vastwatch run` logged as its HTTP API's, once it has.
     pub async fn api_address(&self) -> Option<String> {
+        self.logged_field("HTTP API listening.", "address=").await
+    }
+
+    /// The value after `field` (`addr=`) on the first line logging `message`, once there is
+    /// one (within 30 s).
+    pub async fn logged_field(&self, message: &str, field: &str) -> Option<String> {
         let mut found = None;
         wait_until(Duration::from_secs(30), || {
             found = self
@@ -293,8 +299,8 @@ impl StderrLines {
                 .lock()
                 .expect("lines")
                 .iter()
-                .find(|line| line.contains("HTTP API listening."))
-                .and_then(|line| line.split("address=").nth(1))
+                .find(|line| line.contains(message))
+                .and_then(|line| line.split(field).nth(1))
                 .and_then(|rest| rest.split_whitespace().next())
                 .map(str::to_string);
             let done = found.is_some();
