@@ -36,20 +36,29 @@ pub async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError
     }
 }
 
-/// 200 when the database takes writes and every target had a poll attempt within three
+/// 200 when the database takes writes (the last write succeeded and a probe passes) and
+/// every target had a poll attempt within three
 /// intervals (or is backing off after a 429); else 503. The body lists every check.
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {
     let daemon = state.daemon();
     let now = daemon.clock().now();
     let mut checks = Vec::new();
-    let database = daemon.store().probe_write().await;
+    // A write that failed says more than a probe: a full disk lets the probe, which
+    // writes nothing, pass; and while the fault lasts a probe would only wait out the busy
+    // timeout again.
+    let database = match daemon.store().health().fault() {
+        Some(fault) => Some(fault),
+        None => daemon
+            .store()
+            .probe_write()
+            .await
+            .err()
+            .map(|error| error.to_string()),
+    };
     checks.push(check(
         "database",
         None,
-        database
-            .as_ref()
-            .err()
-            .map(|error| format!("the database takes no writes: {error}")),
+        database.map(|fault| format!("the database takes no writes: {fault}")),
     ));
     let config = daemon.config();
     let window = config
