@@ -37,7 +37,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError
 }
 
 /// 200 when the database takes writes (the last write succeeded and a probe passes) and
-/// every target had a poll attempt within three
+/// every target (counting polls waiting in the write backlog) had a poll attempt within three
 /// intervals (or is backing off after a 429); else 503. The body lists every check.
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {
     let daemon = state.daemon();
@@ -65,7 +65,7 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) 
         .schedule
         .interval_at(now)
         .saturating_mul(READY_WITHIN_INTERVALS);
-    let last_polls: HashMap<String, _> = match daemon.store().latest_polls().await {
+    let mut last_polls: HashMap<String, _> = match daemon.store().latest_polls().await {
         Ok(polls) => polls
             .into_iter()
             .map(|poll| (poll.target, poll.started_at))
@@ -79,6 +79,13 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) 
             HashMap::new()
         }
     };
+    // Polls waiting for the database to take writes were attempted all the same.
+    for poll in daemon.store().health().backlog().polls() {
+        let latest = last_polls
+            .entry(poll.target.clone())
+            .or_insert(poll.started_at);
+        *latest = (*latest).max(poll.started_at);
+    }
     for target in &config.targets {
         let failure = match last_polls.get(&target.name) {
             _ if daemon.is_backing_off(&target.name, now) => None,

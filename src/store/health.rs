@@ -152,6 +152,11 @@ impl WriteBacklog {
         self.trim()
     }
 
+    /// The waiting polls, oldest first.
+    pub fn polls(&self) -> impl Iterator<Item = &PollRecord> {
+        self.polls.iter()
+    }
+
     pub fn len(&self) -> usize {
         self.polls.len()
     }

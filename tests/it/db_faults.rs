@@ -89,20 +89,30 @@ fn set_file_size_limit(pid: libc::pid_t, bytes: u64) -> std::io::Result<()> {
 }
 
 impl Running {
-    /// `/readyz`: the status and the `database` check's reason (`None` when it passed).
-    async fn readyz(&self) -> (u16, Option<String>) {
+    /// `/readyz`: the status, the `database` check's reason (`None` when it passed), and
+    /// the names of the checks that failed.
+    async fn readyz(&self) -> (u16, Option<String>, Vec<String>) {
         let response = reqwest::get(format!("{}/readyz", self.api))
             .await
             .expect("readyz answers");
         let status = response.status().as_u16();
         let body: Value =
             serde_json::from_str(&response.text().await.expect("readyz body")).expect("JSON");
-        let database = body["checks"]
-            .as_array()
-            .and_then(|checks| checks.iter().find(|check| check["check"] == "database"))
-            .expect("readyz names the database check")
-            .clone();
-        (status, database["reason"].as_str().map(str::to_string))
+        let checks = body["checks"].as_array().expect("readyz lists its checks");
+        let database = checks
+            .iter()
+            .find(|check| check["check"] == "database")
+            .expect("readyz names the database check");
+        let failing = checks
+            .iter()
+            .filter(|check| check["ok"] == false)
+            .map(|check| check["check"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (
+            status,
+            database["reason"].as_str().map(str::to_string),
+            failing,
+        )
     }
 
     async fn metric(&self, name: &str) -> f64 {
@@ -255,10 +265,13 @@ async fn a_database_locked_past_the_busy_timeout_is_reported_and_its_polls_writt
     daemon
         .wait_for_log(FAULT_STARTS, Duration::from_secs(15))
         .await;
-    let (status, reason) = daemon.readyz().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, reason, failing) = daemon.readyz().await;
     assert_eq!(status, 503);
     let reason = reason.expect("the database check failed");
     assert!(reason.contains("database is locked"), "{reason}");
+    // Polls go on: past three intervals of the lock the target's check still passes.
+    assert_eq!(failing, ["database"]);
     assert_eq!(daemon.metric("vastwatch_database_up").await, 0.0);
     assert!(daemon.metric("vastwatch_store_write_failures_total").await >= 1.0);
     tokio::time::sleep(
@@ -304,7 +317,7 @@ async fn a_full_disk_is_reported_and_cleared_when_the_limit_is_raised() {
     daemon
         .wait_for_log(FAULT_STARTS, Duration::from_secs(120))
         .await;
-    let (status, reason) = daemon.readyz().await;
+    let (status, reason, _) = daemon.readyz().await;
     assert_eq!(status, 503);
     assert!(reason.is_some());
     assert_eq!(daemon.metric("vastwatch_database_up").await, 0.0);
@@ -365,7 +378,7 @@ async fn a_database_deleted_while_running_is_recreated_with_everything_it_held()
         .await,
         "the fault is reported and polls wait in memory"
     );
-    let (_, reason) = daemon.readyz().await;
+    let (_, reason, _) = daemon.readyz().await;
     let reason = reason.expect("the database check failed");
     assert!(reason.contains("deleted"), "{reason}");
     assert_eq!(daemon.metric("vastwatch_database_up").await, 0.0);
