@@ -14,9 +14,13 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection, Executor};
 use tempfile::TempDir;
+use tokio::sync::watch;
 use vastwatch::clock::Clock;
+use vastwatch::config::Config;
+use vastwatch::daemon::{Daemon, load_rules};
 use vastwatch::sim::RunningSimulator;
 
+use crate::alerts::transitions;
 use crate::exposition;
 use crate::helpers::*;
 
@@ -252,15 +256,7 @@ async fn a_database_locked_past_the_busy_timeout_is_reported_and_its_polls_writt
     daemon.wait_until_ready().await;
 
     // Another writer holds the write lock for 12 s, well past the 5 s busy timeout.
-    let mut other = SqliteConnectOptions::new()
-        .filename(&daemon.database)
-        .connect()
-        .await
-        .expect("a second connection");
-    other
-        .execute("BEGIN IMMEDIATE")
-        .await
-        .expect("take the lock");
+    let other = lock(&daemon.database).await;
     let locked_at = now_secs();
     daemon
         .wait_for_log(FAULT_STARTS, Duration::from_secs(15))
@@ -303,6 +299,21 @@ async fn a_database_locked_past_the_busy_timeout_is_reported_and_its_polls_writt
     assert_eq!(log.matches(FAULT_STARTS).count(), 1, "{log}");
     assert_eq!(log.matches(FAULT_CLEARS).count(), 1, "{log}");
     assert_history_is_whole(&database, released_at, stored + waiting).await;
+}
+
+/// Takes the database's write lock from a connection of the test's own, as another
+/// process writing it would.
+async fn lock(database: &Path) -> SqliteConnection {
+    let mut other = SqliteConnectOptions::new()
+        .filename(database)
+        .connect()
+        .await
+        .expect("a second connection");
+    other
+        .execute("BEGIN IMMEDIATE")
+        .await
+        .expect("take the lock");
+    other
 }
 
 async fn release(mut other: SqliteConnection) {
@@ -410,4 +421,65 @@ async fn first_poll_at(database: &Path) -> f64 {
         .get(0);
     pool.close().await;
     first
+}
+
+/// In process, on a manual clock: polls that waited out a locked database are written
+/// oldest first and evaluated then, each at its own time, so an alert whose `for:`
+/// elapsed during the fault fires at the poll that completed it, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn polls_that_waited_are_evaluated_in_order_at_their_own_times() {
+    let dir = TempDir::new().expect("temp dir");
+    let clock = Clock::manual(T0);
+    let scenario =
+        "name: s\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100}]\n";
+    let simulator = start_simulator(scenario, &clock, TEST_KEY).await;
+    let rules = "rules:\n  - alert: Up\n    scope: fleet\n    expr: workers > 0\n    for: 20s\n";
+    let path = write_config_with_rules(dir.path(), &simulator.base_url(), rules, "");
+    let config = Config::load(&path, &test_env()).expect("config");
+    let rules = load_rules(&config).expect("rules");
+    let daemon = Daemon::start(config, rules, clock.clone())
+        .await
+        .expect("daemon starts");
+    let (_stopping, stop) = watch::channel(false);
+    let tick = |second: u64| {
+        clock.set(at(secs(second)));
+        daemon.tick_once(at(secs(second)), &stop)
+    };
+    let database = dir.path().join("vastwatch.db");
+    assert_eq!(tick(0).await.stored.len(), 1);
+
+    // Locked through three ticks: each poll is taken, its write fails after the busy
+    // timeout, and it waits in memory; the alert's `for: 20s` elapses meanwhile.
+    let other = lock(&database).await;
+    for second in [10, 20, 30] {
+        let report = tick(second).await;
+        assert!(report.stored.is_empty());
+        // Each retry writes the oldest waiting poll first, and fails.
+        let retried = &report.unstored;
+        assert_eq!(retried.len(), 1, "at {second}s");
+        assert_eq!(retried[0].started_at, at(secs(10)), "at {second}s");
+    }
+    assert!(!daemon.store().health().is_up());
+    assert_eq!(daemon.store().health().backlog().len(), 3);
+    release(other).await;
+
+    let report = tick(40).await;
+    let written: Vec<i64> = report
+        .stored
+        .iter()
+        .map(|poll| (poll.started_at.unix_millis() - T0.unix_millis()) / 1000)
+        .collect();
+    assert_eq!(written, [10, 20, 30, 40], "oldest first, then this tick's");
+    assert!(daemon.store().health().is_up());
+    assert!(daemon.store().health().backlog().is_empty());
+    // The alert fired at the poll that completed its `for:`, not when it was written,
+    // and each transition is stored once.
+    let up = |at: i64, from: &str, to: &str| {
+        (at, "Up".to_string(), None, from.to_string(), to.to_string())
+    };
+    assert_eq!(
+        transitions(&database).await,
+        [up(0, "inactive", "pending"), up(20, "pending", "firing")]
+    );
+    assert_eq!(count_polls(&database).await, 5);
 }
