@@ -441,7 +441,8 @@ impl Daemon {
     /// Evaluates the batch's polls (one per target), stores polls and alert changes in one
     /// transaction, and only then commits the evaluations to the engine, so memory never
     /// runs ahead of disk. When the write fails the evaluations are discarded and the
-    /// batch is returned, to be evaluated again when it is retried.
+    /// batch is returned, to be evaluated again when it is retried; a batch that no retry
+    /// could store (a target the database does not know) is dropped instead.
     async fn write_evaluated(
         &self,
         batch: Vec<PollRecord>,
@@ -525,6 +526,18 @@ impl Daemon {
             Err(store_error) => {
                 self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                 self.metrics.store_write_failed();
+                let mut engine = self.engine();
+                for evaluation in evaluations {
+                    engine.discard(evaluation);
+                }
+                drop(engine);
+                if let StoreError::UnknownTarget { .. } = store_error {
+                    // No retry can store these, and waiting for one would hold up every
+                    // poll behind them.
+                    error!(error = %store_error, polls = batch.len(), "Could not store polls; they are dropped.");
+                    report.unstored.extend(batch);
+                    return Ok(());
+                }
                 if health.write_failed(&store_error) {
                     error!(
                         error = %store_error,
@@ -533,10 +546,6 @@ impl Daemon {
                     );
                 } else {
                     debug!(error = %store_error, polls = batch.len(), "Database write failed again.");
-                }
-                let mut engine = self.engine();
-                for evaluation in evaluations {
-                    engine.discard(evaluation);
                 }
                 Err(batch)
             }

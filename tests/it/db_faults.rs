@@ -483,3 +483,29 @@ async fn polls_that_waited_are_evaluated_in_order_at_their_own_times() {
     );
     assert_eq!(count_polls(&database).await, 5);
 }
+
+/// A write no retry could store (its target's row was deleted behind vastwatch's back) is
+/// dropped, not kept: it would hold up every later poll and report the database down.
+#[tokio::test]
+async fn a_poll_no_retry_could_store_is_dropped_rather_than_held() {
+    let app = TestApp::spawn(
+        "name: s\nfleets:\n  - endpoint: 1\n    load: 10\n    workers: [{id: 1, perf: 100}]\n",
+        "",
+    )
+    .await;
+    let mut other = SqliteConnectOptions::new()
+        .filename(app.database())
+        .connect()
+        .await
+        .expect("a second connection");
+    other
+        .execute("DELETE FROM targets")
+        .await
+        .expect("delete the target");
+    other.close().await.expect("close");
+    let report = app.tick_at(secs(0)).await;
+    assert_eq!(report.unstored.len(), 1);
+    let health = app.daemon.store().health();
+    assert!(health.is_up());
+    assert!(health.backlog().is_empty());
+}
