@@ -323,7 +323,8 @@ async fn release(mut other: SqliteConnection) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_is_reported_and_cleared_when_the_limit_is_raised() {
-    // 60 workers a poll: the database outgrows 1 MiB within about a minute of polls.
+    // 60 workers a poll: the database and its write-ahead log reach 1 MiB after about ten
+    // polls.
     let mut daemon = start(60, Some(1024 * 1024)).await;
     daemon
         .wait_for_log(FAULT_STARTS, Duration::from_secs(120))
