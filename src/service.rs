@@ -156,10 +156,7 @@ impl Service {
         watcher.abort();
         running.stop().await;
         let daemon = Arc::clone(&self.current.borrow());
-        if let Err(store_error) = daemon.store().clone().close().await {
-            warn!(error = %store_error, "Closing the database failed.");
-        }
-        info!("Stopped.");
+        crate::daemon::close_store(daemon.store()).await;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ mod alerts;
 mod batch;
 mod bulk_read;
 mod error;
+mod health;
 mod history;
 mod ingest;
 mod migrations;
@@ -30,6 +31,7 @@ mod queries_doc_tests;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -37,6 +39,7 @@ use sqlx::{Executor, SqlitePool};
 
 pub use alerts::{AlertEventRow, AlertFilter, RecommendationRow};
 pub use error::StoreError;
+pub use health::{BACKLOG_LIMIT, DatabaseHealth, WriteBacklog};
 pub use notify::{
     AttemptRecord, FlushWrite, NewNotification, NotificationFilter, NotificationRow,
     NotificationStatus,
@@ -99,6 +102,7 @@ pub struct Store {
     writer: SqlitePool,
     readers: SqlitePool,
     read_only: bool,
+    health: Arc<DatabaseHealth>,
 }
 
 impl Store {
@@ -130,6 +134,7 @@ impl Store {
                 .pragma("cache_size", READER_CACHE_SIZE);
             let readers = SqlitePoolOptions::new()
                 .max_connections(options.readers.max(1))
+                .before_acquire(health::check_reader)
                 .connect_with(connect)
                 .await
                 .map_err(open_error)?;
@@ -138,9 +143,12 @@ impl Store {
                 writer: readers.clone(),
                 readers,
                 read_only: true,
+                health: Arc::default(),
             });
         }
+        let health = Arc::<DatabaseHealth>::default();
         let writer = SqlitePoolOptions::new()
+            .before_acquire(health::check_writer(path.clone(), Arc::clone(&health)))
             .min_connections(1)
             .max_connections(1)
             .idle_timeout(None)
@@ -162,12 +170,14 @@ impl Store {
             })?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.readers.max(1))
+            .before_acquire(health::check_reader)
             .connect_lazy_with(connect);
         Ok(Store {
             path,
             writer,
             readers,
             read_only: false,
+            health,
         })
     }
 

@@ -278,6 +278,17 @@ impl StderrLines {
         StderrLines { lines, reader }
     }
 
+    /// Everything the child wrote so far.
+    pub fn text_so_far(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// How many lines so far contain `text`.
+    pub fn count(&self, text: &str) -> usize {
+        let lines = self.lines.lock().expect("lines");
+        lines.iter().filter(|line| line.contains(text)).count()
+    }
+
     /// Everything the child wrote, once it has exited and its stderr is read to the end.
     pub fn finish(self) -> String {
         let _ = self.reader.join();

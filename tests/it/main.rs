@@ -6,6 +6,7 @@ mod alerts;
 mod api;
 mod cli;
 mod crash_loop;
+mod db_faults;
 mod deploy;
 mod exposition;
 mod faults;
