@@ -56,10 +56,10 @@ async fn backup(args: BackupArgs) -> Result<ExitStatus, CliError> {
 /// gains the newest tables first; the commands here write nothing else.
 async fn open_database(config: &ConfigArg) -> Result<Store, CliError> {
     let config = load_config_offline(config)?;
-    if !config.database.exists() {
+    if config.database.is_missing() {
         return Err(CliError::runtime(format!(
             "database `{}` does not exist yet; run `vastwatch run` or `vastwatch poll-once` first",
-            config.database.display()
+            config.database
         )));
     }
     Ok(Store::open(&config.database).await?)
