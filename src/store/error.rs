@@ -39,6 +39,15 @@ pub enum StoreError {
     #[error("cannot back up to `{path}`: {reason}")]
     BackupTarget { path: PathBuf, reason: &'static str },
 
+    /// `db copy` found rows in a destination that must be empty of history.
+    #[error(
+        "cannot copy into `{location}`: its table `{table}` has rows; copy into a new, empty database"
+    )]
+    CopyDestination {
+        location: String,
+        table: &'static str,
+    },
+
     /// The operation exists for the other backend only.
     #[error("{operation} is not available on PostgreSQL: {hint}")]
     NotOnPostgres {

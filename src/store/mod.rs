@@ -16,6 +16,7 @@ mod backend;
 mod batch;
 mod bulk_read;
 mod bulk_read_postgres;
+mod copy;
 mod error;
 mod history;
 mod ingest;
@@ -56,6 +57,8 @@ pub use rows::{
     RetentionCutoffs, TableSize, TargetRow, TargetSpec, WorkerRow,
 };
 pub use series::{AlertInterval, LatestWorkers, MAX_SERIES_POINTS, SeriesBucket, series_step};
+
+pub use copy::{CopyProgress, CopyReport};
 
 use crate::config::{Database, PostgresUrl};
 use backend::{Backend, PostgresBackend, SqliteBackend};
