@@ -222,27 +222,29 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::StoreOptions;
+    use crate::store::test_db::store_tests;
 
-    #[tokio::test]
-    async fn the_write_probe_passes_on_a_writable_store_and_fails_on_a_read_only_one() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let path = dir.path().join("vastwatch.db");
-        let store = Store::open(&path).await.unwrap();
-        store
-            .probe_write()
-            .await
-            .expect("a fresh store takes writes");
-        // The probe leaves nothing behind: its table would make a second probe fail.
-        store.probe_write().await.expect("the probe rolled back");
-        let read_only = Store::open_with(StoreOptions::read_only(&path))
-            .await
-            .unwrap();
-        let error = read_only.probe_write().await.expect_err("read-only");
-        assert!(
-            error
-                .to_string()
-                .contains("probing that the database is writable"),
-            "{error}"
-        );
+    store_tests! {
+        async fn the_write_probe_passes_on_a_writable_store_and_fails_on_a_read_only_one(
+            db: TestDb
+        ) {
+            let store = Store::open(db.database()).await.unwrap();
+            store
+                .probe_write()
+                .await
+                .expect("a fresh store takes writes");
+            // The probe leaves nothing behind: its table would make a second probe fail.
+            store.probe_write().await.expect("the probe rolled back");
+            let read_only = Store::open_with(StoreOptions::read_only(db.database()))
+                .await
+                .unwrap();
+            let error = read_only.probe_write().await.expect_err("read-only");
+            assert!(
+                error
+                    .to_string()
+                    .contains("probing that the database is writable"),
+                "{error}"
+            );
+        }
     }
 }
