@@ -1,8 +1,10 @@
 //! PostgreSQL ingest: a tick's polls, fleet sums and worker samples each go in with one
-//! `COPY ... FROM STDIN` in PostgreSQL's text format, inside the tick's transaction. COPY
-//! skips per-statement parsing and parameter limits; the rows are rendered here.
-
-use std::fmt::Write as _;
+//! `COPY ... FROM STDIN` in PostgreSQL's binary format, inside the tick's transaction. COPY
+//! skips per-statement parsing and parameter limits, and the binary format spares the
+//! server parsing numbers from text (in `benches/ingest.rs` text COPY stored a 50,000-sample
+//! tick at about 85,000 samples/s); the rows are encoded here. Every column is BIGINT,
+//! DOUBLE PRECISION or TEXT, whose binary forms are 8-byte big-endian integers, IEEE 754
+//! doubles and UTF-8 bytes.
 
 use sqlx::{Postgres, Transaction};
 
@@ -23,6 +25,7 @@ pub(super) async fn copy_polls(
     let mut rows = CopyRows::default();
     for (poll, ids) in polls.iter().zip(ids) {
         let (error, http_status, worker_count) = poll.outcome_columns();
+        rows.start_row(8);
         rows.int(ids.poll_id);
         rows.int(ids.target_id);
         rows.real(Some(poll.record.started_at.unix_secs_f64()));
@@ -31,13 +34,12 @@ pub(super) async fn copy_polls(
         rows.text(error.as_deref());
         rows.opt_int(http_status);
         rows.opt_int(worker_count);
-        rows.end_row();
     }
     copy(
         transaction,
         "COPY polls (id, target_id, started_at, duration_ms, outcome, error, http_status, \
-         worker_count) FROM STDIN",
-        rows.buffer,
+         worker_count) FROM STDIN (FORMAT binary)",
+        rows,
     )
     .await?;
 
@@ -47,6 +49,7 @@ pub(super) async fn copy_polls(
         .zip(ids)
         .filter_map(|(poll, ids)| Some((poll.summary.as_ref()?, ids)))
     {
+        rows.start_row(13);
         rows.int(ids.poll_id);
         for count in [
             summary.workers,
@@ -68,24 +71,25 @@ pub(super) async fn copy_polls(
         ] {
             rows.real(value);
         }
-        rows.end_row();
     }
     copy(
         transaction,
         "COPY fleet_totals (poll_id, workers, ready, starting, inactive, failed, load, \
-         new_load, load_rolling, perf, cur_perf, measured_perf, reqs_working) FROM STDIN",
-        rows.buffer,
+         new_load, load_rolling, perf, cur_perf, measured_perf, reqs_working) \
+         FROM STDIN (FORMAT binary)",
+        rows,
     )
     .await?;
 
     let fields: Vec<&str> = Field::ALL.iter().map(|field| field.name()).collect();
     let statement = format!(
         "COPY worker_samples (poll_id, target_id, worker_id, polled_at, status, {}, extra) \
-         FROM STDIN",
+         FROM STDIN (FORMAT binary)",
         fields.join(", ")
     );
     let mut rows = CopyRows::default();
     for (worker, ids, polled_at) in samples(polls, ids) {
+        rows.start_row(6 + Field::ALL.len());
         rows.int(ids.poll_id);
         rows.int(ids.target_id);
         rows.int(worker.worker_id);
@@ -99,25 +103,24 @@ pub(super) async fn copy_polls(
             detail: format!("`extra` of worker {}: {error}", worker.worker_id),
         })?;
         rows.text(extra.as_deref());
-        rows.end_row();
     }
-    copy(transaction, &statement, rows.buffer).await
+    copy(transaction, &statement, rows).await
 }
 
-/// Sends rendered rows through one COPY.
+/// Sends encoded rows through one COPY.
 async fn copy(
     transaction: &mut Transaction<'static, Postgres>,
     statement: &str,
-    rows: String,
+    rows: CopyRows,
 ) -> Result<(), StoreError> {
-    if rows.is_empty() {
+    let Some(bytes) = rows.finish() else {
         return Ok(());
-    }
+    };
     let mut copy = transaction
         .copy_in_raw(statement)
         .await
         .map_err(query_error(OPERATION))?;
-    for chunk in rows.as_bytes().chunks(SEND_BYTES) {
+    for chunk in bytes.chunks(SEND_BYTES) {
         if let Err(source) = copy.send(chunk).await {
             // The connection must leave COPY mode before it is used again.
             let _ = copy.abort("vastwatch could not send the rows").await;
@@ -131,75 +134,68 @@ async fn copy(
     Ok(())
 }
 
-/// Rows in COPY's text format: columns separated by tabs, rows ended by newlines, `\N` for
-/// NULL, and backslash escapes in text.
+/// The binary COPY format's signature, flags and header extension length.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Rows in COPY's binary format: the header, then per row its field count and each field
+/// as a length (-1 for NULL) and its bytes, then -1 as the trailer.
 #[derive(Default)]
 struct CopyRows {
-    buffer: String,
-    /// Whether the current row has a column yet.
-    in_row: bool,
+    buffer: Vec<u8>,
 }
 
 impl CopyRows {
-    /// Starts a column: a tab unless it is the row's first.
-    fn separate(&mut self) {
-        if self.in_row {
-            self.buffer.push('\t');
+    fn start_row(&mut self, fields: usize) {
+        if self.buffer.is_empty() {
+            self.buffer.extend_from_slice(HEADER);
         }
-        self.in_row = true;
+        self.buffer
+            .extend_from_slice(&i16::try_from(fields).unwrap_or(i16::MAX).to_be_bytes());
+    }
+
+    fn field(&mut self, bytes: &[u8]) {
+        let length = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
+        self.buffer.extend_from_slice(&length.to_be_bytes());
+        self.buffer.extend_from_slice(bytes);
     }
 
     fn null(&mut self) {
-        self.buffer.push_str("\\N");
+        self.buffer.extend_from_slice(&(-1i32).to_be_bytes());
     }
 
     fn int(&mut self, value: i64) {
-        self.separate();
-        let _ = write!(self.buffer, "{value}");
+        self.field(&value.to_be_bytes());
     }
 
     fn opt_int(&mut self, value: Option<i64>) {
         match value {
             Some(value) => self.int(value),
-            None => {
-                self.separate();
-                self.null();
-            }
+            None => self.null(),
         }
     }
 
-    /// A finite number (the store repairs the others to NULL before this), written so
-    /// that it parses back to the same `f64`.
+    /// A finite number; the store repairs the others to NULL before this.
     fn real(&mut self, value: Option<f64>) {
-        self.separate();
         match value {
-            Some(value) if value.is_finite() => {
-                let _ = write!(self.buffer, "{value}");
-            }
+            Some(value) if value.is_finite() => self.field(&value.to_be_bytes()),
             _ => self.null(),
         }
     }
 
     fn text(&mut self, value: Option<&str>) {
-        self.separate();
-        let Some(value) = value else {
-            self.null();
-            return;
-        };
-        for c in value.chars() {
-            match c {
-                '\\' => self.buffer.push_str("\\\\"),
-                '\t' => self.buffer.push_str("\\t"),
-                '\n' => self.buffer.push_str("\\n"),
-                '\r' => self.buffer.push_str("\\r"),
-                c => self.buffer.push(c),
-            }
+        match value {
+            Some(value) => self.field(value.as_bytes()),
+            None => self.null(),
         }
     }
 
-    fn end_row(&mut self) {
-        self.buffer.push('\n');
-        self.in_row = false;
+    /// The whole COPY stream, or `None` when no row was added.
+    fn finish(mut self) -> Option<Vec<u8>> {
+        if self.buffer.is_empty() {
+            return None;
+        }
+        self.buffer.extend_from_slice(&(-1i16).to_be_bytes());
+        Some(self.buffer)
     }
 }
 
@@ -208,21 +204,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_render_in_copy_text_format() {
+    fn rows_encode_in_copy_binary_format() {
         let mut rows = CopyRows::default();
+        rows.start_row(4);
         rows.int(1);
-        rows.text(Some("tab\there\\ and\nnewline"));
-        rows.real(Some(0.1));
+        rows.text(Some("é"));
         rows.real(None);
-        rows.opt_int(None);
-        rows.end_row();
-        rows.text(Some(""));
-        rows.text(None);
-        rows.real(Some(-2.5e-7));
-        rows.end_row();
-        assert_eq!(
-            rows.buffer,
-            "1\ttab\\there\\\\ and\\nnewline\t0.1\t\\N\t\\N\n\t\\N\t-0.00000025\n"
-        );
+        rows.real(Some(f64::NAN));
+        let mut expected = HEADER.to_vec();
+        expected.extend_from_slice(&[0, 4]);
+        expected.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+        expected.extend_from_slice(&[0, 0, 0, 2, 0xc3, 0xa9]);
+        expected.extend_from_slice(&[0xff; 8]);
+        expected.extend_from_slice(&[0xff, 0xff]);
+        assert_eq!(rows.finish(), Some(expected));
+        assert_eq!(CopyRows::default().finish(), None);
     }
 }
