@@ -612,7 +612,7 @@ impl Daemon {
         info!(
             targets = self.config.targets.len(),
             schedule = %self.config.schedule,
-            database = %self.config.database.display(),
+            database = %self.config.database,
             "vastwatch is running."
         );
         tokio::pin!(shutdown);

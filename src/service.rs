@@ -191,8 +191,8 @@ impl Service {
             return Err(format!(
                 "{}: key `database`: the database cannot change on reload (from {} to {}); restart vastwatch instead",
                 config.path.display(),
-                old.config().database.display(),
-                config.database.display()
+                old.config().database,
+                config.database
             ));
         }
         if config.http.listen != old.config().http.listen {

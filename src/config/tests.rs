@@ -52,8 +52,8 @@ retention:
 fn a_full_config_loads_into_validated_types() {
     let config = load(FULL).expect("valid config");
     assert_eq!(
-        config.database,
-        Path::new("/etc/vastwatch/data/vastwatch.db")
+        config.database.sqlite_path(),
+        Some(Path::new("/etc/vastwatch/data/vastwatch.db"))
     );
     assert_eq!(config.api.base_url, "http://127.0.0.1:8080");
     assert_eq!(config.api.timeout, Duration::from_secs(5));
@@ -92,7 +92,10 @@ fn a_full_config_loads_into_validated_types() {
 #[test]
 fn defaults_apply_when_keys_are_left_out() {
     let config = load("targets:\n  - name: a\n    endpoint: 1\n").expect("valid config");
-    assert_eq!(config.database, Path::new("/etc/vastwatch/vastwatch.db"));
+    assert_eq!(
+        config.database.sqlite_path(),
+        Some(Path::new("/etc/vastwatch/vastwatch.db"))
+    );
     assert_eq!(config.api.base_url, "https://run.vast.ai");
     assert_eq!(config.api.timeout, Duration::from_secs(10));
     assert_eq!(config.api.concurrency, 16);
@@ -288,4 +291,58 @@ fn sizes_parse_in_binary_and_decimal_units() {
     assert_eq!(parse_size("1000"), Ok(1000));
     assert!(parse_size("0").is_err());
     assert!(parse_size("lots").is_err());
+}
+
+#[test]
+fn database_takes_a_file_a_sqlite_url_or_a_postgres_url_without_password() {
+    let database = |text: &str| load(&format!("{text}targets: []\n")).map(|c| c.database);
+    assert_eq!(
+        database("database: sqlite:data/v.db\n").unwrap(),
+        Database::Sqlite("/etc/vastwatch/data/v.db".into())
+    );
+    let postgres = database("database: postgres://vw@db.internal/watch\n").unwrap();
+    assert_eq!(postgres.to_string(), "postgres://vw@db.internal:5432/watch");
+    assert!(postgres.sqlite_path().is_none() && !postgres.is_missing());
+
+    let error = database("database: postgres://vw:hunter2@db.internal/watch\n").unwrap_err();
+    assert!(
+        error.starts_with("/etc/vastwatch/vastwatch.yaml:1:")
+            && error.contains("key `database`")
+            && error.contains("database_env"),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
+}
+
+#[test]
+fn database_env_reads_the_url_from_the_environment_and_never_shows_the_password() {
+    let url = "postgres://vw:hunter2@db.internal:6432/watch";
+    let env = BTreeMap::from([("DB_URL".to_string(), url.to_string())]);
+    let parse = |text: &str| {
+        Config::parse(Path::new("/etc/vastwatch/vastwatch.yaml"), text, &env)
+            .map_err(|e| e.to_string())
+    };
+    let config = parse("database_env: DB_URL\ntargets: []\n").expect("valid config");
+    let Database::Postgres(postgres) = &config.database else {
+        panic!("DB_URL holds a PostgreSQL URL");
+    };
+    assert_eq!(postgres.expose(), url);
+    let shown = "postgres://vw@db.internal:6432/watch";
+    assert!(config.summary().contains(&format!("database:  {shown}")));
+    assert!(!config.summary().contains("hunter2"));
+    assert!(!format!("{config:?}").contains("hunter2"));
+
+    for (text, expected) in [
+        (
+            "database_env: NOPE\ntargets: []\n",
+            "1:15: key `database_env`: environment variable `NOPE` is not set",
+        ),
+        (
+            "database: a.db\ndatabase_env: DB_URL\ntargets: []\n",
+            "2:15: key `database_env`: set either `database` or `database_env`, not both",
+        ),
+    ] {
+        let error = parse(text).unwrap_err();
+        assert!(error.ends_with(expected), "{error}");
+    }
 }

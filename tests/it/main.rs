@@ -18,6 +18,7 @@ mod notify_crash;
 mod openapi;
 mod page;
 mod polling;
+mod postgres;
 mod receiver;
 mod reload;
 mod rules_cli;
