@@ -3,6 +3,10 @@
 //! insert of the same rows (one transaction, one prepared statement per table, through
 //! the raw connection handle). Also prints the bytes each stored sample costs on disk.
 //!
+//! The same tick goes into PostgreSQL too, each time into a fresh schema on the server
+//! `VASTWATCH_TEST_POSTGRES` names (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! without a server those cases are skipped with a note.
+//!
 //! Run: `cargo bench --bench ingest -- --sample-size 10`
 
 use std::ffi::{CString, c_int};
@@ -17,6 +21,8 @@ use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
+use sqlx::PgPool;
+use vastwatch::config::{Database, PostgresUrl};
 use vastwatch::model::{Field, PollRecord, PollResult, TargetKind, WorkerSample};
 use vastwatch::store::{Store, TargetSpec};
 use vastwatch::time::Timestamp;
@@ -161,6 +167,58 @@ fn store_tick(runtime: &Runtime, records: &[PollRecord]) -> (Duration, u64) {
         store.close().await.expect("store closes");
         (elapsed, file_bytes(&path) - empty_bytes)
     })
+}
+
+/// The PostgreSQL server for the benchmark, if one answers.
+fn postgres_server(runtime: &Runtime) -> Option<(String, PgPool)> {
+    let server = std::env::var("VASTWATCH_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let pool = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(3), PgPool::connect(&server)).await
+    });
+    match pool {
+        Ok(Ok(pool)) => Some((server, pool)),
+        _ => {
+            println!("skipping PostgreSQL: no server answers (set VASTWATCH_TEST_POSTGRES)");
+            None
+        }
+    }
+}
+
+/// A fresh schema with the 1,000 targets, and the store on it.
+fn fresh_postgres(runtime: &Runtime, server: &str, admin: &PgPool, name: &str) -> Store {
+    runtime.block_on(async {
+        for statement in [
+            format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+            format!("CREATE SCHEMA {name}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(admin)
+                .await
+                .expect("fresh schema");
+        }
+        let separator = if server.contains('?') { '&' } else { '?' };
+        let url = PostgresUrl::parse(&format!("{server}{separator}options[search_path]={name}"))
+            .expect("the server URL parses");
+        let store = Store::open(Database::Postgres(url))
+            .await
+            .expect("store opens");
+        store
+            .sync_targets(&target_specs())
+            .await
+            .expect("targets stored");
+        store
+    })
+}
+
+fn drop_schema(runtime: &Runtime, admin: &PgPool, name: &str) {
+    runtime
+        .block_on(
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(admin),
+        )
+        .expect("schema dropped");
 }
 
 /// Stores the same rows with nothing between the data and SQLite: one transaction, one
@@ -367,6 +425,50 @@ fn ingest(criterion: &mut Criterion) {
                 .sum()
         })
     });
+
+    if let Some((server, admin)) = postgres_server(&runtime) {
+        let schema = "vastwatch_bench_ingest";
+        group.bench_function("record_polls_postgres", |bencher| {
+            bencher.iter_custom(|iterations| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iterations {
+                    let store = fresh_postgres(&runtime, &server, &admin, schema);
+                    let started = Instant::now();
+                    runtime
+                        .block_on(store.record_polls(&records))
+                        .expect("tick stored");
+                    total += started.elapsed();
+                    runtime.block_on(store.close()).expect("store closes");
+                }
+                total
+            })
+        });
+        let store = fresh_postgres(&runtime, &server, &admin, schema);
+        for _ in 0..HISTORY_TICKS {
+            let records = tick_at(next_tick);
+            next_tick += 1;
+            runtime
+                .block_on(store.record_polls(&records))
+                .expect("history stored");
+        }
+        group.bench_function("record_polls_postgres_onto_history", |bencher| {
+            bencher.iter_custom(|iterations| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iterations {
+                    let records = tick_at(next_tick);
+                    next_tick += 1;
+                    let started = Instant::now();
+                    runtime
+                        .block_on(store.record_polls(&records))
+                        .expect("tick stored");
+                    total += started.elapsed();
+                }
+                total
+            })
+        });
+        runtime.block_on(store.close()).expect("store closes");
+        drop_schema(&runtime, &admin, schema);
+    }
     group.finish();
 }
 

@@ -24,7 +24,9 @@ use crate::poll::{ClientBuildError, PollDecision, Poller, VastClient};
 use crate::rules::{AlertChange, AlertRecord, Engine, RuleSet, TargetInfo, TargetVars, Transition};
 use crate::schedule::Ticker;
 use crate::store::AttemptRecord;
-use crate::store::{Deleted, HistoryFilter, RetentionCutoffs, Store, StoreError, TargetSpec};
+use crate::store::{
+    BACKLOG_LIMIT, Deleted, HistoryFilter, RetentionCutoffs, Store, StoreError, TargetSpec,
+};
 use crate::time::Timestamp;
 
 /// How long shutdown waits, in all, for in-flight polls, writes and deliveries before
@@ -104,13 +106,15 @@ pub struct DaemonStats {
 /// What one tick did.
 #[derive(Debug, Default)]
 pub struct TickReport {
-    /// Polls that completed and were stored, in completion order.
+    /// Polls stored during this tick, in the order they were written: this tick's, after
+    /// any that waited in the write backlog.
     pub stored: Vec<PollRecord>,
     /// Targets whose previous poll was still running.
     pub skipped_in_flight: Vec<String>,
     /// Targets backing off after a 429.
     pub skipped_backing_off: Vec<String>,
-    /// Polls that completed but could not be written.
+    /// Polls this tick tried to write and could not; they wait in the store's write
+    /// backlog.
     pub unstored: Vec<PollRecord>,
 }
 
@@ -129,6 +133,8 @@ pub struct Daemon {
     metrics: Arc<Metrics>,
     /// What this daemon does of the work of replicas sharing its database.
     duties: Duties,
+    /// Held while the write backlog is being written, so batches go out in order.
+    writing: tokio::sync::Mutex<()>,
 }
 
 /// A daemon's share of the work when several replicas share one database (`ha:`).
@@ -272,6 +278,7 @@ impl Daemon {
             sender: Sender::new(ConsoleOut::Stdout)?,
             metrics,
             duties,
+            writing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -389,7 +396,9 @@ impl Daemon {
     }
 
     /// Polls every target that is due at `at` and stores the results. Returns once every
-    /// started poll has been stored. Polls stop early (unstored) when `stop` turns true.
+    /// started poll has been stored, handed to a write already in progress, or (while the
+    /// database takes no writes) left in the write backlog. Polls stop early (unstored)
+    /// when `stop` turns true.
     pub async fn tick_once(&self, at: Timestamp, stop: &watch::Receiver<bool>) -> TickReport {
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
         let mut report = TickReport::default();
@@ -475,12 +484,61 @@ impl Daemon {
         .instrument(span)
     }
 
-    /// Evaluates the batch's polls, stores polls and alert changes in one transaction, and
-    /// only then commits the evaluations to the engine, so memory never runs ahead of disk.
+    /// Hands completed polls to the store's write backlog, then writes what waits there,
+    /// oldest first, until it is empty or a write fails (docs/reliability.md, "Database
+    /// faults"). While the database is down a write may wait out the busy timeout, so
+    /// polls that arrive meanwhile are left in the backlog for the write in progress, or
+    /// the next tick, instead of queueing behind it.
     async fn write_batch(&self, batch: Vec<PollRecord>, report: &mut TickReport) {
         for record in &batch {
             self.metrics.poll_completed(record);
+            self.poller.finish(&record.target);
         }
+        let health = self.store.health();
+        let dropped = health.backlog().push(batch);
+        self.log_dropped(dropped);
+        let _writing = if health.is_up() {
+            self.writing.lock().await
+        } else {
+            match self.writing.try_lock() {
+                Ok(writing) => writing,
+                Err(_) => return,
+            }
+        };
+        loop {
+            let batch = health.backlog().take_batch(WRITE_BATCH);
+            if batch.is_empty() {
+                break;
+            }
+            if let Err(batch) = self.write_evaluated(batch, report).await {
+                report.unstored.extend(batch.iter().cloned());
+                let dropped = health.backlog().put_back(batch);
+                self.log_dropped(dropped);
+                break;
+            }
+        }
+    }
+
+    /// Logs the first polls dropped from a full backlog since a write last succeeded.
+    fn log_dropped(&self, dropped: u64) {
+        if dropped > 0 && self.store.health().backlog().dropped_unwritten() == dropped {
+            warn!(
+                limit = BACKLOG_LIMIT,
+                "The write backlog is full: the oldest polls are dropped, and counted, until the database takes writes again."
+            );
+        }
+    }
+
+    /// Evaluates the batch's polls (one per target), stores polls and alert changes in one
+    /// transaction, and only then commits the evaluations to the engine, so memory never
+    /// runs ahead of disk. When the write fails the evaluations are discarded and the
+    /// batch is returned, to be evaluated again when it is retried; a batch that no retry
+    /// could store (a target the database does not know) is dropped instead.
+    async fn write_evaluated(
+        &self,
+        batch: Vec<PollRecord>,
+        report: &mut TickReport,
+    ) -> Result<(), Vec<PollRecord>> {
         let evaluations: Vec<_> = {
             let mut engine = self.engine();
             batch
@@ -497,11 +555,17 @@ impl Daemon {
             .store
             .record_evaluated_polls(&batch, &evaluations)
             .await;
-        for record in &batch {
-            self.poller.finish(&record.target);
-        }
+        let health = self.store.health();
         match stored {
             Ok(()) => {
+                if health.write_succeeded() {
+                    let dropped = health.backlog().written();
+                    info!(
+                        waiting = health.backlog().len(),
+                        dropped,
+                        "Database writes succeed again; the polls that waited are being written."
+                    );
+                }
                 self.stats
                     .polls_stored
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -548,16 +612,33 @@ impl Daemon {
                 drop(engine);
                 self.notifier.poke();
                 report.stored.extend(batch);
+                Ok(())
             }
             Err(store_error) => {
                 self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                 self.metrics.store_write_failed();
-                error!(error = %store_error, polls = batch.len(), "Could not store polls; their evaluation is dropped.");
                 let mut engine = self.engine();
                 for evaluation in evaluations {
                     engine.discard(evaluation);
                 }
-                report.unstored.extend(batch);
+                drop(engine);
+                if let StoreError::UnknownTarget { .. } = store_error {
+                    // No retry can store these, and waiting for one would hold up every
+                    // poll behind them.
+                    error!(error = %store_error, polls = batch.len(), "Could not store polls; they are dropped.");
+                    report.unstored.extend(batch);
+                    return Ok(());
+                }
+                if health.write_failed(&store_error) {
+                    error!(
+                        error = %store_error,
+                        limit = BACKLOG_LIMIT,
+                        "Database writes are failing: polls go on and wait in memory until they can be written."
+                    );
+                } else {
+                    debug!(error = %store_error, polls = batch.len(), "Database write failed again.");
+                }
+                Err(batch)
             }
         }
     }
@@ -602,10 +683,7 @@ impl Daemon {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), DaemonError> {
         Arc::clone(&self).run_until(shutdown).await;
-        if let Err(store_error) = self.store.clone().close().await {
-            warn!(error = %store_error, "Closing the database failed.");
-        }
-        info!("Stopped.");
+        close_store(&self.store).await;
         Ok(())
     }
 
@@ -615,7 +693,7 @@ impl Daemon {
     pub async fn run_until(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         if self.duties.is_idle() {
             info!(
-                database = %self.config.database.display(),
+                database = %self.config.database,
                 "vastwatch stands by: another replica leads."
             );
             shutdown.await;
@@ -638,7 +716,7 @@ impl Daemon {
             targets = self.config.targets.len(),
             leads = self.duties.lead,
             schedule = %self.config.schedule,
-            database = %self.config.database.display(),
+            database = %self.config.database,
             "vastwatch is running."
         );
         tokio::pin!(shutdown);
@@ -706,6 +784,21 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Closes the store at shutdown, saying how many polls the database never took.
+pub async fn close_store(store: &Store) {
+    let unwritten = store.health().backlog().len();
+    if unwritten > 0 {
+        warn!(
+            polls = unwritten,
+            "Stopping while the database takes no writes: polls waiting in memory are lost."
+        );
+    }
+    if let Err(store_error) = store.clone().close().await {
+        warn!(error = %store_error, "Closing the database failed.");
+    }
+    info!("Stopped.");
 }
 
 /// A fresh rule engine for a config's targets, with no history or alert state.

@@ -36,27 +36,36 @@ pub async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError
     }
 }
 
-/// 200 when the database takes writes and every target had a poll attempt within three
+/// 200 when the database takes writes (the last write succeeded and a probe passes) and
+/// every target (counting polls waiting in the write backlog) had a poll attempt within three
 /// intervals (or is backing off after a 429); else 503. The body lists every check.
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {
     let daemon = state.daemon();
     let now = daemon.clock().now();
     let mut checks = Vec::new();
-    let database = daemon.store().probe_write().await;
+    // A write that failed says more than a probe: a full disk lets the probe, which
+    // writes nothing, pass; and while the fault lasts a probe would only wait out the busy
+    // timeout again.
+    let database = match daemon.store().health().fault() {
+        Some(fault) => Some(fault),
+        None => daemon
+            .store()
+            .probe_write()
+            .await
+            .err()
+            .map(|error| error.to_string()),
+    };
     checks.push(check(
         "database",
         None,
-        database
-            .as_ref()
-            .err()
-            .map(|error| format!("the database takes no writes: {error}")),
+        database.map(|fault| format!("the database takes no writes: {fault}")),
     ));
     let config = daemon.config();
     let window = config
         .schedule
         .interval_at(now)
         .saturating_mul(READY_WITHIN_INTERVALS);
-    let last_polls: HashMap<String, _> = match daemon.store().latest_polls().await {
+    let mut last_polls: HashMap<String, _> = match daemon.store().latest_polls().await {
         Ok(polls) => polls
             .into_iter()
             .map(|poll| (poll.target, poll.started_at))
@@ -70,6 +79,13 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) 
             HashMap::new()
         }
     };
+    // Polls waiting for the database to take writes were attempted all the same.
+    for poll in daemon.store().health().backlog().polls() {
+        let latest = last_polls
+            .entry(poll.target.clone())
+            .or_insert(poll.started_at);
+        *latest = (*latest).max(poll.started_at);
+    }
     for target in &config.targets {
         let failure = match last_polls.get(&target.name) {
             _ if daemon.is_backing_off(&target.name, now) => None,

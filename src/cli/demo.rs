@@ -14,7 +14,7 @@ use clap::Args;
 use super::{CliError, ExitStatus, shutdown_signal};
 use crate::advise::Recommendation;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Database};
 use crate::daemon::{Daemon, Observer};
 use crate::model::{FleetSummary, PollRecord, PollResult, TargetKind};
 use crate::rules::{AlertRecord, AlertState, Transition};
@@ -213,7 +213,7 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
     println!(
         "  simulator: {}   database: {}",
         simulator.base_url(),
-        database.display()
+        database
     );
     println!("  status page: {page_url}   (open it while the demo runs)");
     println!();
@@ -366,7 +366,7 @@ struct DemoCounts {
     notifications: u64,
 }
 
-fn demo_summary(database: &Path, config: &Path, counts: DemoCounts) -> String {
+fn demo_summary(database: &Database, config: &Path, counts: DemoCounts) -> String {
     let DemoCounts {
         polls,
         failures,
@@ -380,7 +380,7 @@ fn demo_summary(database: &Path, config: &Path, counts: DemoCounts) -> String {
         "Demo finished: {polls} polls stored ({failures} failed), {alert_changes} alert state changes, \
          {notifications} notifications delivered."
     );
-    let _ = writeln!(out, "  database: {}", database.display());
+    let _ = writeln!(out, "  database: {}", database);
     let _ = writeln!(out, "  config:   {}", config.display());
     let _ = writeln!(out, "Try:");
     let _ = writeln!(
@@ -398,7 +398,7 @@ fn demo_summary(database: &Path, config: &Path, counts: DemoCounts) -> String {
         out,
         "  sqlite3 {} \"SELECT target, datetime(at, 'unixepoch') AS at, action, current_workers, \
          desired_workers FROM recommendations ORDER BY at\"",
-        database.display()
+        database
     );
     let _ = writeln!(
         out,
@@ -410,7 +410,7 @@ fn demo_summary(database: &Path, config: &Path, counts: DemoCounts) -> String {
         "  sqlite3 {} \"SELECT target, datetime(polled_at, 'unixepoch') AS at, ready, starting, \
          round(load_rolling, 1) AS load, round(perf, 1) AS perf, round(utilization, 2) AS util \
          FROM fleet_samples ORDER BY polled_at DESC LIMIT 10\"",
-        database.display()
+        database
     );
     out
 }

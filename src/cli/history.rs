@@ -48,10 +48,10 @@ pub async fn history(args: HistoryArgs) -> Result<ExitStatus, CliError> {
         until: parse(&args.until, "--until")?,
         limit: args.limit,
     };
-    if !config.database.exists() {
+    if config.database.is_missing() {
         return Err(CliError::runtime(format!(
             "database `{}` does not exist yet; run `vastwatch run` or `vastwatch poll-once` first",
-            config.database.display()
+            config.database
         )));
     }
     let store = Store::open(&config.database).await?;

@@ -305,6 +305,7 @@ pub fn check_warnings(config: &Config, rules: &RuleSet) -> Vec<String> {
 }
 
 async fn run(args: ConfigArg) -> Result<ExitStatus, CliError> {
+    survive_file_size_limit();
     let config = load_config(&args)?;
     let rules = load_rules_of(&config)?;
     let listen = config.http.listen;
@@ -407,6 +408,20 @@ async fn poll_once(args: ConfigArg) -> Result<ExitStatus, CliError> {
         )));
     }
     Ok(ExitStatus::Success)
+}
+
+/// Keeps SIGXFSZ from killing the process: past a file size limit (`RLIMIT_FSIZE`, a
+/// full quota) a write then fails with EFBIG, which the daemon reports as a failed
+/// database write and retries, instead. tokio's handler stays installed when the stream
+/// is dropped; it only records the signal.
+fn survive_file_size_limit() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Err(error) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+            tracing::warn!(error = %error, "Cannot catch SIGXFSZ; exceeding a file size limit will end the process.");
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

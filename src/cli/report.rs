@@ -57,10 +57,10 @@ pub async fn report(args: ReportArgs) -> Result<ExitStatus, CliError> {
             names.join(", ")
         )));
     }
-    if !config.database.exists() {
+    if config.database.is_missing() {
         return Err(CliError::runtime(format!(
             "database `{}` does not exist yet; run `vastwatch run` or `vastwatch poll-once` first",
-            config.database.display()
+            config.database
         )));
     }
     // Read-only: a report may be taken while the daemon runs, and must not change a thing.

@@ -71,10 +71,10 @@ pub(super) fn parse_time(
 }
 
 pub(super) async fn open_existing(config: &crate::config::Config) -> Result<Store, CliError> {
-    if !config.database.exists() {
+    if config.database.is_missing() {
         return Err(CliError::runtime(format!(
             "database `{}` does not exist yet; run `vastwatch run` or `vastwatch poll-once` first",
-            config.database.display()
+            config.database
         )));
     }
     Ok(Store::open_with(StoreOptions::read_only(&config.database)).await?)

@@ -1,6 +1,7 @@
 //! Configuration: the YAML file becomes validated types once, at load; downstream code
 //! never re-checks. Secrets come only from environment variables named by `*_env` keys.
 
+mod database;
 mod error;
 mod notify;
 mod raw;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
+pub use database::{Database, PostgresUrl, is_postgres_url};
 pub use error::{FileError, suggest, unknown_key_message};
 pub use secret::Secret;
 
@@ -42,8 +44,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9469";
 pub struct Config {
     /// The file it was loaded from.
     pub path: PathBuf,
-    /// The SQLite file, resolved against the config file's folder.
-    pub database: PathBuf,
+    /// The SQLite file (resolved against the config file's folder) or PostgreSQL server.
+    pub database: Database,
     pub api: ApiConfig,
     pub schedule: Schedule,
     pub jitter: Duration,
@@ -167,6 +169,12 @@ pub struct Retention {
 /// Where secrets come from; the process environment in production, a map in tests.
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
+
+    /// The variable `database_env` names. Offline commands need the real database even
+    /// where they stand in for other secrets.
+    fn database_var(&self, name: &str) -> Option<String> {
+        self.var(name)
+    }
 }
 
 /// The process environment.
@@ -186,6 +194,10 @@ pub struct OfflineEnvironment;
 impl Environment for OfflineEnvironment {
     fn var(&self, _name: &str) -> Option<String> {
         Some("(not loaded by an offline command)".to_string())
+    }
+
+    fn database_var(&self, name: &str) -> Option<String> {
+        ProcessEnvironment.var(name)
     }
 }
 
@@ -220,7 +232,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "config:    {}", self.path.display());
-        let _ = writeln!(out, "database:  {}", self.database.display());
+        let _ = writeln!(out, "database:  {}", self.database);
         let _ = writeln!(
             out,
             "api:       {} (timeout {}, {} polls at once, bodies up to {} bytes)",
@@ -409,13 +421,7 @@ impl Validator<'_> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let database = match &raw.database {
-            Some(database) if database.value.trim().is_empty() => {
-                return Err(self.error(database, "key `database`: must name a file"));
-            }
-            Some(database) => base_dir.join(database.value.trim_start_matches("sqlite:")),
-            None => base_dir.join("vastwatch.db"),
-        };
+        let database = self.database(&raw, &base_dir)?;
         let schedule = match &raw.schedule {
             Some(text) => Schedule::parse(&text.value)
                 .map_err(|message| self.error(text, format!("key `schedule`: {message}")))?,
@@ -455,6 +461,15 @@ impl Validator<'_> {
             .collect();
         let reload = self.reload(raw.reload.as_ref())?;
         let ha = self.ha(raw.ha.as_ref())?;
+        if let (Some(_), Some(raw_ha)) = (&ha, &raw.ha)
+            && database.sqlite_path().is_some()
+        {
+            return Err(self.error(
+                raw_ha,
+                "key `ha`: replicas share a PostgreSQL database (`database: postgres://...` or \
+                 `database_env`); a SQLite file has one process",
+            ));
+        }
         let http = self.http(&raw)?;
         let mut notify = self.notify(raw.notify.as_ref(), raw.external_url.as_ref(), &base_dir)?;
         if let (None, Some(listen)) = (&raw.external_url, http.listen) {
@@ -856,6 +871,59 @@ impl Validator<'_> {
         Ok(config)
     }
 
+    /// `database` or `database_env` (not both). A password may come only from the
+    /// environment, and no error repeats a URL.
+    fn database(&self, raw: &RawConfig, base_dir: &Path) -> Result<Database, FileError> {
+        match (&raw.database, &raw.database_env) {
+            (Some(_), Some(variable)) => Err(self.error(
+                variable,
+                "key `database_env`: set either `database` or `database_env`, not both",
+            )),
+            (Some(database), None) => {
+                let parsed = Database::parse(&database.value, base_dir).map_err(|message| {
+                    self.error(database, format!("key `database`: {message}"))
+                })?;
+                match &parsed {
+                    Database::Postgres(url) if url.has_password() => Err(self.error(
+                        database,
+                        "key `database`: the URL carries a password, which must not be written                          in the config file; put the URL in an environment variable and name it                          with `database_env` (for example `database_env: VASTWATCH_DATABASE_URL`)",
+                    )),
+                    _ => Ok(parsed),
+                }
+            }
+            (None, Some(variable)) => {
+                let name = variable.value.trim();
+                if name.is_empty() {
+                    return Err(
+                        self.error(variable, "key `database_env`: name an environment variable")
+                    );
+                }
+                let value = match self.env.database_var(name) {
+                    Some(value) if !value.trim().is_empty() => value,
+                    Some(_) => {
+                        return Err(self.error(
+                            variable,
+                            format!("key `database_env`: environment variable `{name}` is empty"),
+                        ));
+                    }
+                    None => {
+                        return Err(self.error(
+                            variable,
+                            format!("key `database_env`: environment variable `{name}` is not set"),
+                        ));
+                    }
+                };
+                Database::parse(&value, base_dir).map_err(|message| {
+                    self.error(
+                        variable,
+                        format!("key `database_env`: the value of `{name}` {message}"),
+                    )
+                })
+            }
+            (None, None) => Ok(Database::Sqlite(base_dir.join("vastwatch.db"))),
+        }
+    }
+
     fn secret(&self, env_key: &Spanned<String>, key: &str) -> Result<Secret, FileError> {
         let variable = env_key.value.trim();
         if variable.is_empty() {
@@ -864,7 +932,20 @@ impl Validator<'_> {
                 format!("key `{key}`: name an environment variable"),
             ));
         }
-        match self.env.var(variable) {
+        let value = self.env.var(variable);
+        if value.is_none() && !looks_like_variable_name(variable) {
+            // Likely the secret itself, pasted where its variable's name belongs: the
+            // message must not repeat it into logs.
+            return Err(self.error(
+                env_key,
+                format!(
+                    "key `{key}`: takes the name of an environment variable (such as \
+                     `VAST_API_KEY`), and no variable of this name is set; if this is the \
+                     secret itself, move it into a variable (it is not repeated here)"
+                ),
+            ));
+        }
+        match value {
             Some(value) if !value.is_empty() => Ok(Secret::new(value)),
             Some(_) => Err(self.error(
                 env_key,
@@ -905,6 +986,12 @@ pub fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// An environment variable's name as people write them: upper-case letters, digits and `_`,
+/// not starting with a digit. Anything else in a `*_env` key may be a pasted secret.
+fn looks_like_variable_name(name: &str) -> bool {
+    is_identifier(name) && !name.bytes().any(|byte| byte.is_ascii_lowercase())
 }
 
 /// Whether `name` is a valid label, var or identifier name.

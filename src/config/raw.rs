@@ -10,8 +10,11 @@ use serde_saphyr::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// SQLite file, relative to the config file's folder. Default `vastwatch.db`.
+    /// SQLite file (relative to the config file's folder) or `sqlite:` URL, or a
+    /// `postgres://` URL without a password. Default `vastwatch.db`.
     pub database: Option<Spanned<String>>,
+    /// Environment variable holding the database URL (for a PostgreSQL password).
+    pub database_env: Option<Spanned<String>>,
     /// How to reach the Vast API.
     pub api: Option<Spanned<RawApi>>,
     /// Cron with a seconds field (UTC), or a duration meaning "every". Default `10s`.

@@ -52,8 +52,8 @@ retention:
 fn a_full_config_loads_into_validated_types() {
     let config = load(FULL).expect("valid config");
     assert_eq!(
-        config.database,
-        Path::new("/etc/vastwatch/data/vastwatch.db")
+        config.database.sqlite_path(),
+        Some(Path::new("/etc/vastwatch/data/vastwatch.db"))
     );
     assert_eq!(config.api.base_url, "http://127.0.0.1:8080");
     assert_eq!(config.api.timeout, Duration::from_secs(5));
@@ -92,7 +92,10 @@ fn a_full_config_loads_into_validated_types() {
 #[test]
 fn defaults_apply_when_keys_are_left_out() {
     let config = load("targets:\n  - name: a\n    endpoint: 1\n").expect("valid config");
-    assert_eq!(config.database, Path::new("/etc/vastwatch/vastwatch.db"));
+    assert_eq!(
+        config.database.sqlite_path(),
+        Some(Path::new("/etc/vastwatch/vastwatch.db"))
+    );
     assert_eq!(config.api.base_url, "https://run.vast.ai");
     assert_eq!(config.api.timeout, Duration::from_secs(10));
     assert_eq!(config.api.concurrency, 16);
@@ -185,10 +188,21 @@ fn mistakes_name_the_file_line_column_and_key() {
             "4:18: key `targets[a].api_key_env`: environment variable `MISSING_KEY` is not set",
         ),
         (
+            // A pasted key is not repeated into the error (and so into logs).
+            "api:\n  api_key_env: 3f9c2b7e1d4a\ntargets:\n  - name: a\n    endpoint: 1\n",
+            "2:16: key `api.api_key_env`: takes the name of an environment variable (such as \
+             `VAST_API_KEY`), and no variable of this name is set; if this is the secret itself, \
+             move it into a variable (it is not repeated here)",
+        ),
+        (
             "api:\n  api_key_env: EMPTY_KEY\ntargets:\n  - name: a\n    endpoint: 1\n",
             "2:16: key `api.api_key_env`: environment variable `EMPTY_KEY` is empty",
         ),
         ("database: x\n", "1:1: missing key `targets`"),
+        (
+            "ha: {}\ntargets:\n  - name: a\n    endpoint: 1\n",
+            "1:5: key `ha`: replicas share a PostgreSQL database (`database: postgres://...` or `database_env`); a SQLite file has one process",
+        ),
         (
             "ha: {mode: shards}\ntargets:\n  - name: a\n    endpoint: 1\n",
             "1:12: key `ha.mode`: unknown mode `shards`; expected `leader` or `shard`",
@@ -296,13 +310,71 @@ fn sizes_parse_in_binary_and_decimal_units() {
 }
 
 #[test]
+fn database_takes_a_file_a_sqlite_url_or_a_postgres_url_without_password() {
+    let database = |text: &str| load(&format!("{text}targets: []\n")).map(|c| c.database);
+    assert_eq!(
+        database("database: sqlite:data/v.db\n").unwrap(),
+        Database::Sqlite("/etc/vastwatch/data/v.db".into())
+    );
+    let postgres = database("database: postgres://vw@db.internal/watch\n").unwrap();
+    assert_eq!(postgres.to_string(), "postgres://vw@db.internal:5432/watch");
+    assert!(postgres.sqlite_path().is_none() && !postgres.is_missing());
+
+    let error = database("database: postgres://vw:hunter2@db.internal/watch\n").unwrap_err();
+    assert!(
+        error.starts_with("/etc/vastwatch/vastwatch.yaml:1:")
+            && error.contains("key `database`")
+            && error.contains("database_env"),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
+}
+
+#[test]
+fn database_env_reads_the_url_from_the_environment_and_never_shows_the_password() {
+    let url = "postgres://vw:hunter2@db.internal:6432/watch";
+    let env = BTreeMap::from([("DB_URL".to_string(), url.to_string())]);
+    let parse = |text: &str| {
+        Config::parse(Path::new("/etc/vastwatch/vastwatch.yaml"), text, &env)
+            .map_err(|e| e.to_string())
+    };
+    let config = parse("database_env: DB_URL\ntargets: []\n").expect("valid config");
+    let Database::Postgres(postgres) = &config.database else {
+        panic!("DB_URL holds a PostgreSQL URL");
+    };
+    assert_eq!(postgres.expose(), url);
+    let shown = "postgres://vw@db.internal:6432/watch";
+    assert!(config.summary().contains(&format!("database:  {shown}")));
+    assert!(!config.summary().contains("hunter2"));
+    assert!(!format!("{config:?}").contains("hunter2"));
+
+    for (text, expected) in [
+        (
+            "database_env: NOPE\ntargets: []\n",
+            "1:15: key `database_env`: environment variable `NOPE` is not set",
+        ),
+        (
+            "database: a.db\ndatabase_env: DB_URL\ntargets: []\n",
+            "2:15: key `database_env`: set either `database` or `database_env`, not both",
+        ),
+    ] {
+        let error = parse(text).unwrap_err();
+        assert!(error.ends_with(expected), "{error}");
+    }
+}
+
+#[test]
 fn ha_defaults_to_leader_mode_with_a_15s_failover_and_a_host_pid_id() {
     let config = load("targets:\n  - name: a\n    endpoint: 1\n").expect("valid config");
     assert_eq!(config.ha, None, "without `ha:` one process leads alone");
 
     let mut env = env();
     env.insert("HOSTNAME".to_string(), "node-7".to_string());
-    let text = "ha: {}\ntargets:\n  - name: a\n    endpoint: 1\n";
+    env.insert(
+        "DB_URL".to_string(),
+        "postgres://vw:pw@db.internal/watch".to_string(),
+    );
+    let text = "database_env: DB_URL\nha: {}\ntargets:\n  - name: a\n    endpoint: 1\n";
     let config = Config::parse(Path::new("/etc/vastwatch/vastwatch.yaml"), text, &env)
         .expect("valid config");
     let ha = config.ha.expect("ha set");
@@ -310,7 +382,8 @@ fn ha_defaults_to_leader_mode_with_a_15s_failover_and_a_host_pid_id() {
     assert_eq!(ha.failover, Duration::from_secs(15));
     assert_eq!(ha.replica_id, format!("node-7-{}", std::process::id()));
 
-    let text = "ha: {failover: 2s, replica_id: b}\ntargets:\n  - name: a\n    endpoint: 1\n";
+    let text = "database: postgres://vw@db/watch\nha: {failover: 2s, replica_id: b}\n\
+                targets:\n  - name: a\n    endpoint: 1\n";
     let ha = load(text).expect("valid config").ha.expect("ha set");
     assert_eq!(
         (ha.failover, ha.replica_id.as_str()),

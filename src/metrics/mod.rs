@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::model::{FailureKind, PollRecord};
 use crate::service::{ReloadObserver, ReplicaState};
-use crate::store::{AttemptRecord, StoreError};
+use crate::store::AttemptRecord;
 use crate::time::Timestamp;
 
 mod scrape;
@@ -43,8 +43,6 @@ const NOTIFICATION_OUTCOMES: [&str; 4] = [DELIVERED, RETRIED, FAILED, MUTED];
 /// Why `/metrics` could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
     #[error("could not encode the metrics")]
     Encode(#[from] std::fmt::Error),
 }
@@ -158,7 +156,7 @@ impl Metrics {
         let store_write_failures = register(
             &mut registry,
             "store_write_failures",
-            "Transactions of polls and alert changes that could not be written; their evaluations were dropped",
+            "Transactions of polls and alert changes that could not be written; their polls wait in the write backlog and are evaluated again when written",
             Counter::default(),
         );
         let notifications = register(
@@ -327,14 +325,22 @@ impl Metrics {
     }
 
     /// The whole `/metrics` page: what was recorded, then the gauges read from `daemon`
-    /// and this replica's role now. The only query is one count over the pending outbox rows.
+    /// and this replica's role now. The only query is one count over the pending outbox
+    /// rows; while the database cannot be read, the outbox gauges are left out and the
+    /// rest, the database's own health among it, is served.
     pub async fn render(
         &self,
         daemon: &Daemon,
         replica: &ReplicaState,
     ) -> Result<String, MetricsError> {
-        let pending = daemon.store().pending_notifications().await?;
-        let scrape = scrape::registry(daemon, &pending);
+        let pending = match daemon.store().pending_notifications().await {
+            Ok(pending) => Some(pending),
+            Err(error) => {
+                tracing::warn!(error = %error, "Cannot count the outbox for /metrics; its gauges are left out.");
+                None
+            }
+        };
+        let scrape = scrape::registry(daemon, pending.as_ref());
         let replica = scrape::replica_registry(replica);
         let mut text = String::new();
         prometheus_text::encode(&mut text, &self.registry)?;

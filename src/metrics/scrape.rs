@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::{FloatGauge, PREFIX, ReceiverLabels, TargetLabels, register};
@@ -15,6 +17,7 @@ use crate::model::{Field, StateClass};
 use crate::rules::AlertState;
 use crate::rules::expr::{FleetNumber, Snapshot};
 use crate::service::ReplicaState;
+use crate::store::DatabaseHealth;
 use crate::store::Role;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,9 +104,10 @@ fn engine_view(daemon: &Daemon) -> EngineView {
     EngineView { fleets, alerts }
 }
 
-/// Per-target fleet gauges, alert counts and outbox depth, read from the daemon as it is
-/// now, and the per-worker series when the config asks for them.
-pub(super) fn registry(daemon: &Daemon, pending: &BTreeMap<String, u64>) -> Registry {
+/// Per-target fleet gauges, alert counts, outbox depth (`pending`; left out when it could
+/// not be counted) and the database's health, read from the daemon as it is now, and the
+/// per-worker series when the config asks for them.
+pub(super) fn registry(daemon: &Daemon, pending: Option<&BTreeMap<String, u64>>) -> Registry {
     let mut registry = Registry::with_prefix(PREFIX);
     let workers: Family<ClassLabels, FloatGauge> = gauges(
         &mut registry,
@@ -156,6 +160,8 @@ pub(super) fn registry(daemon: &Daemon, pending: &BTreeMap<String, u64>) -> Regi
         "Notifications waiting in the outbox, by receiver",
     );
 
+    register_database(&mut registry, daemon.store().health());
+
     let view = engine_view(daemon);
     let config = daemon.config();
     let now = daemon.clock().now();
@@ -203,18 +209,20 @@ pub(super) fn registry(daemon: &Daemon, pending: &BTreeMap<String, u64>) -> Regi
             .set(*count as f64);
     }
 
-    let receivers = config
-        .notify
-        .receivers
-        .iter()
-        .map(|receiver| (receiver.name.as_str(), 0))
-        .chain(pending.iter().map(|(name, count)| (name.as_str(), *count)));
-    for (receiver, count) in receivers {
-        outbox
-            .get_or_create(&ReceiverLabels {
-                receiver: receiver.to_string(),
-            })
-            .set(count as f64);
+    if let Some(pending) = pending {
+        let receivers = config
+            .notify
+            .receivers
+            .iter()
+            .map(|receiver| (receiver.name.as_str(), 0))
+            .chain(pending.iter().map(|(name, count)| (name.as_str(), *count)));
+        for (receiver, count) in receivers {
+            outbox
+                .get_or_create(&ReceiverLabels {
+                    receiver: receiver.to_string(),
+                })
+                .set(count as f64);
+        }
     }
 
     if config.metrics.per_worker {
@@ -258,6 +266,44 @@ pub(super) fn replica_registry(state: &ReplicaState) -> Registry {
             .set(renewed_at.unix_secs_f64());
     }
     registry
+}
+
+/// The database's health (docs/reliability.md, "Database faults"): whether it takes
+/// writes, the polls waiting to be written, those dropped, and recreated files.
+fn register_database(registry: &mut Registry, health: &DatabaseHealth) {
+    let backlog = health.backlog();
+    let gauges = [
+        (
+            "database_up",
+            "Whether the database takes writes (1) or the last write failed or its file is missing (0)",
+            i64::from(health.is_up()),
+        ),
+        (
+            "database_backlog_polls",
+            "Polls waiting in memory to be written while the database takes no writes",
+            backlog.len() as i64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let gauge: Gauge = register(registry, name, help, Gauge::default());
+        gauge.set(value);
+    }
+    let counters = [
+        (
+            "database_backlog_dropped",
+            "Polls dropped, oldest first, because the write backlog was full",
+            backlog.dropped(),
+        ),
+        (
+            "database_recreated",
+            "Times the database file was found deleted while open and recreated from the open connection",
+            health.recreated(),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let counter: Counter = register(registry, name, help, Counter::default());
+        counter.inc_by(value);
+    }
 }
 
 /// The opt-in series of every worker in each target's latest snapshot.

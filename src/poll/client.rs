@@ -52,7 +52,8 @@ impl VastClient {
         })
     }
 
-    /// Fetches one worker list. Never fails outright: every problem is a [`PollFailure`].
+    /// Fetches one worker list. Never fails outright: every problem is a [`PollFailure`],
+    /// whose message never quotes the key, even from an API that echoes the key it refused.
     pub async fn fetch(&self, kind: TargetKind, vast_id: i64, key: &Secret) -> PollResult {
         match self.fetch_body(kind, vast_id, key).await {
             Ok(body) => match decode_worker_list(&body) {
@@ -62,6 +63,11 @@ impl VastClient {
                 },
                 Err(failure) => PollResult::Failed(PollFailure {
                     http_status: Some(200),
+                    message: String::from_utf8_lossy(&without_key(
+                        failure.message.into_bytes(),
+                        key,
+                    ))
+                    .into_owned(),
                     ..failure
                 }),
             },
@@ -121,8 +127,32 @@ impl VastClient {
         if status.is_success() {
             return Ok(body);
         }
-        Err(status_failure(status, &body, response.headers()))
+        Err(status_failure(
+            status,
+            &without_key(body, key),
+            response.headers(),
+        ))
     }
+}
+
+/// `text` with every copy of the key replaced by `[redacted]`, so that an error message
+/// quoting a body cannot carry it. Only bodies that are quoted are searched: a failed
+/// status's (before it is cut short for the message), or the message about a body that did
+/// not decode.
+fn without_key(text: Vec<u8>, key: &Secret) -> Vec<u8> {
+    let key = key.expose().as_bytes();
+    if key.is_empty() || !text.windows(key.len()).any(|window| window == key) {
+        return text;
+    }
+    let mut redacted = Vec::with_capacity(text.len());
+    let mut rest = text.as_slice();
+    while let Some(at) = rest.windows(key.len()).position(|window| window == key) {
+        redacted.extend_from_slice(&rest[..at]);
+        redacted.extend_from_slice(b"[redacted]");
+        rest = &rest[at + key.len()..];
+    }
+    redacted.extend_from_slice(rest);
+    redacted
 }
 
 fn status_failure(

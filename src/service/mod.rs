@@ -201,10 +201,7 @@ impl Service {
             lease.release().await;
         }
         let daemon = Arc::clone(&self.current.borrow());
-        if let Err(store_error) = daemon.store().clone().close().await {
-            warn!(error = %store_error, "Closing the database failed.");
-        }
-        info!("Stopped.");
+        crate::daemon::close_store(daemon.store()).await;
         Ok(())
     }
 
@@ -239,8 +236,8 @@ impl Service {
             return Err(format!(
                 "{}: key `database`: the database cannot change on reload (from {} to {}); restart vastwatch instead",
                 config.path.display(),
-                old.config().database.display(),
-                config.database.display()
+                old.config().database,
+                config.database
             ));
         }
         if config.ha != self.loaded.0.ha {

@@ -4,12 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
-
 use super::Store;
+use super::backend::{StoreRow, WriteTx, on_tx, with_pool};
 use super::error::{StoreError, query_error};
-use super::ingest::begin_write;
 use crate::advise::Recommendation;
 use crate::rules::{AlertChange, AlertRecord, AlertState, Evaluation, Lifecycle, Severity};
 use crate::time::Timestamp;
@@ -61,7 +58,7 @@ pub struct AlertEventRow {
 /// instance is upserted with its transition appended, and each changed recommendation
 /// gets a row.
 pub(super) async fn write_evaluations(
-    transaction: &mut Transaction<'static, Sqlite>,
+    transaction: &mut WriteTx,
     evaluations: &[Evaluation],
 ) -> Result<(), StoreError> {
     for evaluation in evaluations {
@@ -81,22 +78,24 @@ pub(super) async fn write_evaluations(
 }
 
 async fn write_recommendation(
-    transaction: &mut Transaction<'static, Sqlite>,
+    transaction: &mut WriteTx,
     target: &str,
     at: Timestamp,
     recommendation: &Recommendation,
 ) -> Result<(), StoreError> {
     let detail = serde_json::to_string(recommendation).unwrap_or_else(|_| "{}".to_string());
-    sqlx::query(INSERT_RECOMMENDATION)
-        .bind(target)
-        .bind(at.unix_secs_f64())
-        .bind(recommendation.action.as_str())
-        .bind(i64::from(recommendation.current_workers))
-        .bind(i64::from(recommendation.desired_workers))
-        .bind(detail)
-        .execute(&mut **transaction)
-        .await
-        .map_err(query_error("storing a recommendation"))?;
+    on_tx!(transaction, |connection, dialect| {
+        sqlx::query(dialect.sql(INSERT_RECOMMENDATION))
+            .bind(target)
+            .bind(at.unix_secs_f64())
+            .bind(recommendation.action.as_str())
+            .bind(i64::from(recommendation.current_workers))
+            .bind(i64::from(recommendation.desired_workers))
+            .bind(detail)
+            .execute(&mut *connection)
+            .await
+            .map_err(query_error("storing a recommendation"))?;
+    });
     Ok(())
 }
 
@@ -108,61 +107,63 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut transaction = begin_write(&self.writer, OPERATION).await?;
+        let mut transaction = WriteTx::begin(&self.backend, OPERATION).await?;
         write_alert_changes(&mut transaction, changes).await?;
         super::notify::write_marks(&mut transaction, changes).await?;
-        transaction.commit().await.map_err(query_error(OPERATION))
+        transaction.commit(OPERATION).await
     }
 }
 
 /// Upserts each changed instance and appends its transition.
 async fn write_alert_changes(
-    transaction: &mut Transaction<'static, Sqlite>,
+    transaction: &mut WriteTx,
     changes: &[AlertChange],
 ) -> Result<(), StoreError> {
     const OPERATION: &str = "storing alert changes";
-    for change in changes {
-        let record = &change.record;
-        let lifecycle = &record.lifecycle;
-        let labels = serde_json::to_string(&record.labels).unwrap_or_else(|_| "{}".to_string());
-        let annotations =
-            serde_json::to_string(&record.annotations).unwrap_or_else(|_| "{}".to_string());
-        sqlx::query(UPSERT_ALERT)
-            .bind(record.fingerprint.as_str())
-            .bind(record.alertname.as_str())
-            .bind(record.target.as_str())
-            .bind(record.worker_id)
-            .bind(record.severity.as_str())
-            .bind(lifecycle.state.as_str())
-            .bind(labels)
-            .bind(annotations)
-            .bind(lifecycle.active_at.map(Timestamp::unix_secs_f64))
-            .bind(lifecycle.fired_at.map(Timestamp::unix_secs_f64))
-            .bind(lifecycle.resolved_at.map(Timestamp::unix_secs_f64))
-            .bind(lifecycle.resolving_since.map(Timestamp::unix_secs_f64))
-            .bind(record.last_eval_at.unix_secs_f64())
-            .bind(record.value)
-            .bind(
-                record
-                    .recommendation
-                    .as_ref()
-                    .and_then(|r| serde_json::to_string(r).ok()),
-            )
-            .execute(&mut **transaction)
-            .await
-            .map_err(query_error(OPERATION))?;
-        if let Some(transition) = &change.transition {
-            sqlx::query(INSERT_EVENT)
+    on_tx!(transaction, |connection, dialect| {
+        for change in changes {
+            let record = &change.record;
+            let lifecycle = &record.lifecycle;
+            let labels = serde_json::to_string(&record.labels).unwrap_or_else(|_| "{}".to_string());
+            let annotations =
+                serde_json::to_string(&record.annotations).unwrap_or_else(|_| "{}".to_string());
+            sqlx::query(dialect.sql(UPSERT_ALERT))
                 .bind(record.fingerprint.as_str())
-                .bind(transition.at.unix_secs_f64())
-                .bind(transition.from.as_str())
-                .bind(transition.to.as_str())
+                .bind(record.alertname.as_str())
+                .bind(record.target.as_str())
+                .bind(record.worker_id)
+                .bind(record.severity.as_str())
+                .bind(lifecycle.state.as_str())
+                .bind(labels)
+                .bind(annotations)
+                .bind(lifecycle.active_at.map(Timestamp::unix_secs_f64))
+                .bind(lifecycle.fired_at.map(Timestamp::unix_secs_f64))
+                .bind(lifecycle.resolved_at.map(Timestamp::unix_secs_f64))
+                .bind(lifecycle.resolving_since.map(Timestamp::unix_secs_f64))
+                .bind(record.last_eval_at.unix_secs_f64())
                 .bind(record.value)
-                .execute(&mut **transaction)
+                .bind(
+                    record
+                        .recommendation
+                        .as_ref()
+                        .and_then(|r| serde_json::to_string(r).ok()),
+                )
+                .execute(&mut *connection)
                 .await
                 .map_err(query_error(OPERATION))?;
+            if let Some(transition) = &change.transition {
+                sqlx::query(dialect.sql(INSERT_EVENT))
+                    .bind(record.fingerprint.as_str())
+                    .bind(transition.at.unix_secs_f64())
+                    .bind(transition.from.as_str())
+                    .bind(transition.to.as_str())
+                    .bind(record.value)
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(query_error(OPERATION))?;
+            }
         }
-    }
+    });
     Ok(())
 }
 
@@ -182,32 +183,18 @@ impl Store {
         since: Option<Timestamp>,
     ) -> Result<Vec<RecommendationRow>, StoreError> {
         const OPERATION: &str = "reading recommendations";
-        let rows = sqlx::query(
-            "SELECT target, at, detail FROM recommendations \
-             WHERE (?1 IS NULL OR target = ?1) AND at >= ?2 ORDER BY at, id",
-        )
-        .bind(target)
-        .bind(since.map_or(f64::MIN, Timestamp::unix_secs_f64))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(query_error(OPERATION))?;
-        rows.iter()
-            .map(|row| {
-                let detail: String = row.try_get("detail").map_err(query_error(OPERATION))?;
-                Ok(RecommendationRow {
-                    target: row.try_get("target").map_err(query_error(OPERATION))?,
-                    at: time(row, "at", OPERATION)?.unwrap_or_default(),
-                    recommendation: serde_json::from_str(&detail).map_err(|error| {
-                        StoreError::BadRow {
-                            operation: OPERATION,
-                            detail: format!(
-                                "recommendation detail is not the SPEC §7 object: {error}"
-                            ),
-                        }
-                    })?,
-                })
-            })
-            .collect()
+        with_pool!(self, readers, |pool, dialect| {
+            let rows = sqlx::query(dialect.sql(
+                "SELECT target, at, detail FROM recommendations \
+                 WHERE (?1 IS NULL OR target = ?1) AND at >= ?2 ORDER BY at, id",
+            ))
+            .bind(target)
+            .bind(since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+            .fetch_all(pool)
+            .await
+            .map_err(query_error(OPERATION))?;
+            rows.iter().map(recommendation_row).collect()
+        })
     }
 
     /// The newest recommendation row of each target.
@@ -233,16 +220,18 @@ impl Store {
     /// Alert instances, most recently evaluated first.
     pub async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>, StoreError> {
         const OPERATION: &str = "reading alerts";
-        let rows = sqlx::query(SELECT_FILTERED_ALERTS)
-            .bind(filter.state.map(AlertState::as_str))
-            .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
-            .bind(filter.target.as_deref())
-            .fetch_all(&self.readers)
-            .await
-            .map_err(query_error(OPERATION))?;
-        rows.iter()
-            .map(|row| alert_record(row, OPERATION))
-            .collect()
+        with_pool!(self, readers, |pool, dialect| {
+            let rows = sqlx::query(dialect.sql(SELECT_FILTERED_ALERTS))
+                .bind(filter.state.map(AlertState::as_str))
+                .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+                .bind(filter.target.as_deref())
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(OPERATION))?;
+            rows.iter()
+                .map(|row| alert_record(row, OPERATION))
+                .collect()
+        })
     }
 
     /// Transitions in time order, optionally of one instance only.
@@ -252,52 +241,68 @@ impl Store {
         since: Option<Timestamp>,
     ) -> Result<Vec<AlertEventRow>, StoreError> {
         const OPERATION: &str = "reading alert events";
-        let rows = sqlx::query(
-            "SELECT e.fingerprint, a.alertname, a.target, a.worker_id, e.at, e.from_state, \
-             e.to_state, e.value FROM alert_events AS e JOIN alerts AS a USING (fingerprint) \
-             WHERE (?1 IS NULL OR e.fingerprint = ?1) AND e.at >= ?2 ORDER BY e.at, e.id",
-        )
-        .bind(fingerprint)
-        .bind(since.map_or(f64::MIN, Timestamp::unix_secs_f64))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(query_error(OPERATION))?;
-        rows.iter()
-            .map(|row| {
-                let state = |column: &str| -> Result<AlertState, StoreError> {
-                    let text: String = row.try_get(column).map_err(query_error(OPERATION))?;
-                    AlertState::parse(&text).ok_or_else(|| StoreError::BadRow {
-                        operation: OPERATION,
-                        detail: format!("unknown alert state `{text}`"),
-                    })
-                };
-                Ok(AlertEventRow {
-                    fingerprint: row.try_get("fingerprint").map_err(query_error(OPERATION))?,
-                    alertname: row.try_get("alertname").map_err(query_error(OPERATION))?,
-                    target: row.try_get("target").map_err(query_error(OPERATION))?,
-                    worker_id: row.try_get("worker_id").map_err(query_error(OPERATION))?,
-                    at: time(row, "at", OPERATION)?.unwrap_or_default(),
-                    from_state: state("from_state")?,
-                    to_state: state("to_state")?,
-                    value: row.try_get("value").map_err(query_error(OPERATION))?,
-                })
-            })
-            .collect()
+        with_pool!(self, readers, |pool, dialect| {
+            let rows = sqlx::query(dialect.sql(
+                "SELECT e.fingerprint, a.alertname, a.target, a.worker_id, e.at, e.from_state, \
+                 e.to_state, e.value FROM alert_events AS e JOIN alerts AS a USING (fingerprint) \
+                 WHERE (?1 IS NULL OR e.fingerprint = ?1) AND e.at >= ?2 ORDER BY e.at, e.id",
+            ))
+            .bind(fingerprint)
+            .bind(since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+            .fetch_all(pool)
+            .await
+            .map_err(query_error(OPERATION))?;
+            rows.iter().map(alert_event_row).collect()
+        })
     }
 }
 
+fn recommendation_row(row: &impl StoreRow) -> Result<RecommendationRow, StoreError> {
+    const OPERATION: &str = "reading recommendations";
+    let detail: String = row.value("detail").map_err(query_error(OPERATION))?;
+    Ok(RecommendationRow {
+        target: row.value("target").map_err(query_error(OPERATION))?,
+        at: time(row, "at", OPERATION)?.unwrap_or_default(),
+        recommendation: serde_json::from_str(&detail).map_err(|error| StoreError::BadRow {
+            operation: OPERATION,
+            detail: format!("recommendation detail is not the SPEC §7 object: {error}"),
+        })?,
+    })
+}
+
+fn alert_event_row(row: &impl StoreRow) -> Result<AlertEventRow, StoreError> {
+    const OPERATION: &str = "reading alert events";
+    let state = |column: &str| -> Result<AlertState, StoreError> {
+        let text: String = row.value(column).map_err(query_error(OPERATION))?;
+        AlertState::parse(&text).ok_or_else(|| StoreError::BadRow {
+            operation: OPERATION,
+            detail: format!("unknown alert state `{text}`"),
+        })
+    };
+    Ok(AlertEventRow {
+        fingerprint: row.value("fingerprint").map_err(query_error(OPERATION))?,
+        alertname: row.value("alertname").map_err(query_error(OPERATION))?,
+        target: row.value("target").map_err(query_error(OPERATION))?,
+        worker_id: row.value("worker_id").map_err(query_error(OPERATION))?,
+        at: time(row, "at", OPERATION)?.unwrap_or_default(),
+        from_state: state("from_state")?,
+        to_state: state("to_state")?,
+        value: row.value("value").map_err(query_error(OPERATION))?,
+    })
+}
+
 fn time(
-    row: &SqliteRow,
+    row: &impl StoreRow,
     column: &str,
     operation: &'static str,
 ) -> Result<Option<Timestamp>, StoreError> {
-    let secs: Option<f64> = row.try_get(column).map_err(query_error(operation))?;
+    let secs: Option<f64> = row.value(column).map_err(query_error(operation))?;
     Ok(secs.map(Timestamp::from_unix_secs_f64))
 }
 
-fn alert_record(row: &SqliteRow, operation: &'static str) -> Result<AlertRecord, StoreError> {
+fn alert_record(row: &impl StoreRow, operation: &'static str) -> Result<AlertRecord, StoreError> {
     let text = |column: &str| -> Result<String, StoreError> {
-        row.try_get(column).map_err(query_error(operation))
+        row.value(column).map_err(query_error(operation))
     };
     let bad = |detail: String| StoreError::BadRow { operation, detail };
     let severity = text("severity")?;
@@ -318,7 +323,7 @@ fn alert_record(row: &SqliteRow, operation: &'static str) -> Result<AlertRecord,
         fingerprint: text("fingerprint")?,
         alertname: text("alertname")?,
         target: text("target")?,
-        worker_id: row.try_get("worker_id").map_err(query_error(operation))?,
+        worker_id: row.value("worker_id").map_err(query_error(operation))?,
         severity: Severity::parse(&severity)
             .ok_or_else(|| bad(format!("unknown severity `{severity}`")))?,
         labels,
@@ -331,10 +336,10 @@ fn alert_record(row: &SqliteRow, operation: &'static str) -> Result<AlertRecord,
             resolved_at: time(row, "resolved_at", operation)?,
             resolving_since: time(row, "resolving_since", operation)?,
         },
-        value: row.try_get("value").map_err(query_error(operation))?,
+        value: row.value("value").map_err(query_error(operation))?,
         last_eval_at: time(row, "last_eval_at", operation)?.unwrap_or_default(),
         recommendation: row
-            .try_get::<Option<String>, _>("recommendation")
+            .value::<Option<String>>("recommendation")
             .map_err(query_error(operation))?
             .and_then(|text| serde_json::from_str(&text).ok()),
     })

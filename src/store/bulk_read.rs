@@ -27,7 +27,7 @@ use crate::time::Timestamp;
 const OPERATION: &str = "reading worker samples";
 
 /// Columns in the order [`decode_row`] reads them.
-const COLUMNS: &str = "poll_id, worker_id, status, cur_load, new_load, cur_load_rolling_avg, \
+pub(super) const COLUMNS: &str = "poll_id, worker_id, status, cur_load, new_load, cur_load_rolling_avg, \
      cur_perf, measured_perf, perf, reliability, dlperf, reqs_working, disk_usage, loaded_at, \
      extra";
 
@@ -162,7 +162,7 @@ enum Bind {
     Real(f64),
 }
 
-fn bad(detail: String) -> StoreError {
+pub(super) fn bad(detail: String) -> StoreError {
     StoreError::BadRow {
         operation: OPERATION,
         detail,

@@ -1,23 +1,24 @@
-//! The store's error type: every failure names the database path or the operation.
+//! The store's error type: every failure names the database or the operation. A
+//! PostgreSQL database is named as `postgres://user@host:port/db`, never with its password.
 
 use std::path::PathBuf;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database file could not be opened or created.
-    #[error("cannot open database `{path}`: {reason}")]
+    /// The database file could not be opened or created, or the server not reached.
+    #[error("cannot open database `{location}`: {reason}")]
     Open {
-        path: PathBuf,
+        location: String,
         reason: String,
         #[source]
         source: sqlx::Error,
     },
 
     /// The schema could not be brought up to date.
-    #[error("cannot migrate database `{path}`: {source}")]
+    #[error("cannot migrate database `{location}`: {source}")]
     Migrate {
-        path: PathBuf,
+        location: String,
         #[source]
         source: sqlx::migrate::MigrateError,
     },
@@ -52,6 +53,22 @@ pub enum StoreError {
     /// The lease's connection is gone; the next renewal reconnects.
     #[error("the lease's connection is gone")]
     LeaseLost,
+
+    /// `db copy` found rows in a destination that must be empty of history.
+    #[error(
+        "cannot copy into `{location}`: its table `{table}` has rows; copy into a new, empty database"
+    )]
+    CopyDestination {
+        location: String,
+        table: &'static str,
+    },
+
+    /// The operation exists for the other backend only.
+    #[error("{operation} is not available on PostgreSQL: {hint}")]
+    NotOnPostgres {
+        operation: &'static str,
+        hint: &'static str,
+    },
 
     /// A stored row holds a value the current code cannot read.
     #[error("unreadable row while {operation}: {detail}")]

@@ -3,11 +3,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
 use super::Store;
+use super::backend::{AnyRow, Backend, StoreRow, bind_present, with_pool};
 use super::bulk_read::{self, Polls};
+use super::bulk_read_postgres;
 use super::error::{StoreError, query_error};
 use super::rows::{
     FleetHistoryRow, FleetRow, FleetValues, HistoryFilter, PollRow, Resolution, TargetRow,
@@ -142,23 +141,24 @@ impl Store {
     /// Every stored target, configured now or in the past, by name.
     pub async fn targets(&self) -> Result<Vec<TargetRow>, StoreError> {
         const OPERATION: &str = "reading targets";
-        let rows = sqlx::query("SELECT id, name, kind, vast_id FROM targets ORDER BY name")
-            .fetch_all(&self.readers)
-            .await
-            .map_err(query_error(OPERATION))?;
-        rows.iter()
-            .map(|row| {
-                let kind: String = row.try_get("kind").map_err(query_error(OPERATION))?;
+        let rows: Vec<(i64, String, String, i64)> = with_pool!(self, readers, |pool, dialect| {
+            sqlx::query_as(dialect.sql("SELECT id, name, kind, vast_id FROM targets ORDER BY name"))
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(OPERATION))?
+        });
+        rows.into_iter()
+            .map(|(id, name, kind, vast_id)| {
                 Ok(TargetRow {
-                    id: row.try_get("id").map_err(query_error(OPERATION))?,
-                    name: row.try_get("name").map_err(query_error(OPERATION))?,
+                    id,
+                    name,
                     kind: TargetKind::parse(&kind).ok_or_else(|| StoreError::BadRow {
                         operation: OPERATION,
                         detail: format!(
                             "target kind `{kind}` is neither endpoint nor worker_group"
                         ),
                     })?,
-                    vast_id: row.try_get("vast_id").map_err(query_error(OPERATION))?,
+                    vast_id,
                 })
             })
             .collect()
@@ -167,9 +167,7 @@ impl Store {
     /// Fleet numbers of successful polls (the `fleet_samples` view), oldest first.
     pub async fn fleet_history(&self, filter: &HistoryFilter) -> Result<Vec<FleetRow>, StoreError> {
         const OPERATION: &str = "reading fleet history";
-        let rows = self
-            .history(OPERATION, FLEET_HISTORY, filter, |query| query)
-            .await?;
+        let rows = self.history(OPERATION, FLEET_HISTORY, filter, None).await?;
         rows.iter()
             .map(|row| fleet_row(row).map_err(query_error(OPERATION)))
             .collect()
@@ -186,11 +184,9 @@ impl Store {
     ) -> Result<Vec<FleetHistoryRow>, StoreError> {
         const OPERATION: &str = "reading fleet history with rollups";
         let rollups = self
-            .history(OPERATION, ROLLUP_HISTORY, filter, |query| query)
+            .history(OPERATION, ROLLUP_HISTORY, filter, None)
             .await?;
-        let raw = self
-            .history(OPERATION, FLEET_HISTORY, filter, |query| query)
-            .await?;
+        let raw = self.history(OPERATION, FLEET_HISTORY, filter, None).await?;
         let mut rows = rollups
             .iter()
             .map(rollup_row)
@@ -214,9 +210,7 @@ impl Store {
     ) -> Result<Vec<WorkerRow>, StoreError> {
         const OPERATION: &str = "reading worker history";
         let rows = self
-            .history(OPERATION, WORKER_HISTORY, filter, |query| {
-                query.bind(worker_id)
-            })
+            .history(OPERATION, WORKER_HISTORY, filter, Some(worker_id))
             .await?;
         rows.iter().map(|row| worker_row(row, OPERATION)).collect()
     }
@@ -225,45 +219,42 @@ impl Store {
     /// target and a limit this is "the last N polls of a target".
     pub async fn poll_history(&self, filter: &HistoryFilter) -> Result<Vec<PollRow>, StoreError> {
         const OPERATION: &str = "reading poll history";
-        let rows = self
-            .history(OPERATION, POLL_HISTORY, filter, |query| query)
-            .await?;
+        let rows = self.history(OPERATION, POLL_HISTORY, filter, None).await?;
         rows.iter()
             .map(|row| poll_row(row).map_err(query_error(OPERATION)))
             .collect()
     }
 
-    /// Runs one of the `history_query!` pairs: `bind_first` binds the parameters that come
-    /// before the filter's, then target, time range and limit follow. Rows come back
+    /// Runs one of the `history_query!` pairs: `first` binds the parameter that comes
+    /// before the filter's, if any, then target, time range and limit follow. Rows come back
     /// newest first from SQL (so LIMIT keeps the latest) and are returned oldest first.
-    async fn history<'q>(
+    async fn history(
         &self,
         operation: &'static str,
         (for_target, for_all): (&'static str, &'static str),
         filter: &HistoryFilter,
-        bind_first: impl FnOnce(
-            sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-        )
-            -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    ) -> Result<Vec<SqliteRow>, StoreError> {
+        first: Option<i64>,
+    ) -> Result<Vec<AnyRow>, StoreError> {
         let target_id = match &filter.target {
             Some(name) => Some(self.target_id(name, operation).await?),
             None => None,
         };
-        let mut query = bind_first(sqlx::query(match target_id {
+        let sql = match target_id {
             Some(_) => for_target,
             None => for_all,
-        }));
-        if let Some(target_id) = target_id {
-            query = query.bind(target_id);
-        }
-        let mut rows = query
-            .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
-            .bind(filter.until.map_or(f64::MAX, Timestamp::unix_secs_f64))
-            .bind(filter.limit.map_or(-1, i64::from))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(query_error(operation))?;
+        };
+        let mut rows: Vec<AnyRow> = with_pool!(self, readers, |pool, dialect| {
+            bind_present(sqlx::query(dialect.sql(sql)), [first, target_id])
+                .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+                .bind(filter.until.map_or(f64::MAX, Timestamp::unix_secs_f64))
+                .bind(filter.limit.map_or(-1, i64::from))
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(operation))?
+                .into_iter()
+                .map(AnyRow::from)
+                .collect()
+        });
         rows.reverse();
         Ok(rows)
     }
@@ -273,34 +264,35 @@ impl Store {
         name: &str,
         operation: &'static str,
     ) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT id FROM targets WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(query_error(operation))?
-            .ok_or_else(|| StoreError::UnknownTarget {
-                name: name.to_string(),
-            })
+        let id: Option<i64> = with_pool!(self, readers, |pool, dialect| {
+            sqlx::query_scalar(dialect.sql("SELECT id FROM targets WHERE name = ?"))
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+                .map_err(query_error(operation))?
+        });
+        id.ok_or_else(|| StoreError::UnknownTarget {
+            name: name.to_string(),
+        })
     }
 }
 
-/// Reads a number whatever its storage class: SQLite keeps integral REALs as integers on
-/// disk, and an operator's hand-written row may hold either.
-fn number(row: &SqliteRow, column: &str) -> Result<Option<f64>, sqlx::Error> {
-    row.try_get_unchecked(column)
+/// Reads a number whatever its storage class (see [`super::backend::Column`]).
+fn number(row: &impl StoreRow, column: &str) -> Result<Option<f64>, sqlx::Error> {
+    row.value(column)
 }
 
-fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp, sqlx::Error> {
-    let secs: f64 = row.try_get_unchecked(column)?;
+fn timestamp(row: &impl StoreRow, column: &str) -> Result<Timestamp, sqlx::Error> {
+    let secs: f64 = row.value(column)?;
     Ok(Timestamp::from_unix_secs_f64(secs))
 }
 
-fn count(row: &SqliteRow, column: &str) -> Result<u32, sqlx::Error> {
-    let value: i64 = row.try_get(column)?;
+fn count(row: &impl StoreRow, column: &str) -> Result<u32, sqlx::Error> {
+    let value: i64 = row.value(column)?;
     Ok(u32::try_from(value).unwrap_or(0))
 }
 
-pub(super) fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
+pub(super) fn fleet_row(row: &impl StoreRow) -> Result<FleetRow, sqlx::Error> {
     let summary = FleetSummary {
         workers: count(row, "workers")?,
         ready: count(row, "ready")?,
@@ -316,8 +308,8 @@ pub(super) fn fleet_row(row: &SqliteRow) -> Result<FleetRow, sqlx::Error> {
         reqs_working: number(row, "reqs_working")?,
     };
     Ok(FleetRow {
-        poll_id: row.try_get("poll_id")?,
-        target: row.try_get("target")?,
+        poll_id: row.value("poll_id")?,
+        target: row.value("target")?,
         polled_at: timestamp(row, "polled_at")?,
         utilization: summary.utilization(),
         summary,
@@ -354,7 +346,10 @@ fn raw_history_row(row: FleetRow) -> FleetHistoryRow {
 
 /// One statistic (`avg`, `min`, `max`) of every metric, from columns named as
 /// `fleet_rollups` names them (`load_avg`, ...).
-pub(super) fn fleet_values(row: &SqliteRow, statistic: &str) -> Result<FleetValues, sqlx::Error> {
+pub(super) fn fleet_values(
+    row: &impl StoreRow,
+    statistic: &str,
+) -> Result<FleetValues, sqlx::Error> {
     let get = |metric: &str| number(row, &format!("{metric}_{statistic}"));
     Ok(FleetValues {
         workers: get("workers")?,
@@ -370,11 +365,11 @@ pub(super) fn fleet_values(row: &SqliteRow, statistic: &str) -> Result<FleetValu
     })
 }
 
-pub(super) fn rollup_row(row: &SqliteRow) -> Result<FleetHistoryRow, sqlx::Error> {
+pub(super) fn rollup_row(row: &impl StoreRow) -> Result<FleetHistoryRow, sqlx::Error> {
     let values = |statistic: &str| fleet_values(row, statistic);
     Ok(FleetHistoryRow {
         poll_id: None,
-        target: row.try_get("target")?,
+        target: row.value("target")?,
         at: timestamp(row, "bucket")?,
         resolution: Resolution::FiveMinutes,
         polls: count(row, "polls")?,
@@ -385,22 +380,22 @@ pub(super) fn rollup_row(row: &SqliteRow) -> Result<FleetHistoryRow, sqlx::Error
 }
 
 pub(super) fn worker_row(
-    row: &SqliteRow,
+    row: &impl StoreRow,
     operation: &'static str,
 ) -> Result<WorkerRow, StoreError> {
     let read = || -> Result<(WorkerRow, Option<String>), sqlx::Error> {
-        let mut sample = WorkerSample::new(row.try_get("worker_id")?);
-        sample.status = row.try_get("status")?;
+        let mut sample = WorkerSample::new(row.value("worker_id")?);
+        sample.status = row.value("status")?;
         for field in Field::ALL {
             sample.set(field, number(row, field.name())?);
         }
         let worker_row = WorkerRow {
-            poll_id: row.try_get("poll_id")?,
-            target: row.try_get("target")?,
+            poll_id: row.value("poll_id")?,
+            target: row.value("target")?,
             polled_at: timestamp(row, "polled_at")?,
             sample,
         };
-        Ok((worker_row, row.try_get("extra")?))
+        Ok((worker_row, row.value("extra")?))
     };
     let (mut worker_row, extra) = read().map_err(query_error(operation))?;
     if let Some(extra) = extra {
@@ -416,17 +411,17 @@ pub(super) fn worker_row(
     Ok(worker_row)
 }
 
-pub(super) fn poll_row(row: &SqliteRow) -> Result<PollRow, sqlx::Error> {
-    let duration_ms: i64 = row.try_get("duration_ms")?;
-    let http_status: Option<i64> = row.try_get("http_status")?;
-    let worker_count: Option<i64> = row.try_get("worker_count")?;
+pub(super) fn poll_row(row: &impl StoreRow) -> Result<PollRow, sqlx::Error> {
+    let duration_ms: i64 = row.value("duration_ms")?;
+    let http_status: Option<i64> = row.value("http_status")?;
+    let worker_count: Option<i64> = row.value("worker_count")?;
     Ok(PollRow {
-        id: row.try_get("id")?,
-        target: row.try_get("target")?,
+        id: row.value("id")?,
+        target: row.value("target")?,
         started_at: timestamp(row, "started_at")?,
         duration: Duration::from_millis(u64::try_from(duration_ms).unwrap_or(0)),
-        outcome: row.try_get("outcome")?,
-        error: row.try_get("error")?,
+        outcome: row.value("outcome")?,
+        error: row.value("error")?,
         http_status: http_status.and_then(|status| u16::try_from(status).ok()),
         worker_count: worker_count.map(|count| u32::try_from(count).unwrap_or(0)),
     })
@@ -455,10 +450,10 @@ impl Store {
             // One target's polls are interleaved with every other target's, so a poll-id
             // range would read them all: look its polls up by key instead.
             for ids in ok_ids.chunks(POLL_IDS_PER_QUERY) {
-                samples.extend(bulk_read::samples_of(&self.readers, Polls::Ids(ids)).await?);
+                samples.extend(self.samples_of(Polls::Ids(ids)).await?);
             }
         } else if let (Some(first), Some(last)) = (ok_ids.iter().min(), ok_ids.iter().max()) {
-            samples = bulk_read::samples_of(&self.readers, Polls::Range(*first, *last)).await?;
+            samples = self.samples_of(Polls::Range(*first, *last)).await?;
         }
         polls
             .into_iter()
@@ -503,15 +498,37 @@ impl Store {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<CompactPoll>, StoreError> {
-        bulk_read::compact_polls(&self.readers, since, until).await
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                bulk_read::compact_polls(&sqlite.readers, since, until).await
+            }
+            Backend::Postgres(postgres) => {
+                bulk_read_postgres::compact_polls(&postgres.pool, since, until).await
+            }
+        }
+    }
+
+    /// The worker samples of the selected polls, by poll id, each poll's in worker id order.
+    pub(super) async fn samples_of(
+        &self,
+        polls: Polls<'_>,
+    ) -> Result<HashMap<i64, Vec<WorkerSample>>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(sqlite) => bulk_read::samples_of(&sqlite.readers, polls).await,
+            Backend::Postgres(postgres) => {
+                bulk_read_postgres::samples_of(&postgres.pool, polls).await
+            }
+        }
     }
 
     /// When the oldest stored poll started, if any poll is stored.
     pub async fn oldest_poll(&self) -> Result<Option<Timestamp>, StoreError> {
-        let oldest: Option<f64> = sqlx::query_scalar("SELECT min(started_at) FROM polls")
-            .fetch_one(&self.readers)
-            .await
-            .map_err(query_error("reading the oldest poll"))?;
+        let oldest: Option<f64> = with_pool!(self, readers, |pool, dialect| {
+            sqlx::query_scalar(dialect.sql("SELECT min(started_at) FROM polls"))
+                .fetch_one(pool)
+                .await
+                .map_err(query_error("reading the oldest poll"))?
+        });
         Ok(oldest.map(Timestamp::from_unix_secs_f64))
     }
 }

@@ -1,18 +1,20 @@
 //! Writing: target upserts and the batched ingest of poll records.
 //!
-//! A tick's polls are stored in one transaction with a handful of multi-row INSERTs per
-//! table (see [`super::batch`]). Poll ids are assigned here, under the write lock, so the
-//! samples of every poll can go in the same batches without a round trip per poll.
+//! A tick's polls are stored in one transaction: on SQLite with a handful of multi-row
+//! INSERTs per table (see [`super::batch`]), on PostgreSQL with one COPY per table (see
+//! [`super::ingest_postgres`]). Poll ids are assigned first, so the samples of every poll
+//! can go in the same batches without a round trip per poll.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use sqlx::sqlite::SqliteArguments;
-use sqlx::{Arguments, Row, Sqlite, Transaction};
+use sqlx::{Arguments, Sqlite, Transaction};
 
 use super::Store;
 use super::alerts::write_evaluations;
+use super::backend::{StoreRow, WriteTx, on_tx};
 use super::batch::BatchInsert;
 use super::error::{StoreError, query_error};
 use super::rows::TargetSpec;
@@ -65,20 +67,23 @@ impl Store {
     /// takes the new kind and id. Targets no longer configured keep their row and history.
     pub async fn sync_targets(&self, targets: &[TargetSpec]) -> Result<(), StoreError> {
         const OPERATION: &str = "storing targets";
-        let mut transaction = begin_write(&self.writer, OPERATION).await?;
-        for target in targets {
-            sqlx::query(
-                "INSERT INTO targets (name, kind, vast_id) VALUES (?, ?, ?) \
-                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, vast_id = excluded.vast_id",
-            )
-            .bind(target.name.as_str())
-            .bind(target.kind.as_str())
-            .bind(target.vast_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(query_error(OPERATION))?;
-        }
-        transaction.commit().await.map_err(query_error(OPERATION))
+        let mut transaction = WriteTx::begin(&self.backend, OPERATION).await?;
+        on_tx!(&mut transaction, |connection, dialect| {
+            for target in targets {
+                sqlx::query(dialect.sql(
+                    "INSERT INTO targets (name, kind, vast_id) VALUES (?, ?, ?) \
+                     ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
+                     vast_id = excluded.vast_id",
+                ))
+                .bind(target.name.as_str())
+                .bind(target.kind.as_str())
+                .bind(target.vast_id)
+                .execute(&mut *connection)
+                .await
+                .map_err(query_error(OPERATION))?;
+            }
+        });
+        transaction.commit(OPERATION).await
     }
 
     /// Stores poll attempts with their worker samples and fleet sums, all or nothing.
@@ -106,102 +111,126 @@ impl Store {
         }
         let polls: Vec<PreparedPoll<'_>> = records.iter().map(PreparedPoll::new).collect();
 
-        let mut transaction = begin_write(&self.writer, OPERATION).await?;
+        let mut transaction = WriteTx::begin(&self.backend, OPERATION).await?;
         let target_ids = target_ids(&mut transaction).await?;
-        // Ids are taken here, under the write lock, so samples can name their poll without a
-        // round trip per poll; sqlite_sequence remembers the largest id ever used.
-        let first_poll_id: i64 = sqlx::query_scalar(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'polls'), 0) + 1",
-        )
-        .fetch_one(&mut *transaction)
-        .await
-        .map_err(query_error(OPERATION))?;
+        let poll_ids = poll_ids(&mut transaction, polls.len()).await?;
         let mut ids = Vec::with_capacity(polls.len());
-        for (offset, poll) in polls.iter().enumerate() {
+        for (poll, poll_id) in polls.iter().zip(poll_ids) {
             let target_id = *target_ids.get(poll.record.target.as_str()).ok_or_else(|| {
                 StoreError::UnknownTarget {
                     name: poll.record.target.clone(),
                 }
             })?;
-            ids.push(PollIds {
-                poll_id: first_poll_id + offset as i64,
-                target_id,
-            });
+            ids.push(PollIds { poll_id, target_id });
         }
-
-        insert_rows(
-            &mut transaction,
-            &INSERT_POLLS,
-            polls.len(),
-            polls.iter().zip(&ids),
-            POLL_COLUMNS,
-            |args, (poll, ids)| bind_poll(args, poll, ids),
-        )
-        .await?;
-        insert_rows(
-            &mut transaction,
-            &INSERT_FLEET_TOTALS,
-            polls.iter().filter(|poll| poll.summary.is_some()).count(),
-            polls
-                .iter()
-                .zip(&ids)
-                .filter_map(|(poll, ids)| Some((poll.summary.as_ref()?, ids.poll_id))),
-            FLEET_COLUMNS,
-            |args, (summary, poll_id)| bind_fleet_totals(args, summary, poll_id),
-        )
-        .await?;
-        let mut statuses = StatusInterner::default();
-        // Collected before the await: a lazy iterator of closures here makes the future's
-        // lifetimes too general for tokio::spawn to prove it Send.
-        let samples: Vec<(&WorkerSample, &PollIds, f64)> = polls
-            .iter()
-            .zip(&ids)
-            .flat_map(|(poll, ids)| {
-                let polled_at = poll.record.started_at.unix_secs_f64();
-                poll.workers
-                    .iter()
-                    .map(move |worker| (worker.as_ref(), ids, polled_at))
-            })
-            .collect();
-        insert_rows(
-            &mut transaction,
-            &INSERT_SAMPLES,
-            samples.len(),
-            samples.into_iter(),
-            SAMPLE_COLUMNS,
-            |args, (worker, ids, polled_at)| {
-                bind_sample(args, worker, ids, polled_at, &mut statuses)
-            },
-        )
-        .await?;
+        match &mut transaction {
+            WriteTx::Sqlite(transaction) => insert_polls(transaction, &polls, &ids).await?,
+            WriteTx::Postgres(transaction) => {
+                super::ingest_postgres::copy_polls(transaction, &polls, &ids).await?
+            }
+        }
         write_evaluations(&mut transaction, evaluations).await?;
-        transaction.commit().await.map_err(query_error(OPERATION))
+        transaction.commit(OPERATION).await
     }
 }
 
-/// Starts a write transaction that takes the write lock at once, so a transaction never
-/// fails halfway when it would have to upgrade a read lock another process holds.
-pub(super) async fn begin_write(
-    writer: &sqlx::SqlitePool,
-    operation: &'static str,
-) -> Result<Transaction<'static, Sqlite>, StoreError> {
-    writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(query_error(operation))
+/// Inserts the polls, their fleet sums and their samples with multi-row INSERTs.
+async fn insert_polls(
+    transaction: &mut Transaction<'static, Sqlite>,
+    polls: &[PreparedPoll<'_>],
+    ids: &[PollIds],
+) -> Result<(), StoreError> {
+    insert_rows(
+        transaction,
+        &INSERT_POLLS,
+        polls.len(),
+        polls.iter().zip(ids),
+        POLL_COLUMNS,
+        |args, (poll, ids)| bind_poll(args, poll, ids),
+    )
+    .await?;
+    insert_rows(
+        transaction,
+        &INSERT_FLEET_TOTALS,
+        polls.iter().filter(|poll| poll.summary.is_some()).count(),
+        polls
+            .iter()
+            .zip(ids)
+            .filter_map(|(poll, ids)| Some((poll.summary.as_ref()?, ids.poll_id))),
+        FLEET_COLUMNS,
+        |args, (summary, poll_id)| bind_fleet_totals(args, summary, poll_id),
+    )
+    .await?;
+    let mut statuses = StatusInterner::default();
+    // Collected before the await: a lazy iterator of closures here makes the future's
+    // lifetimes too general for tokio::spawn to prove it Send.
+    let samples: Vec<(&WorkerSample, &PollIds, f64)> = samples(polls, ids).collect();
+    insert_rows(
+        transaction,
+        &INSERT_SAMPLES,
+        samples.len(),
+        samples.into_iter(),
+        SAMPLE_COLUMNS,
+        |args, (worker, ids, polled_at)| bind_sample(args, worker, ids, polled_at, &mut statuses),
+    )
+    .await
 }
 
-async fn target_ids(
-    transaction: &mut Transaction<'static, Sqlite>,
-) -> Result<HashMap<String, i64>, StoreError> {
-    let rows = sqlx::query("SELECT id, name FROM targets")
-        .fetch_all(&mut **transaction)
-        .await
-        .map_err(query_error("reading targets"))?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("name")?, row.try_get("id")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(query_error("reading targets"))
+/// Every worker sample of `polls`, with its poll's ids and time.
+pub(super) fn samples<'a>(
+    polls: &'a [PreparedPoll<'_>],
+    ids: &'a [PollIds],
+) -> impl Iterator<Item = (&'a WorkerSample, &'a PollIds, f64)> {
+    polls.iter().zip(ids).flat_map(|(poll, ids)| {
+        let polled_at = poll.record.started_at.unix_secs_f64();
+        poll.workers
+            .iter()
+            .map(move |worker| (worker.as_ref(), ids, polled_at))
+    })
+}
+
+/// Ids for `count` new polls, in order. SQLite's are taken under the write lock from
+/// sqlite_sequence, which remembers the largest id ever used; PostgreSQL's from the
+/// `polls` id sequence, which other writers share.
+async fn poll_ids(transaction: &mut WriteTx, count: usize) -> Result<Vec<i64>, StoreError> {
+    const OPERATION: &str = "storing polls";
+    match transaction {
+        WriteTx::Sqlite(transaction) => {
+            let first: i64 = sqlx::query_scalar(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'polls'), 0) + 1",
+            )
+            .fetch_one(&mut **transaction)
+            .await
+            .map_err(query_error(OPERATION))?;
+            Ok((first..).take(count).collect())
+        }
+        WriteTx::Postgres(transaction) => {
+            let mut ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT nextval(pg_get_serial_sequence('polls', 'id')) \
+                 FROM generate_series(1, $1)",
+            )
+            .bind(count as i64)
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(query_error(OPERATION))?;
+            ids.sort_unstable();
+            Ok(ids)
+        }
+    }
+}
+
+async fn target_ids(transaction: &mut WriteTx) -> Result<HashMap<String, i64>, StoreError> {
+    const OPERATION: &str = "reading targets";
+    on_tx!(transaction, |connection, dialect| {
+        let rows = sqlx::query(dialect.sql("SELECT id, name FROM targets"))
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(query_error(OPERATION))?;
+        rows.iter()
+            .map(|row| Ok((row.value("name")?, row.value("id")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query_error(OPERATION))
+    })
 }
 
 /// Inserts the `row_count` rows of `rows` with as few statements as [`BatchInsert::plan`]
@@ -233,22 +262,22 @@ async fn insert_rows<T>(
 }
 
 #[derive(Debug, Clone, Copy)]
-struct PollIds {
-    poll_id: i64,
-    target_id: i64,
+pub(super) struct PollIds {
+    pub(super) poll_id: i64,
+    pub(super) target_id: i64,
 }
 
 /// A poll record made ready for storage.
-struct PreparedPoll<'a> {
-    record: &'a PollRecord,
+pub(super) struct PreparedPoll<'a> {
+    pub(super) record: &'a PollRecord,
     /// Sorted by worker id, one entry per id, repaired where needed.
-    workers: Vec<Cow<'a, WorkerSample>>,
+    pub(super) workers: Vec<Cow<'a, WorkerSample>>,
     /// The fleet sums of `workers`; `None` for a failed poll.
-    summary: Option<FleetSummary>,
+    pub(super) summary: Option<FleetSummary>,
 }
 
 impl<'a> PreparedPoll<'a> {
-    fn new(record: &'a PollRecord) -> Self {
+    pub(super) fn new(record: &'a PollRecord) -> Self {
         let PollResult::Snapshot { workers, .. } = &record.result else {
             return PreparedPoll {
                 record,
@@ -331,27 +360,38 @@ fn repaired(worker: &WorkerSample) -> WorkerSample {
     worker
 }
 
+impl PreparedPoll<'_> {
+    /// The `error`, `http_status` and `worker_count` columns of its `polls` row.
+    pub(super) fn outcome_columns(&self) -> (Option<String>, Option<i64>, Option<i64>) {
+        match &self.record.result {
+            PollResult::Snapshot { notes, .. } => {
+                let notes = (!notes.is_empty()).then(|| notes.join("; "));
+                (notes, None, Some(self.workers.len() as i64))
+            }
+            PollResult::Failed(failure) => (
+                Some(failure.message.clone()),
+                failure.http_status.map(i64::from),
+                None,
+            ),
+        }
+    }
+
+    pub(super) fn duration_ms(&self) -> i64 {
+        i64::try_from(self.record.duration.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
 fn bind_poll(
     args: &mut SqliteArguments,
     poll: &PreparedPoll<'_>,
     ids: &PollIds,
 ) -> Result<(), sqlx::error::BoxDynError> {
     let record = poll.record;
-    let (error, http_status, worker_count) = match &record.result {
-        PollResult::Snapshot { notes, .. } => {
-            let notes = (!notes.is_empty()).then(|| notes.join("; "));
-            (notes, None, Some(poll.workers.len() as i64))
-        }
-        PollResult::Failed(failure) => (
-            Some(failure.message.clone()),
-            failure.http_status.map(i64::from),
-            None,
-        ),
-    };
+    let (error, http_status, worker_count) = poll.outcome_columns();
     args.add(ids.poll_id)?;
     args.add(ids.target_id)?;
     args.add(record.started_at.unix_secs_f64())?;
-    args.add(i64::try_from(record.duration.as_millis()).unwrap_or(i64::MAX))?;
+    args.add(poll.duration_ms())?;
     args.add(record.result.outcome())?;
     args.add(error)?;
     args.add(http_status)?;
@@ -395,12 +435,16 @@ fn bind_sample(
     for value in worker.values {
         args.add(value)?;
     }
-    let extra = match &worker.extra {
-        Some(extra) if !extra.is_empty() => Some(serde_json::to_string(extra)?),
-        _ => None,
-    };
-    args.add(extra)?;
+    args.add(extra_column(worker)?)?;
     Ok(())
+}
+
+/// The `extra` column of a sample: its unknown fields as a JSON object, or NULL.
+pub(super) fn extra_column(worker: &WorkerSample) -> Result<Option<String>, serde_json::Error> {
+    match &worker.extra {
+        Some(extra) if !extra.is_empty() => serde_json::to_string(extra).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Shares one allocation per distinct status across a batch: a tick repeats a dozen

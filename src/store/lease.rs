@@ -20,6 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
 use super::Store;
+use super::backend::{Backend, with_pool};
 use super::error::{StoreError, query_error};
 use crate::time::Timestamp;
 
@@ -88,10 +89,9 @@ pub struct Lease {
 enum LeaseKind {
     /// One process per database: always the leader.
     Solo,
-    Postgres(PgLease),
+    Postgres(Box<PgLease>),
 }
 
-#[derive(Debug)]
 struct PgLease {
     options: PgConnectOptions,
     failover: Duration,
@@ -127,13 +127,13 @@ impl Lease {
         Lease {
             replica,
             started_at,
-            kind: LeaseKind::Postgres(PgLease {
+            kind: LeaseKind::Postgres(Box::new(PgLease {
                 options,
                 failover,
                 connection: None,
                 held: false,
                 targets: BTreeSet::new(),
-            }),
+            })),
         }
     }
 
@@ -274,30 +274,53 @@ impl Store {
     /// This replica's lease on the database: contested on PostgreSQL, always held on a
     /// SQLite file (one process per file).
     pub fn lease(&self, replica: &str, failover: Duration, now: Timestamp) -> Lease {
-        let _ = failover;
-        Lease::solo(replica.to_string(), now)
+        match &self.backend {
+            Backend::Sqlite(_) => Lease::solo(replica.to_string(), now),
+            Backend::Postgres(postgres) => Lease::postgres(
+                (*postgres.pool.connect_options()).clone(),
+                replica.to_string(),
+                failover,
+                now,
+            ),
+        }
     }
 
     /// Every replica that recorded a renewal, leader first, then by id.
     pub async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT replica, role, started_at, renewed_at FROM replicas \
-             ORDER BY role = 'leader' DESC, replica",
-        )
-        .fetch_all(&self.readers)
-        .await
-        .map_err(query_error("reading the replicas"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(ReplicaRow {
-                    replica: row.try_get("replica")?,
-                    role: row.try_get("role")?,
-                    started_at: Timestamp::from_unix_secs_f64(row.try_get("started_at")?),
-                    renewed_at: Timestamp::from_unix_secs_f64(row.try_get("renewed_at")?),
+        const OPERATION: &str = "reading the replicas";
+        with_pool!(self, readers, |pool, dialect| {
+            let rows = sqlx::query(dialect.sql(
+                "SELECT replica, role, started_at, renewed_at FROM replicas \
+                 ORDER BY role = 'leader' DESC, replica",
+            ))
+            .fetch_all(pool)
+            .await
+            .map_err(query_error(OPERATION))?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ReplicaRow {
+                        replica: row.try_get("replica")?,
+                        role: row.try_get("role")?,
+                        started_at: Timestamp::from_unix_secs_f64(row.try_get("started_at")?),
+                        renewed_at: Timestamp::from_unix_secs_f64(row.try_get("renewed_at")?),
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(query_error("reading the replicas"))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(query_error(OPERATION))
+        })
+    }
+}
+
+/// Leaves out the connect options: they hold the database password.
+impl std::fmt::Debug for PgLease {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PgLease")
+            .field("failover", &self.failover)
+            .field("connected", &self.connection.is_some())
+            .field("held", &self.held)
+            .field("targets", &self.targets)
+            .finish()
     }
 }
 

@@ -1,8 +1,9 @@
-//! The SQLite schema migrations, embedded in the binary so a bare `vastwatch` can create
-//! its database anywhere.
+//! The schema migrations of both backends, embedded in the binary so a bare `vastwatch`
+//! can create its database anywhere.
 //!
-//! Each file in `migrations/sqlite/` is listed here once, in version order; a test checks
-//! that the list and the folder agree. Never edit a released migration: sqlx stores each
+//! Each file in `migrations/sqlite/` and `migrations/postgres/` is listed here once, in
+//! version order; a test checks that each list and its folder agree. Both folders hold the
+//! same versions, and create the same public tables, columns and views. Never edit a released migration: sqlx stores each
 //! one's checksum and refuses a database whose history differs. Add a new file instead.
 
 use std::borrow::Cow;
@@ -45,10 +46,53 @@ pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The same versions for PostgreSQL: times are DOUBLE PRECISION, integers BIGINT.
+pub(super) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "history",
+        include_str!("../../migrations/postgres/0001_history.sql"),
+    ),
+    (
+        2,
+        "alerts",
+        include_str!("../../migrations/postgres/0002_alerts.sql"),
+    ),
+    (
+        3,
+        "recommendations",
+        include_str!("../../migrations/postgres/0003_recommendations.sql"),
+    ),
+    (
+        4,
+        "notifications",
+        include_str!("../../migrations/postgres/0004_notifications.sql"),
+    ),
+    (
+        5,
+        "rollups",
+        include_str!("../../migrations/postgres/0005_rollups.sql"),
+    ),
+    (
+        6,
+        "replicas",
+        include_str!("../../migrations/postgres/0006_replicas.sql"),
+    ),
+];
+
 /// A migrator over [`SQLITE_MIGRATIONS`].
 pub(super) fn sqlite_migrator() -> Migrator {
+    migrator(SQLITE_MIGRATIONS)
+}
+
+/// A migrator over [`POSTGRES_MIGRATIONS`].
+pub(super) fn postgres_migrator() -> Migrator {
+    migrator(POSTGRES_MIGRATIONS)
+}
+
+fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
-        SQLITE_MIGRATIONS
+        migrations
             .iter()
             .map(|&(version, description, sql)| {
                 Migration::new(
@@ -68,16 +112,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_file_in_the_migrations_folder_is_embedded_in_order() {
-        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    fn every_file_in_the_migrations_folders_is_embedded_in_order() {
+        check_folder("sqlite", SQLITE_MIGRATIONS);
+        check_folder("postgres", POSTGRES_MIGRATIONS);
+    }
+
+    fn check_folder(name: &str, migrations: &[(i64, &str, &str)]) {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(name);
         let mut files: Vec<String> = std::fs::read_dir(&folder)
-            .expect("migrations/sqlite exists")
+            .expect("the migrations folder exists")
             .map(|entry| entry.expect("readable entry").file_name())
             .map(|name| name.to_string_lossy().into_owned())
             .filter(|name| name.ends_with(".sql"))
             .collect();
         files.sort();
-        let embedded: Vec<String> = SQLITE_MIGRATIONS
+        let embedded: Vec<String> = migrations
             .iter()
             .map(|(version, description, _)| format!("{version:04}_{description}.sql"))
             .collect();

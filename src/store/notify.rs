@@ -3,12 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
-
 use super::Store;
+use super::backend::{StoreRow, WriteTx, on_tx, with_pool};
 use super::error::{StoreError, query_error};
-use super::ingest::begin_write;
 use crate::notify::{AlertSnapshot, LogEntry, Silence};
 use crate::rules::AlertChange;
 use crate::time::Timestamp;
@@ -136,7 +133,7 @@ pub struct NotificationFilter {
 /// Inserts the marks that an evaluation's transitions call for, inside the transaction
 /// that stores the transitions themselves.
 pub(super) async fn write_marks(
-    transaction: &mut Transaction<'static, Sqlite>,
+    transaction: &mut WriteTx,
     changes: &[AlertChange],
 ) -> Result<(), StoreError> {
     let marks: Vec<(AlertSnapshot, f64)> = changes
@@ -147,27 +144,29 @@ pub(super) async fn write_marks(
             Some((snapshot, transition.at.unix_secs_f64()))
         })
         .collect();
-    for chunk in marks.chunks(ROWS_PER_STATEMENT) {
-        let sql = rows_sql(
-            "INSERT INTO notification_marks (fingerprint, at, status, alert) VALUES ",
-            "(?, ?, ?, ?)",
-            chunk.len(),
-            "",
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (snapshot, at) in chunk {
-            let alert = serde_json::to_string(snapshot).unwrap_or_else(|_| "{}".to_string());
-            query = query
-                .bind(snapshot.fingerprint.as_str())
-                .bind(*at)
-                .bind(snapshot.status.as_str())
-                .bind(alert);
+    on_tx!(transaction, |connection, dialect| {
+        for chunk in marks.chunks(ROWS_PER_STATEMENT) {
+            let sql = rows_sql(
+                "INSERT INTO notification_marks (fingerprint, at, status, alert) VALUES ",
+                "(?, ?, ?, ?)",
+                chunk.len(),
+                "",
+            );
+            let mut query = sqlx::query(dialect.owned(sql));
+            for (snapshot, at) in chunk {
+                let alert = serde_json::to_string(snapshot).unwrap_or_else(|_| "{}".to_string());
+                query = query
+                    .bind(snapshot.fingerprint.as_str())
+                    .bind(*at)
+                    .bind(snapshot.status.as_str())
+                    .bind(alert);
+            }
+            query
+                .execute(&mut *connection)
+                .await
+                .map_err(query_error("storing notification marks"))?;
         }
-        query
-            .execute(&mut **transaction)
-            .await
-            .map_err(query_error("storing notification marks"))?;
-    }
+    });
     Ok(())
 }
 
@@ -179,18 +178,19 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<(i64, AlertSnapshot)>, StoreError> {
         const OPERATION: &str = "reading notification marks";
-        let rows = sqlx::query(
-            "SELECT id, alert FROM notification_marks WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.writer)
-        .await
-        .map_err(query_error(OPERATION))?;
+        let rows: Vec<(i64, String)> =
+            with_pool!(self, writer, |pool, dialect| {
+                sqlx::query_as(dialect.sql(
+                    "SELECT id, alert FROM notification_marks WHERE id > ? ORDER BY id LIMIT ?",
+                ))
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(OPERATION))?
+            });
         let mut marks = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get("id").map_err(query_error(OPERATION))?;
-            let alert: String = row.try_get("alert").map_err(query_error(OPERATION))?;
+        for (id, alert) in rows {
             match serde_json::from_str::<AlertSnapshot>(&alert) {
                 Ok(snapshot) => marks.push((id, snapshot)),
                 // A mark this version cannot read is kept out of the way, not fatal.
@@ -205,32 +205,28 @@ impl Store {
     /// Every receiver's log entry for every group.
     pub async fn notification_log(&self) -> Result<Vec<(String, String, LogEntry)>, StoreError> {
         const OPERATION: &str = "reading the notification log";
-        let rows = sqlx::query(
-            "SELECT group_key, receiver, sent_at, firing, resolved FROM notification_log",
-        )
-        .fetch_all(&self.writer)
-        .await
-        .map_err(query_error(OPERATION))?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in rows {
-            let fingerprints = |column: &str| -> Result<BTreeSet<String>, StoreError> {
-                let text: String = row.try_get(column).map_err(query_error(OPERATION))?;
-                Ok(serde_json::from_str(&text).unwrap_or_default())
-            };
-            let entry = LogEntry {
-                sent_at: Timestamp::from_unix_secs_f64(
-                    row.try_get("sent_at").map_err(query_error(OPERATION))?,
-                ),
-                firing: fingerprints("firing")?,
-                resolved: fingerprints("resolved")?,
-            };
-            entries.push((
-                row.try_get("group_key").map_err(query_error(OPERATION))?,
-                row.try_get("receiver").map_err(query_error(OPERATION))?,
-                entry,
-            ));
-        }
-        Ok(entries)
+        let rows: Vec<(String, String, f64, String, String)> =
+            with_pool!(self, writer, |pool, dialect| {
+                sqlx::query_as(dialect.sql(
+                    "SELECT group_key, receiver, sent_at, firing, resolved FROM notification_log",
+                ))
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(OPERATION))?
+            });
+        let fingerprints =
+            |text: &str| -> BTreeSet<String> { serde_json::from_str(text).unwrap_or_default() };
+        Ok(rows
+            .into_iter()
+            .map(|(group_key, receiver, sent_at, firing, resolved)| {
+                let entry = LogEntry {
+                    sent_at: Timestamp::from_unix_secs_f64(sent_at),
+                    firing: fingerprints(&firing),
+                    resolved: fingerprints(&resolved),
+                };
+                (group_key, receiver, entry)
+            })
+            .collect())
     }
 
     /// Stores flushed groups in one transaction: new outbox rows, log entries, consumed
@@ -242,36 +238,13 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         const OPERATION: &str = "storing notifications";
-        let mut transaction = begin_write(&self.writer, OPERATION).await?;
+        let mut transaction = WriteTx::begin(&self.backend, OPERATION).await?;
         let now_secs = now.unix_secs_f64();
         // Multi-row statements: a flush of thousands of groups is a few dozen statements.
         let notifications: Vec<&NewNotification> = flushes
             .iter()
             .flat_map(|flush| &flush.notifications)
             .collect();
-        for chunk in notifications.chunks(ROWS_PER_STATEMENT) {
-            let sql = rows_sql(
-                "INSERT INTO notifications (id, receiver, group_key, status, attempts, \
-                 next_attempt_at, created_at, payload) VALUES ",
-                "(?, ?, ?, 'pending', 0, ?, ?, ?)",
-                chunk.len(),
-                "",
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for notification in chunk {
-                query = query
-                    .bind(notification.id.as_str())
-                    .bind(notification.receiver.as_str())
-                    .bind(notification.group_key.as_str())
-                    .bind(now_secs)
-                    .bind(now_secs)
-                    .bind(notification.payload.as_str());
-            }
-            query
-                .execute(&mut *transaction)
-                .await
-                .map_err(query_error(OPERATION))?;
-        }
         let log: Vec<(&str, &str, &LogEntry)> = flushes
             .iter()
             .filter(|flush| !flush.closed)
@@ -282,54 +255,81 @@ impl Store {
                     .map(|(receiver, entry)| (flush.group_key.as_str(), receiver.as_str(), entry))
             })
             .collect();
-        for chunk in log.chunks(ROWS_PER_STATEMENT) {
-            let sql = rows_sql(
-                "INSERT INTO notification_log (group_key, receiver, sent_at, firing, resolved) VALUES ",
-                "(?, ?, ?, ?, ?)",
-                chunk.len(),
-                " ON CONFLICT (group_key, receiver) DO UPDATE SET sent_at = excluded.sent_at, \
-                 firing = excluded.firing, resolved = excluded.resolved",
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (group_key, receiver, entry) in chunk {
-                query = query
-                    .bind(*group_key)
-                    .bind(*receiver)
-                    .bind(entry.sent_at.unix_secs_f64())
-                    .bind(serde_json::to_string(&entry.firing).unwrap_or_else(|_| "[]".into()))
-                    .bind(serde_json::to_string(&entry.resolved).unwrap_or_else(|_| "[]".into()));
-            }
-            query
-                .execute(&mut *transaction)
-                .await
-                .map_err(query_error(OPERATION))?;
-        }
         let closed: Vec<&str> = flushes
             .iter()
             .filter(|flush| flush.closed)
             .map(|flush| flush.group_key.as_str())
             .collect();
-        for chunk in closed.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "DELETE FROM notification_log WHERE group_key IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for group_key in chunk {
-                query = query.bind(*group_key);
+        on_tx!(&mut transaction, |connection, dialect| {
+            for chunk in notifications.chunks(ROWS_PER_STATEMENT) {
+                let sql = rows_sql(
+                    "INSERT INTO notifications (id, receiver, group_key, status, attempts, \
+                     next_attempt_at, created_at, payload) VALUES ",
+                    "(?, ?, ?, 'pending', 0, ?, ?, ?)",
+                    chunk.len(),
+                    "",
+                );
+                let mut query = sqlx::query(dialect.owned(sql));
+                for notification in chunk {
+                    query = query
+                        .bind(notification.id.as_str())
+                        .bind(notification.receiver.as_str())
+                        .bind(notification.group_key.as_str())
+                        .bind(now_secs)
+                        .bind(now_secs)
+                        .bind(notification.payload.as_str());
+                }
+                query
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(query_error(OPERATION))?;
             }
-            query
-                .execute(&mut *transaction)
-                .await
-                .map_err(query_error(OPERATION))?;
-        }
+            for chunk in log.chunks(ROWS_PER_STATEMENT) {
+                let sql = rows_sql(
+                    "INSERT INTO notification_log (group_key, receiver, sent_at, firing, resolved) VALUES ",
+                    "(?, ?, ?, ?, ?)",
+                    chunk.len(),
+                    " ON CONFLICT (group_key, receiver) DO UPDATE SET sent_at = excluded.sent_at, \
+                     firing = excluded.firing, resolved = excluded.resolved",
+                );
+                let mut query = sqlx::query(dialect.owned(sql));
+                for (group_key, receiver, entry) in chunk {
+                    query = query
+                        .bind(*group_key)
+                        .bind(*receiver)
+                        .bind(entry.sent_at.unix_secs_f64())
+                        .bind(serde_json::to_string(&entry.firing).unwrap_or_else(|_| "[]".into()))
+                        .bind(
+                            serde_json::to_string(&entry.resolved).unwrap_or_else(|_| "[]".into()),
+                        );
+                }
+                query
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(query_error(OPERATION))?;
+            }
+            for chunk in closed.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "DELETE FROM notification_log WHERE group_key IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut query = sqlx::query(dialect.owned(sql));
+                for group_key in chunk {
+                    query = query.bind(*group_key);
+                }
+                query
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(query_error(OPERATION))?;
+            }
+        });
         let consumed: Vec<i64> = flushes
             .iter()
             .flat_map(|flush| flush.consumed_marks.iter().copied())
             .chain(unrouted.iter().copied())
             .collect();
         delete_marks(&mut transaction, &consumed).await?;
-        transaction.commit().await.map_err(query_error(OPERATION))?;
+        transaction.commit(OPERATION).await?;
         Ok(())
     }
 
@@ -363,31 +363,35 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<NotificationRow>, StoreError> {
         const OPERATION: &str = "reading due notifications";
-        let rows = sqlx::query(select_notification!(
-            "AS n WHERE receiver = ?1 AND status = 'pending' AND next_attempt_at <= ?2 ",
-            "AND NOT EXISTS (SELECT 1 FROM notifications AS o WHERE o.receiver = ?1 ",
-            "AND o.group_key = n.group_key AND o.status = 'pending' AND o.rowid < n.rowid) ",
-            "ORDER BY next_attempt_at, rowid LIMIT ?3"
-        ))
-        .bind(receiver)
-        .bind(now.unix_secs_f64())
-        .bind(i64::from(limit))
-        .fetch_all(&self.writer)
-        .await
-        .map_err(query_error(OPERATION))?;
-        rows.iter().map(notification_row).collect()
+        with_pool!(self, writer, |pool, dialect| {
+            let rows = sqlx::query(dialect.sql(select_notification!(
+                "AS n WHERE receiver = ?1 AND status = 'pending' AND next_attempt_at <= ?2 ",
+                "AND NOT EXISTS (SELECT 1 FROM notifications AS o WHERE o.receiver = ?1 ",
+                "AND o.group_key = n.group_key AND o.status = 'pending' AND o.rowid < n.rowid) ",
+                "ORDER BY next_attempt_at, rowid LIMIT ?3"
+            )))
+            .bind(receiver)
+            .bind(now.unix_secs_f64())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(query_error(OPERATION))?;
+            rows.iter().map(notification_row).collect()
+        })
     }
 
     /// How many notifications wait in each receiver's outbox. Reads only the pending rows
     /// (through `notifications_by_status`), so it stays cheap however long history is.
     pub async fn pending_notifications(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT receiver, COUNT(*) FROM notifications WHERE status = 'pending' \
-             GROUP BY receiver",
-        )
-        .fetch_all(&self.readers)
-        .await
-        .map_err(query_error("counting pending notifications"))?;
+        let rows: Vec<(String, i64)> = with_pool!(self, readers, |pool, dialect| {
+            sqlx::query_as(dialect.sql(
+                "SELECT receiver, COUNT(*) FROM notifications WHERE status = 'pending' \
+                 GROUP BY receiver",
+            ))
+            .fetch_all(pool)
+            .await
+            .map_err(query_error("counting pending notifications"))?
+        });
         Ok(rows
             .into_iter()
             .map(|(receiver, count)| (receiver, u64::try_from(count).unwrap_or(0)))
@@ -396,16 +400,18 @@ impl Store {
 
     /// When `receiver`'s next pending notification that is first in its group is due.
     pub async fn next_attempt_at(&self, receiver: &str) -> Result<Option<Timestamp>, StoreError> {
-        let next: Option<f64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM notifications AS n WHERE receiver = ?1 \
-             AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM notifications AS o \
-             WHERE o.receiver = ?1 AND o.group_key = n.group_key AND o.status = 'pending' \
-             AND o.rowid < n.rowid)",
-        )
-        .bind(receiver)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(query_error("reading the next attempt"))?;
+        let next: Option<f64> = with_pool!(self, writer, |pool, dialect| {
+            sqlx::query_scalar(dialect.sql(
+                "SELECT MIN(next_attempt_at) FROM notifications AS n WHERE receiver = ?1 \
+                 AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM notifications AS o \
+                 WHERE o.receiver = ?1 AND o.group_key = n.group_key AND o.status = 'pending' \
+                 AND o.rowid < n.rowid)",
+            ))
+            .bind(receiver)
+            .fetch_one(pool)
+            .await
+            .map_err(query_error("reading the next attempt"))?
+        });
         Ok(next.map(Timestamp::from_unix_secs_f64))
     }
 
@@ -415,40 +421,41 @@ impl Store {
         if attempts.is_empty() {
             return Ok(());
         }
-        let mut transaction = begin_write(&self.writer, OPERATION).await?;
-        for attempt in attempts {
-            let query = match attempt {
-                AttemptRecord::Delivered { id, at } => sqlx::query(
-                    "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, \
-                     next_attempt_at = NULL, delivered_at = ? WHERE id = ?",
-                )
-                .bind(at.unix_secs_f64())
-                .bind(id.as_str()),
-                AttemptRecord::Retry {
-                    id,
-                    error,
-                    next_attempt_at,
-                } => sqlx::query(
-                    "UPDATE notifications SET attempts = attempts + 1, last_error = ?, \
-                     next_attempt_at = ? WHERE id = ?",
-                )
-                .bind(error.as_str())
-                .bind(next_attempt_at.unix_secs_f64())
-                .bind(id.as_str()),
-                AttemptRecord::Failed { id, error } => sqlx::query(
-                    "UPDATE notifications SET status = 'failed', attempts = attempts + 1, \
-                     last_error = ?, next_attempt_at = NULL WHERE id = ?",
-                )
-                .bind(error.as_str())
-                .bind(id.as_str()),
-            };
-            query
-                .execute(&mut *transaction)
-                .await
-                .map_err(query_error(OPERATION))?;
-        }
-        transaction.commit().await.map_err(query_error(OPERATION))?;
-        Ok(())
+        let mut transaction = WriteTx::begin(&self.backend, OPERATION).await?;
+        on_tx!(&mut transaction, |connection, dialect| {
+            for attempt in attempts {
+                let query = match attempt {
+                    AttemptRecord::Delivered { id, at } => sqlx::query(dialect.sql(
+                        "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, \
+                         next_attempt_at = NULL, delivered_at = ? WHERE id = ?",
+                    ))
+                    .bind(at.unix_secs_f64())
+                    .bind(id.as_str()),
+                    AttemptRecord::Retry {
+                        id,
+                        error,
+                        next_attempt_at,
+                    } => sqlx::query(dialect.sql(
+                        "UPDATE notifications SET attempts = attempts + 1, last_error = ?, \
+                         next_attempt_at = ? WHERE id = ?",
+                    ))
+                    .bind(error.as_str())
+                    .bind(next_attempt_at.unix_secs_f64())
+                    .bind(id.as_str()),
+                    AttemptRecord::Failed { id, error } => sqlx::query(dialect.sql(
+                        "UPDATE notifications SET status = 'failed', attempts = attempts + 1, \
+                         last_error = ?, next_attempt_at = NULL WHERE id = ?",
+                    ))
+                    .bind(error.as_str())
+                    .bind(id.as_str()),
+                };
+                query
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(query_error(OPERATION))?;
+            }
+        });
+        transaction.commit(OPERATION).await
     }
 
     /// Outbox rows, newest first.
@@ -456,18 +463,20 @@ impl Store {
         &self,
         filter: &NotificationFilter,
     ) -> Result<Vec<NotificationRow>, StoreError> {
-        let rows = sqlx::query(select_notification!(
-            "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR receiver = ?2) ",
-            "AND created_at >= ?3 ORDER BY created_at DESC, id DESC LIMIT ?4"
-        ))
-        .bind(filter.status.map(NotificationStatus::as_str))
-        .bind(filter.receiver.as_deref())
-        .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
-        .bind(filter.limit.map_or(-1, i64::from))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(query_error("reading notifications"))?;
-        rows.iter().map(notification_row).collect()
+        with_pool!(self, readers, |pool, dialect| {
+            let rows = sqlx::query(dialect.sql(select_notification!(
+                "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR receiver = ?2) ",
+                "AND created_at >= ?3 ORDER BY created_at DESC, id DESC LIMIT ?4"
+            )))
+            .bind(filter.status.map(NotificationStatus::as_str))
+            .bind(filter.receiver.as_deref())
+            .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+            .bind(filter.limit.map_or(-1, i64::from))
+            .fetch_all(pool)
+            .await
+            .map_err(query_error("reading notifications"))?;
+            rows.iter().map(notification_row).collect()
+        })
     }
 
     pub async fn insert_silence(
@@ -475,39 +484,42 @@ impl Store {
         silence: &Silence,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO silences (id, matchers, starts_at, ends_at, comment, created_by, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(silence.id.as_str())
-        .bind(serde_json::to_string(&silence.matchers).unwrap_or_else(|_| "[]".into()))
-        .bind(silence.starts_at.unix_secs_f64())
-        .bind(silence.ends_at.unix_secs_f64())
-        .bind(silence.comment.as_str())
-        .bind(silence.created_by.as_str())
-        .bind(now.unix_secs_f64())
-        .execute(&self.writer)
-        .await
-        .map_err(query_error("storing a silence"))?;
+        with_pool!(self, writer, |pool, dialect| {
+            sqlx::query(dialect.sql(
+                "INSERT INTO silences (id, matchers, starts_at, ends_at, comment, created_by, \
+                 created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(silence.id.as_str())
+            .bind(serde_json::to_string(&silence.matchers).unwrap_or_else(|_| "[]".into()))
+            .bind(silence.starts_at.unix_secs_f64())
+            .bind(silence.ends_at.unix_secs_f64())
+            .bind(silence.comment.as_str())
+            .bind(silence.created_by.as_str())
+            .bind(now.unix_secs_f64())
+            .execute(pool)
+            .await
+            .map_err(query_error("storing a silence"))?;
+        });
         Ok(())
     }
 
     /// Silences, newest first; only those not yet ended at `now` unless `all`.
     pub async fn silences(&self, now: Timestamp, all: bool) -> Result<Vec<Silence>, StoreError> {
         const OPERATION: &str = "reading silences";
-        let rows = sqlx::query(
-            "SELECT id, matchers, starts_at, ends_at, comment, created_by FROM silences \
-             WHERE ?1 OR ends_at > ?2 ORDER BY starts_at DESC, id",
-        )
-        .bind(all)
-        .bind(now.unix_secs_f64())
-        .fetch_all(&self.writer)
-        .await
-        .map_err(query_error(OPERATION))?;
+        let rows: Vec<(String, String, f64, f64, String, String)> =
+            with_pool!(self, writer, |pool, dialect| {
+                sqlx::query_as(dialect.sql(
+                    "SELECT id, matchers, starts_at, ends_at, comment, created_by FROM silences \
+                     WHERE ?1 OR ends_at > ?2 ORDER BY starts_at DESC, id",
+                ))
+                .bind(all)
+                .bind(now.unix_secs_f64())
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(OPERATION))?
+            });
         let mut silences = Vec::with_capacity(rows.len());
-        for row in rows {
-            let matchers: String = row.try_get("matchers").map_err(query_error(OPERATION))?;
-            let id: String = row.try_get("id").map_err(query_error(OPERATION))?;
+        for (id, matchers, starts_at, ends_at, comment, created_by) in rows {
             let Ok(matchers) = serde_json::from_str(&matchers) else {
                 tracing::warn!(silence = %id, "Skipping a silence whose matchers cannot be read.");
                 continue;
@@ -515,14 +527,10 @@ impl Store {
             silences.push(Silence {
                 id,
                 matchers,
-                starts_at: Timestamp::from_unix_secs_f64(
-                    row.try_get("starts_at").map_err(query_error(OPERATION))?,
-                ),
-                ends_at: Timestamp::from_unix_secs_f64(
-                    row.try_get("ends_at").map_err(query_error(OPERATION))?,
-                ),
-                comment: row.try_get("comment").map_err(query_error(OPERATION))?,
-                created_by: row.try_get("created_by").map_err(query_error(OPERATION))?,
+                starts_at: Timestamp::from_unix_secs_f64(starts_at),
+                ends_at: Timestamp::from_unix_secs_f64(ends_at),
+                comment,
+                created_by,
             });
         }
         Ok(silences)
@@ -531,55 +539,57 @@ impl Store {
     /// Ends a silence at `now`. Returns false when no silence has that id or it had
     /// already ended.
     pub async fn expire_silence(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?")
-            .bind(now.unix_secs_f64())
-            .bind(id)
-            .bind(now.unix_secs_f64())
-            .execute(&self.writer)
-            .await
-            .map_err(query_error("expiring a silence"))?;
-        Ok(result.rows_affected() > 0)
+        let affected = with_pool!(self, writer, |pool, dialect| {
+            sqlx::query(dialect.sql("UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?"))
+                .bind(now.unix_secs_f64())
+                .bind(id)
+                .bind(now.unix_secs_f64())
+                .execute(pool)
+                .await
+                .map_err(query_error("expiring a silence"))?
+                .rows_affected()
+        });
+        Ok(affected > 0)
     }
 }
 
-async fn delete_marks(
-    transaction: &mut Transaction<'static, Sqlite>,
-    marks: &[i64],
-) -> Result<(), StoreError> {
-    for chunk in marks.chunks(500) {
-        let placeholders = vec!["?"; chunk.len()].join(", ");
-        let sql = format!("DELETE FROM notification_marks WHERE id IN ({placeholders})");
-        // Only `?` placeholders are formatted in; the ids are bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for mark in chunk {
-            query = query.bind(*mark);
+async fn delete_marks(transaction: &mut WriteTx, marks: &[i64]) -> Result<(), StoreError> {
+    on_tx!(transaction, |connection, dialect| {
+        for chunk in marks.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let sql = format!("DELETE FROM notification_marks WHERE id IN ({placeholders})");
+            // Only `?` placeholders are formatted in; the ids are bound.
+            let mut query = sqlx::query(dialect.owned(sql));
+            for mark in chunk {
+                query = query.bind(*mark);
+            }
+            query
+                .execute(&mut *connection)
+                .await
+                .map_err(query_error("deleting notification marks"))?;
         }
-        query
-            .execute(&mut **transaction)
-            .await
-            .map_err(query_error("deleting notification marks"))?;
-    }
+    });
     Ok(())
 }
 
-fn notification_row(row: &SqliteRow) -> Result<NotificationRow, StoreError> {
+fn notification_row(row: &impl StoreRow) -> Result<NotificationRow, StoreError> {
     const OPERATION: &str = "reading notifications";
     let get_time = |column: &str| -> Result<Option<Timestamp>, StoreError> {
-        let value: Option<f64> = row.try_get(column).map_err(query_error(OPERATION))?;
+        let value: Option<f64> = row.value(column).map_err(query_error(OPERATION))?;
         Ok(value.map(Timestamp::from_unix_secs_f64))
     };
-    let status: String = row.try_get("status").map_err(query_error(OPERATION))?;
-    let attempts: i64 = row.try_get("attempts").map_err(query_error(OPERATION))?;
+    let status: String = row.value("status").map_err(query_error(OPERATION))?;
+    let attempts: i64 = row.value("attempts").map_err(query_error(OPERATION))?;
     Ok(NotificationRow {
-        id: row.try_get("id").map_err(query_error(OPERATION))?,
-        receiver: row.try_get("receiver").map_err(query_error(OPERATION))?,
-        group_key: row.try_get("group_key").map_err(query_error(OPERATION))?,
+        id: row.value("id").map_err(query_error(OPERATION))?,
+        receiver: row.value("receiver").map_err(query_error(OPERATION))?,
+        group_key: row.value("group_key").map_err(query_error(OPERATION))?,
         status: NotificationStatus::parse(&status).unwrap_or(NotificationStatus::Failed),
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         next_attempt_at: get_time("next_attempt_at")?,
-        last_error: row.try_get("last_error").map_err(query_error(OPERATION))?,
+        last_error: row.value("last_error").map_err(query_error(OPERATION))?,
         created_at: get_time("created_at")?.unwrap_or_default(),
         delivered_at: get_time("delivered_at")?,
-        payload: row.try_get("payload").map_err(query_error(OPERATION))?,
+        payload: row.value("payload").map_err(query_error(OPERATION))?,
     })
 }

@@ -4,9 +4,8 @@
 use sqlx::Executor;
 
 use super::Store;
+use super::backend::{AnyRow, Backend, StoreRow, bind_present, with_pool};
 use super::error::{StoreError, query_error};
-use sqlx::Row;
-
 use super::history::{
     fleet_row, fleet_select, poll_row, rollup_only_where_expired, rollup_row, rollup_select,
     worker_row, worker_select,
@@ -84,7 +83,7 @@ impl Store {
     ) -> Result<Vec<FleetRow>, StoreError> {
         const OPERATION: &str = "reading a page of fleet history";
         let rows = self
-            .page(OPERATION, FLEET_PAGE, filter, after, sqlx::query)
+            .page(OPERATION, FLEET_PAGE, filter, after, None)
             .await?;
         rows.iter()
             .map(|row| fleet_row(row).map_err(query_error(OPERATION)))
@@ -101,10 +100,10 @@ impl Store {
     ) -> Result<Vec<(i64, FleetHistoryRow)>, StoreError> {
         const OPERATION: &str = "reading a page of fleet rollups";
         let rows = self
-            .page(OPERATION, ROLLUP_PAGE, filter, after, sqlx::query)
+            .page(OPERATION, ROLLUP_PAGE, filter, after, None)
             .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("target_id")?, rollup_row(row)?)))
+            .map(|row| Ok((row.value("target_id")?, rollup_row(row)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(query_error(OPERATION))
     }
@@ -118,50 +117,57 @@ impl Store {
     ) -> Result<Vec<WorkerRow>, StoreError> {
         const OPERATION: &str = "reading a page of worker history";
         let rows = self
-            .page(OPERATION, WORKER_PAGE, filter, after, |sql| {
-                sqlx::query(sql).bind(worker_id)
-            })
+            .page(OPERATION, WORKER_PAGE, filter, after, Some(worker_id))
             .await?;
         rows.iter().map(|row| worker_row(row, OPERATION)).collect()
     }
 
+    /// Runs one of the paged queries; `first` binds the parameter before the filter's.
     async fn page(
         &self,
         operation: &'static str,
         (for_target, for_all): (&'static str, &'static str),
         filter: &HistoryFilter,
         after: Option<HistoryCursor>,
-        start: impl FnOnce(
-            &'static str,
-        )
-            -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
-        let mut query = match &filter.target {
-            Some(name) => start(for_target).bind(self.target_id(name, operation).await?),
-            None => start(for_all),
+        first: Option<i64>,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let target_id = match &filter.target {
+            Some(name) => Some(self.target_id(name, operation).await?),
+            None => None,
         };
-        query = query
-            .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
-            .bind(filter.until.map_or(f64::MAX, Timestamp::unix_secs_f64))
-            .bind(after.map_or(f64::MIN, |cursor| cursor.at.unix_secs_f64()))
-            .bind(after.map_or(i64::MIN, |cursor| cursor.poll_id))
-            .bind(filter.limit.map_or(-1, i64::from));
-        query
-            .fetch_all(&self.readers)
-            .await
-            .map_err(query_error(operation))
+        let sql = if target_id.is_some() {
+            for_target
+        } else {
+            for_all
+        };
+        Ok(with_pool!(self, readers, |pool, dialect| {
+            bind_present(sqlx::query(dialect.sql(sql)), [first, target_id])
+                .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
+                .bind(filter.until.map_or(f64::MAX, Timestamp::unix_secs_f64))
+                .bind(after.map_or(f64::MIN, |cursor| cursor.at.unix_secs_f64()))
+                .bind(after.map_or(i64::MIN, |cursor| cursor.poll_id))
+                .bind(filter.limit.map_or(-1, i64::from))
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(operation))?
+                .into_iter()
+                .map(AnyRow::from)
+                .collect()
+        }))
     }
 
     /// The latest poll attempt of every stored target that has one, by target name.
     pub async fn latest_polls(&self) -> Result<Vec<PollRow>, StoreError> {
         const OPERATION: &str = "reading the latest polls";
-        let rows = sqlx::query(LATEST_POLLS)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(query_error(OPERATION))?;
-        rows.iter()
-            .map(|row| poll_row(row).map_err(query_error(OPERATION)))
-            .collect()
+        with_pool!(self, readers, |pool, dialect| {
+            let rows = sqlx::query(dialect.sql(LATEST_POLLS))
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(OPERATION))?;
+            rows.iter()
+                .map(|row| poll_row(row).map_err(query_error(OPERATION)))
+                .collect()
+        })
     }
 
     /// Proves the database takes writes: takes the write lock, creates a table and rolls
@@ -169,24 +175,45 @@ impl Store {
     /// or another process holds the lock past the busy timeout.
     pub async fn probe_write(&self) -> Result<(), StoreError> {
         const OPERATION: &str = "probing that the database is writable";
-        let mut connection = self
-            .writer
-            .acquire()
-            .await
-            .map_err(query_error(OPERATION))?;
-        connection
-            .execute("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_error(OPERATION))?;
-        // Taking the lock alone succeeds on a read-only file; a schema change does not.
-        let written = connection
-            .execute("CREATE TABLE vastwatch_write_probe (x)")
-            .await;
-        // Roll back whatever happened, so the writer never goes back to the pool inside a
-        // transaction.
-        let rolled_back = connection.execute("ROLLBACK").await;
-        written.map_err(query_error(OPERATION))?;
-        rolled_back.map_err(query_error(OPERATION))?;
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let mut connection = sqlite
+                    .writer
+                    .acquire()
+                    .await
+                    .map_err(query_error(OPERATION))?;
+                connection
+                    .execute("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(query_error(OPERATION))?;
+                // Taking the lock alone succeeds on a read-only file; a schema change does not.
+                let written = connection
+                    .execute("CREATE TABLE vastwatch_write_probe (x)")
+                    .await;
+                // Roll back whatever happened, so the writer never goes back to the pool
+                // inside a transaction.
+                let rolled_back = connection.execute("ROLLBACK").await;
+                written.map_err(query_error(OPERATION))?;
+                rolled_back.map_err(query_error(OPERATION))?;
+            }
+            Backend::Postgres(postgres) => {
+                // A read-only session or a standby refuses the table; the rollback (when
+                // the transaction is dropped) leaves nothing behind either way.
+                let mut transaction = postgres
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(query_error(OPERATION))?;
+                sqlx::query("CREATE TABLE vastwatch_write_probe (x BIGINT)")
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(query_error(OPERATION))?;
+                transaction
+                    .rollback()
+                    .await
+                    .map_err(query_error(OPERATION))?;
+            }
+        }
         Ok(())
     }
 }
@@ -195,27 +222,29 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::StoreOptions;
+    use crate::store::test_db::store_tests;
 
-    #[tokio::test]
-    async fn the_write_probe_passes_on_a_writable_store_and_fails_on_a_read_only_one() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let path = dir.path().join("vastwatch.db");
-        let store = Store::open(&path).await.unwrap();
-        store
-            .probe_write()
-            .await
-            .expect("a fresh store takes writes");
-        // The probe leaves nothing behind: its table would make a second probe fail.
-        store.probe_write().await.expect("the probe rolled back");
-        let read_only = Store::open_with(StoreOptions::read_only(&path))
-            .await
-            .unwrap();
-        let error = read_only.probe_write().await.expect_err("read-only");
-        assert!(
-            error
-                .to_string()
-                .contains("probing that the database is writable"),
-            "{error}"
-        );
+    store_tests! {
+        async fn the_write_probe_passes_on_a_writable_store_and_fails_on_a_read_only_one(
+            db: TestDb
+        ) {
+            let store = Store::open(db.database()).await.unwrap();
+            store
+                .probe_write()
+                .await
+                .expect("a fresh store takes writes");
+            // The probe leaves nothing behind: its table would make a second probe fail.
+            store.probe_write().await.expect("the probe rolled back");
+            let read_only = Store::open_with(StoreOptions::read_only(db.database()))
+                .await
+                .unwrap();
+            let error = read_only.probe_write().await.expect_err("read-only");
+            assert!(
+                error
+                    .to_string()
+                    .contains("probing that the database is writable"),
+                "{error}"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
+use super::test_db::sqlite_pools;
 use super::{Store, TargetSpec};
 use crate::model::{
     FailureKind, Field, PollFailure, PollRecord, PollResult, TargetKind, WorkerSample,
@@ -133,7 +134,7 @@ async fn record_alert_and_advice(store: &Store, now: Timestamp) {
     ];
     for statement in statements {
         sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(&store.writer)
+            .execute(sqlite_pools(store).0)
             .await
             .expect("fixture row");
     }
@@ -231,7 +232,7 @@ async fn every_recipe_in_the_queries_doc_runs_and_finds_rows() {
 
     for block in sql_blocks(QUERIES_DOC) {
         let rows = sqlx::query(sqlx::AssertSqlSafe(block))
-            .fetch_all(&store.readers)
+            .fetch_all(sqlite_pools(&store).1)
             .await
             .unwrap_or_else(|error| panic!("recipe failed: {error}\n{block}"));
         assert!(!rows.is_empty(), "recipe found no rows:\n{block}");

@@ -5,11 +5,9 @@
 
 use std::sync::LazyLock;
 
-use sqlx::Row;
-
 use super::Store;
+use super::backend::{Dialect, StoreRow, WriteTx, on_tx, with_pool};
 use super::error::{StoreError, query_error};
-use super::ingest::begin_write;
 use super::rows::{Deleted, RetentionCutoffs};
 use crate::time::Timestamp;
 
@@ -45,45 +43,72 @@ pub(super) const ROLLUP_METRICS: [(&str, &str); 10] = [
 /// the bucket's time range (its start is the bucket). A bucket that already has a row (polls
 /// stored after their bucket was rolled up, which the daemon itself never does) is merged,
 /// averages weighted by polls, so nothing is counted twice or lost.
-static ROLL_UP: LazyLock<String> = LazyLock::new(|| {
+static ROLL_UP: LazyLock<String> = LazyLock::new(|| roll_up_sql(Dialect::Sqlite));
+static ROLL_UP_POSTGRES: LazyLock<String> = LazyLock::new(|| roll_up_sql(Dialect::Postgres));
+
+/// The targets of a batch, from `?1`, a JSON array of ids.
+fn batch_targets(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "SELECT value FROM json_each(?1)",
+        Dialect::Postgres => {
+            "SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?1 AS json))"
+        }
+    }
+}
+
+/// [`ROLL_UP`] in `dialect`. The existing row's columns are named with the table, which
+/// PostgreSQL requires beside `excluded`.
+fn roll_up_sql(dialect: Dialect) -> String {
+    let (least, greatest) = match dialect {
+        Dialect::Sqlite => ("min", "max"),
+        Dialect::Postgres => ("least", "greatest"),
+    };
     let mut columns = Vec::new();
     let mut aggregates = Vec::new();
-    let mut merges = vec!["polls = polls + excluded.polls".to_string()];
+    let mut merges = vec!["polls = fleet_rollups.polls + excluded.polls".to_string()];
     for (name, expression) in ROLLUP_METRICS {
         columns.push(format!("{name}_avg, {name}_min, {name}_max"));
         aggregates.push(format!(
             "avg({expression}), min({expression}), max({expression})"
         ));
+        let old = |column: &str| format!("fleet_rollups.{name}_{column}");
+        let (avg, polls) = (old("avg"), "fleet_rollups.polls");
         merges.push(format!(
-            "{name}_avg = CASE WHEN {name}_avg IS NULL THEN excluded.{name}_avg \
-             WHEN excluded.{name}_avg IS NULL THEN {name}_avg \
-             ELSE ({name}_avg * polls + excluded.{name}_avg * excluded.polls) \
-             / (polls + excluded.polls) END"
+            "{name}_avg = CASE WHEN {avg} IS NULL THEN excluded.{name}_avg \
+             WHEN excluded.{name}_avg IS NULL THEN {avg} \
+             ELSE ({avg} * {polls} + excluded.{name}_avg * excluded.polls) \
+             / ({polls} + excluded.polls) END"
         ));
-        for extreme in ["min", "max"] {
+        for (extreme, function) in [("min", least), ("max", greatest)] {
+            let existing = old(extreme);
             merges.push(format!(
-                "{name}_{extreme} = {extreme}(coalesce({name}_{extreme}, excluded.{name}_{extreme}), \
-                 coalesce(excluded.{name}_{extreme}, {name}_{extreme}))"
+                "{name}_{extreme} = {function}(coalesce({existing}, excluded.{name}_{extreme}), \
+                 coalesce(excluded.{name}_{extreme}, {existing}))"
             ));
         }
     }
     format!(
         "INSERT INTO fleet_rollups (target_id, bucket, polls, {}) \
-         SELECT p.target_id, CAST(?2 AS INTEGER), count(*), {} \
+         SELECT p.target_id, CAST(?2 AS BIGINT), count(*), {} \
          FROM polls AS p JOIN fleet_totals AS f ON f.poll_id = p.id \
-         WHERE p.target_id IN (SELECT value FROM json_each(?1)) \
+         WHERE p.target_id IN ({}) \
          AND p.started_at >= ?2 AND p.started_at < ?3 \
          GROUP BY p.target_id \
          ON CONFLICT (target_id, bucket) DO UPDATE SET {}",
         columns.join(", "),
         aggregates.join(", "),
+        batch_targets(dialect),
         merges.join(", ")
     )
-});
+}
 
 /// The polls of a rolled-up batch: `?1` JSON array of target ids, `?2`..`?3` time range.
-const BATCH_POLLS: &str = "SELECT id FROM polls WHERE target_id IN (SELECT value FROM json_each(?1)) \
-     AND started_at >= ?2 AND started_at < ?3";
+fn batch_polls(dialect: Dialect) -> String {
+    format!(
+        "SELECT id FROM polls WHERE target_id IN ({}) AND started_at >= ?2 AND started_at < ?3",
+        batch_targets(dialect)
+    )
+}
 
 /// The single-statement deletes, each taking `?1` the cutoff (unix seconds) and `?2` the
 /// batch size, and each filtering on an indexed time column.
@@ -111,12 +136,13 @@ pub(super) const PRUNE_RECOMMENDATIONS: &str = "DELETE FROM recommendations WHER
 pub(super) const PRUNE_NOTIFICATIONS: &str = "DELETE FROM notifications WHERE id IN \
      (SELECT id FROM notifications WHERE status IN ('delivered', 'failed') \
       AND created_at < ?1 LIMIT ?2)";
-/// What a receiver was last sent for a group with nothing firing: forgetting it changes
-/// nothing, since a new firing alert is news either way.
+/// What a receiver was last sent for a group with nothing firing (`firing` is the empty
+/// JSON array the store writes): forgetting it changes nothing, since a new firing alert
+/// is news either way.
 pub(super) const PRUNE_NOTIFICATION_LOG: &str = "DELETE FROM notification_log \
      WHERE (group_key, receiver) IN \
      (SELECT group_key, receiver FROM notification_log \
-      WHERE sent_at < ?1 AND json_array_length(firing) = 0 LIMIT ?2)";
+      WHERE sent_at < ?1 AND firing = '[]' LIMIT ?2)";
 /// Silences that ended.
 pub(super) const PRUNE_SILENCES: &str = "DELETE FROM silences WHERE id IN \
      (SELECT id FROM silences WHERE ends_at < ?1 LIMIT ?2)";
@@ -128,13 +154,14 @@ pub(super) fn roll_up_statements() -> Vec<(&'static str, String)> {
         ("oldest poll", OLDEST_POLL.to_string()),
         ("targets of a bucket", BUCKET_TARGETS.to_string()),
         ("roll up", ROLL_UP.clone()),
-        ("polls of a batch", BATCH_POLLS.to_string()),
+        ("polls of a batch", batch_polls(Dialect::Sqlite)),
     ]
 }
 
 const OLDEST_POLL: &str = "SELECT min(started_at) FROM polls WHERE started_at < ?";
-const BUCKET_TARGETS: &str = "SELECT target_id, sum(coalesce(worker_count, 0)) AS samples FROM polls \
-     WHERE started_at >= ? AND started_at < ? GROUP BY target_id ORDER BY target_id";
+const BUCKET_TARGETS: &str = "SELECT target_id, CAST(sum(coalesce(worker_count, 0)) AS BIGINT) \
+     AS samples FROM polls WHERE started_at >= ? AND started_at < ? \
+     GROUP BY target_id ORDER BY target_id";
 
 impl Store {
     /// Applies every retention age: rolls up and deletes old polls (see
@@ -182,72 +209,79 @@ impl Store {
     /// boundary) for as many of its targets as fit in one batch.
     async fn roll_up_batch(&self, cutoff: i64) -> Result<Deleted, StoreError> {
         const OPERATION: &str = "rolling up and deleting old samples";
-        let mut transaction = begin_write(&self.writer, OPERATION).await?;
-        let oldest: Option<f64> = sqlx::query_scalar(OLDEST_POLL)
-            .bind(cutoff as f64)
-            .fetch_one(&mut *transaction)
-            .await
-            .map_err(query_error(OPERATION))?;
-        let Some(oldest) = oldest else {
-            return Ok(Deleted::default());
-        };
-        let bucket = (oldest.floor() as i64).div_euclid(ROLLUP_SECS) * ROLLUP_SECS;
-        let range = (bucket as f64, (bucket + ROLLUP_SECS) as f64);
-        let per_target = sqlx::query(BUCKET_TARGETS)
-            .bind(range.0)
-            .bind(range.1)
-            .fetch_all(&mut *transaction)
-            .await
-            .map_err(query_error(OPERATION))?;
-        let mut targets = Vec::new();
-        let mut samples = 0i64;
-        for row in &per_target {
-            if !targets.is_empty() && samples >= BATCH_SAMPLES {
-                break;
-            }
-            targets.push(
-                row.try_get::<i64, _>("target_id")
-                    .map_err(query_error(OPERATION))?,
-            );
-            samples += row
-                .try_get::<i64, _>("samples")
+        let mut transaction = WriteTx::begin(&self.backend, OPERATION).await?;
+        let deleted = on_tx!(&mut transaction, |connection, dialect| {
+            let oldest: Option<f64> = sqlx::query_scalar(dialect.sql(OLDEST_POLL))
+                .bind(cutoff as f64)
+                .fetch_one(&mut *connection)
+                .await
                 .map_err(query_error(OPERATION))?;
-        }
-        let targets = serde_json::to_string(&targets).map_err(|error| StoreError::BadRow {
-            operation: OPERATION,
-            detail: error.to_string(),
-        })?;
-        let in_batch = format!("IN ({BATCH_POLLS})");
-        let mut deleted = Deleted::default();
-        for (sql, counter) in [
-            (ROLL_UP.clone(), Some(&mut deleted.rolled_up)),
-            (
-                format!("DELETE FROM worker_samples WHERE poll_id {in_batch}"),
-                Some(&mut deleted.samples),
-            ),
-            (
-                format!("DELETE FROM fleet_totals WHERE poll_id {in_batch}"),
-                None,
-            ),
-            (
-                format!("DELETE FROM polls WHERE id {in_batch}"),
-                Some(&mut deleted.polls),
-            ),
-        ] {
-            // Only fixed statements are formatted together; values are bound.
-            let affected = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(targets.as_str())
+            let Some(oldest) = oldest else {
+                return Ok(Deleted::default());
+            };
+            let bucket = (oldest.floor() as i64).div_euclid(ROLLUP_SECS) * ROLLUP_SECS;
+            let range = (bucket as f64, (bucket + ROLLUP_SECS) as f64);
+            let per_target = sqlx::query(dialect.sql(BUCKET_TARGETS))
                 .bind(range.0)
                 .bind(range.1)
-                .execute(&mut *transaction)
+                .fetch_all(&mut *connection)
                 .await
-                .map_err(query_error(OPERATION))?
-                .rows_affected();
-            if let Some(counter) = counter {
-                *counter = affected;
+                .map_err(query_error(OPERATION))?;
+            let mut targets = Vec::new();
+            let mut samples = 0i64;
+            for row in &per_target {
+                if !targets.is_empty() && samples >= BATCH_SAMPLES {
+                    break;
+                }
+                targets.push(
+                    row.value::<i64>("target_id")
+                        .map_err(query_error(OPERATION))?,
+                );
+                samples += row
+                    .value::<i64>("samples")
+                    .map_err(query_error(OPERATION))?;
             }
-        }
-        transaction.commit().await.map_err(query_error(OPERATION))?;
+            let targets = serde_json::to_string(&targets).map_err(|error| StoreError::BadRow {
+                operation: OPERATION,
+                detail: error.to_string(),
+            })?;
+            let roll_up = match dialect {
+                Dialect::Sqlite => ROLL_UP.clone(),
+                Dialect::Postgres => ROLL_UP_POSTGRES.clone(),
+            };
+            let in_batch = format!("IN ({})", batch_polls(dialect));
+            let mut deleted = Deleted::default();
+            for (sql, counter) in [
+                (roll_up, Some(&mut deleted.rolled_up)),
+                (
+                    format!("DELETE FROM worker_samples WHERE poll_id {in_batch}"),
+                    Some(&mut deleted.samples),
+                ),
+                (
+                    format!("DELETE FROM fleet_totals WHERE poll_id {in_batch}"),
+                    None,
+                ),
+                (
+                    format!("DELETE FROM polls WHERE id {in_batch}"),
+                    Some(&mut deleted.polls),
+                ),
+            ] {
+                // Only fixed statements are formatted together; values are bound.
+                let affected = sqlx::query(dialect.owned(sql))
+                    .bind(targets.as_str())
+                    .bind(range.0)
+                    .bind(range.1)
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(query_error(OPERATION))?
+                    .rows_affected();
+                if let Some(counter) = counter {
+                    *counter = affected;
+                }
+            }
+            deleted
+        });
+        transaction.commit(OPERATION).await?;
         Ok(deleted)
     }
 
@@ -257,13 +291,15 @@ impl Store {
         const OPERATION: &str = "deleting rows past retention";
         let mut total = 0;
         loop {
-            let affected = sqlx::query(sql)
-                .bind(cutoff.unix_secs_f64())
-                .bind(BATCH_ROWS)
-                .execute(&self.writer)
-                .await
-                .map_err(query_error(OPERATION))?
-                .rows_affected();
+            let affected = with_pool!(self, writer, |pool, dialect| {
+                sqlx::query(dialect.sql(sql))
+                    .bind(cutoff.unix_secs_f64())
+                    .bind(BATCH_ROWS)
+                    .execute(pool)
+                    .await
+                    .map_err(query_error(OPERATION))?
+                    .rows_affected()
+            });
             total += affected;
             if affected < BATCH_ROWS as u64 {
                 return Ok(total);

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use sqlx::Row;
-
 use super::Store;
-use super::bulk_read::{self, Polls};
+use super::backend::{Dialect, StoreRow, with_pool};
+use super::bulk_read::Polls;
 use super::error::{StoreError, query_error};
 use super::history::fleet_values;
 use super::retention::ROLLUP_METRICS as METRICS;
@@ -24,7 +23,14 @@ use crate::time::Timestamp;
 /// average is the average over its polls whichever way they are stored; a missing value
 /// weighs nothing. Rollups are read only before the target's oldest raw poll, so no time
 /// is counted twice.
-static SERIES_SQL: LazyLock<String> = LazyLock::new(|| {
+static SERIES_SQL: LazyLock<String> =
+    LazyLock::new(|| series_sql("CAST((at - ?2) / ?4 AS INTEGER)"));
+
+/// [`SERIES_SQL`] for PostgreSQL, whose CAST rounds where SQLite's truncates.
+static SERIES_SQL_POSTGRES: LazyLock<String> =
+    LazyLock::new(|| series_sql("CAST(floor((at - ?2) / ?4) AS BIGINT)"));
+
+fn series_sql(slot: &str) -> String {
     let raw: Vec<String> = METRICS
         .iter()
         .map(|(name, expr)| format!("{expr} AS {name}_avg, {expr} AS {name}_max"))
@@ -53,13 +59,13 @@ static SERIES_SQL: LazyLock<String> = LazyLock::new(|| {
            WHERE r.target_id = ?1 AND r.bucket BETWEEN ?2 AND ?3 \
              AND r.bucket < coalesce((SELECT min(started_at) FROM polls WHERE target_id = ?1), 1e308)\
          ) \
-         SELECT CAST((at - ?2) / ?4 AS INTEGER) AS slot, sum(polls) AS polls, {grouped} \
+         SELECT {slot} AS slot, CAST(sum(polls) AS BIGINT) AS polls, {grouped} \
          FROM rows GROUP BY slot ORDER BY slot",
         raw = raw.join(", "),
         rollup = rollup.join(", "),
         grouped = grouped.join(", "),
     )
-});
+}
 
 /// The most buckets a series holds: a chart is rarely wider than this many pixels, so
 /// finer data would be drawn over itself.
@@ -124,29 +130,35 @@ impl Store {
         const OPERATION: &str = "reading a fleet series";
         let target_id = self.target_id(target, OPERATION).await?;
         let step_secs = step.as_secs_f64().max(0.001);
-        let rows = sqlx::query(SERIES_SQL.as_str())
-            .bind(target_id)
-            .bind(since.unix_secs_f64())
-            .bind(until.unix_secs_f64())
-            .bind(step_secs)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(query_error(OPERATION))?;
-        rows.iter()
-            .map(|row| {
-                let slot: i64 = row.try_get("slot")?;
-                let polls: i64 = row.try_get("polls")?;
-                Ok(SeriesBucket {
-                    start: Timestamp::from_unix_secs_f64(
-                        since.unix_secs_f64() + slot as f64 * step_secs,
-                    ),
-                    polls: u32::try_from(polls).unwrap_or(0),
-                    avg: fleet_values(row, "avg")?,
-                    max: fleet_values(row, "max")?,
+        with_pool!(self, readers, |pool, dialect| {
+            let sql = match dialect {
+                Dialect::Sqlite => SERIES_SQL.as_str(),
+                Dialect::Postgres => SERIES_SQL_POSTGRES.as_str(),
+            };
+            let rows = sqlx::query(dialect.owned(sql.to_string()))
+                .bind(target_id)
+                .bind(since.unix_secs_f64())
+                .bind(until.unix_secs_f64())
+                .bind(step_secs)
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(OPERATION))?;
+            rows.iter()
+                .map(|row| {
+                    let slot: i64 = row.value("slot")?;
+                    let polls: i64 = row.value("polls")?;
+                    Ok(SeriesBucket {
+                        start: Timestamp::from_unix_secs_f64(
+                            since.unix_secs_f64() + slot as f64 * step_secs,
+                        ),
+                        polls: u32::try_from(polls).unwrap_or(0),
+                        avg: fleet_values(row, "avg")?,
+                        max: fleet_values(row, "max")?,
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(query_error(OPERATION))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(query_error(OPERATION))
+        })
     }
 
     /// The episodes in which `target`'s alerts fired that overlap `[since, until]`, by
@@ -158,35 +170,30 @@ impl Store {
         until: Timestamp,
     ) -> Result<Vec<AlertInterval>, StoreError> {
         const OPERATION: &str = "reading alert intervals";
-        let rows = sqlx::query(
-            "SELECT e.fingerprint, a.alertname, a.worker_id, a.severity, e.at, e.to_state \
-             FROM alert_events AS e JOIN alerts AS a USING (fingerprint) \
-             WHERE a.target = ?1 AND e.at <= ?2 \
-               AND (e.to_state = 'firing' OR e.from_state = 'firing') \
-             ORDER BY e.at, e.id",
-        )
-        .bind(target)
-        .bind(until.unix_secs_f64())
-        .fetch_all(&self.readers)
-        .await
-        .map_err(query_error(OPERATION))?;
+        let rows: Vec<(String, String, Option<i64>, String, f64, String)> =
+            with_pool!(self, readers, |pool, dialect| {
+                sqlx::query_as(dialect.sql(
+                    "SELECT e.fingerprint, a.alertname, a.worker_id, a.severity, e.at, \
+                     e.to_state FROM alert_events AS e JOIN alerts AS a USING (fingerprint) \
+                     WHERE a.target = ?1 AND e.at <= ?2 \
+                       AND (e.to_state = 'firing' OR e.from_state = 'firing') \
+                     ORDER BY e.at, e.id",
+                ))
+                .bind(target)
+                .bind(until.unix_secs_f64())
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(OPERATION))?
+            });
         let mut open: HashMap<String, AlertInterval> = HashMap::new();
         let mut intervals = Vec::new();
-        for row in &rows {
-            let read = || -> Result<_, sqlx::Error> {
-                let fingerprint: String = row.try_get("fingerprint")?;
-                let to_state: String = row.try_get("to_state")?;
-                let severity: String = row.try_get("severity")?;
-                let at: f64 = row.try_get("at")?;
-                Ok((fingerprint, to_state, severity, at))
-            };
-            let (fingerprint, to_state, severity, at) = read().map_err(query_error(OPERATION))?;
+        for (fingerprint, alertname, worker_id, severity, at, to_state) in rows {
             let at = Timestamp::from_unix_secs_f64(at);
             if AlertState::parse(&to_state) == Some(AlertState::Firing) {
                 let interval = AlertInterval {
                     fingerprint: fingerprint.clone(),
-                    alertname: row.try_get("alertname").map_err(query_error(OPERATION))?,
-                    worker_id: row.try_get("worker_id").map_err(query_error(OPERATION))?,
+                    alertname,
+                    worker_id,
                     severity: Severity::parse(&severity).ok_or_else(|| StoreError::BadRow {
                         operation: OPERATION,
                         detail: format!("unknown severity `{severity}`"),
@@ -211,18 +218,20 @@ impl Store {
     pub async fn latest_workers(&self, target: &str) -> Result<Option<LatestWorkers>, StoreError> {
         const OPERATION: &str = "reading the latest workers";
         let target_id = self.target_id(target, OPERATION).await?;
-        let latest: Option<(i64, f64)> = sqlx::query_as(
-            "SELECT id, started_at FROM polls WHERE target_id = ? AND outcome = 'ok' \
-             ORDER BY started_at DESC, id DESC LIMIT 1",
-        )
-        .bind(target_id)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(query_error(OPERATION))?;
+        let latest: Option<(i64, f64)> = with_pool!(self, readers, |pool, dialect| {
+            sqlx::query_as(dialect.sql(
+                "SELECT id, started_at FROM polls WHERE target_id = ? AND outcome = 'ok' \
+                 ORDER BY started_at DESC, id DESC LIMIT 1",
+            ))
+            .bind(target_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(query_error(OPERATION))?
+        });
         let Some((poll_id, started_at)) = latest else {
             return Ok(None);
         };
-        let mut samples = bulk_read::samples_of(&self.readers, Polls::Ids(&[poll_id])).await?;
+        let mut samples = self.samples_of(Polls::Ids(&[poll_id])).await?;
         let mut workers = samples.remove(&poll_id).unwrap_or_default();
         workers.sort_by_key(|worker| worker.worker_id);
         Ok(Some(LatestWorkers {

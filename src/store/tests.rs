@@ -1,5 +1,6 @@
-//! The store against real SQLite files: what goes in comes out, the public tables agree
-//! with each other, and retention and reopening keep them consistent.
+//! The store against real SQLite files and a real PostgreSQL server (each test runs on
+//! both, see [`store_tests!`]): what goes in comes out, the public tables agree with each
+//! other, and retention and reopening keep them consistent.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,8 +8,10 @@ use std::time::Duration;
 use sqlx::{Column, Row};
 use tempfile::TempDir;
 
+use super::backend::{AnyRow, StoreRow, with_pool};
 use super::ingest::SAMPLE_CHUNK_ROWS;
 use super::migrations::SQLITE_MIGRATIONS;
+use super::test_db::{TestDb, sqlite_pools, store_tests};
 use super::*;
 use crate::model::{
     CompactPoll, FailureKind, Field, FleetSummary, HistSample, PollFailure, PollRecord, PollResult,
@@ -16,18 +19,15 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 
-/// A store in a fresh temporary folder, with targets `prod` (an endpoint) and `group` (a
-/// worker group).
+/// A store in `db`, with targets `prod` (an endpoint) and `group` (a worker group).
 struct Fixture {
     store: Store,
-    path: PathBuf,
-    _folder: TempDir,
+    database: Database,
 }
 
-async fn fixture() -> Fixture {
-    let folder = TempDir::new().expect("temporary folder");
-    let path = folder.path().join("vastwatch.db");
-    let store = Store::open(&path).await.expect("store opens");
+async fn fixture(db: &TestDb) -> Fixture {
+    let database = db.database();
+    let store = Store::open(&database).await.expect("store opens");
     store
         .sync_targets(&[
             target("prod", TargetKind::Endpoint, 1),
@@ -35,10 +35,16 @@ async fn fixture() -> Fixture {
         ])
         .await
         .expect("targets stored");
-    Fixture {
-        store,
-        path,
-        _folder: folder,
+    Fixture { store, database }
+}
+
+impl Fixture {
+    /// The SQLite file, for tests about SQLite itself.
+    fn path(&self) -> PathBuf {
+        self.database
+            .sqlite_path()
+            .expect("a SQLite fixture")
+            .to_path_buf()
     }
 }
 
@@ -95,10 +101,41 @@ fn failure(target: &str, secs: i64, kind: FailureKind, http_status: Option<u16>)
 }
 
 async fn count(store: &Store, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(&store.readers)
+    with_pool!(store, readers, |pool, dialect| {
+        sqlx::query_scalar(dialect.sql(sql))
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    })
+}
+
+/// The rows of a query, on either backend.
+async fn rows(store: &Store, sql: impl Into<String>) -> Vec<AnyRow> {
+    let sql = sql.into();
+    with_pool!(store, readers, |pool, dialect| {
+        sqlx::query(dialect.owned(sql.clone()))
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+            .into_iter()
+            .map(AnyRow::from)
+            .collect()
+    })
+}
+
+/// The value of `column` in `row`.
+fn get<T: super::backend::Column>(row: &AnyRow, column: &str) -> T {
+    row.value(column)
+        .unwrap_or_else(|error| panic!("{column}: {error}"))
+}
+
+/// One column of every row of a query.
+async fn values<T: super::backend::Column>(store: &Store, sql: &str, column: &str) -> Vec<T> {
+    rows(store, sql)
         .await
-        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .iter()
+        .map(|row| get(row, column))
+        .collect()
 }
 
 /// A history filter with times in seconds.
@@ -128,151 +165,158 @@ fn all_history() -> HistoryFilter {
     HistoryFilter::default()
 }
 
-#[tokio::test]
-async fn samples_round_trip_with_every_field_nulls_and_extra() {
-    let fixture = fixture().await;
-    let full = worker(101, "running");
-    let mut sparse = WorkerSample::new(102);
-    sparse.set(Field::Perf, Some(0.0));
-    let mut with_extra = worker(103, "loading");
-    with_extra.set(Field::Reliability, None);
-    with_extra.extra = Some(
-        serde_json::json!({"loop_lag_max": 0.25, "warnings": ["disk"], "perf": "n/a"})
-            .as_object()
-            .cloned()
-            .expect("an object"),
-    );
-    let workers = vec![full, sparse, with_extra];
-    fixture
-        .store
-        .record_polls(&[snapshot("prod", 1_000, workers.clone())])
-        .await
-        .expect("stored");
-
-    let rows = fixture
-        .store
-        .fleet_history(&all_history())
-        .await
-        .expect("fleet history");
-    assert_eq!(rows.len(), 1);
-    let poll_id = rows[0].poll_id;
-    let mut stored = Vec::new();
-    for worker in &workers {
-        let history = fixture
-            .store
-            .worker_history(&all_history(), worker.worker_id)
-            .await
-            .expect("worker history");
-        assert_eq!(history.len(), 1, "worker {}", worker.worker_id);
-        assert_eq!(history[0].poll_id, poll_id);
-        assert_eq!(history[0].target, "prod");
-        assert_eq!(history[0].polled_at, at(1_000));
-        stored.push(history[0].sample.clone());
-    }
-    assert_eq!(stored, workers);
-
-    let null_columns: i64 = sqlx::query_scalar(
-        "SELECT (status IS NULL) + (cur_load IS NULL) + (reliability IS NULL) + (extra IS NULL) \
-         FROM worker_samples WHERE worker_id = 102",
-    )
-    .fetch_one(&fixture.store.readers)
-    .await
-    .expect("sparse row");
-    assert_eq!(null_columns, 4, "absent values are NULL, never 0");
-    let reqs_type: String =
-        sqlx::query_scalar("SELECT typeof(reqs_working) FROM worker_samples WHERE worker_id = 101")
-            .fetch_one(&fixture.store.readers)
-            .await
-            .expect("typeof");
-    assert_eq!(reqs_type, "integer");
-}
-
-#[tokio::test]
-async fn failed_polls_keep_their_kind_message_and_status() {
-    let fixture = fixture().await;
-    let cases: Vec<(FailureKind, Option<u16>)> = FailureKind::ALL
-        .into_iter()
-        .map(|kind| {
-            let status = match kind {
-                FailureKind::HttpStatus => Some(503),
-                FailureKind::RateLimited => Some(429),
-                FailureKind::ApiError => Some(401),
-                _ => None,
-            };
-            (kind, status)
-        })
-        .collect();
-    let records: Vec<PollRecord> = cases
-        .iter()
-        .enumerate()
-        .map(|(index, &(kind, status))| failure("prod", 100 + index as i64, kind, status))
-        .collect();
-    fixture.store.record_polls(&records).await.expect("stored");
-
-    let polls = fixture
-        .store
-        .poll_history(&all_history())
-        .await
-        .expect("poll history");
-    assert_eq!(polls.len(), cases.len());
-    for (poll, &(kind, status)) in polls.iter().zip(&cases) {
-        assert_eq!(poll.outcome, kind.as_str());
-        assert_eq!(
-            poll.error.as_deref(),
-            Some(format!("{kind} happened").as_str())
+store_tests! {
+    async fn samples_round_trip_with_every_field_nulls_and_extra(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let full = worker(101, "running");
+        let mut sparse = WorkerSample::new(102);
+        sparse.set(Field::Perf, Some(0.0));
+        let mut with_extra = worker(103, "loading");
+        with_extra.set(Field::Reliability, None);
+        with_extra.extra = Some(
+            serde_json::json!({"loop_lag_max": 0.25, "warnings": ["disk"], "perf": "n/a"})
+                .as_object()
+                .cloned()
+                .expect("an object"),
         );
-        assert_eq!(poll.http_status, status);
-        assert_eq!(poll.worker_count, None);
-        assert_eq!(poll.duration, Duration::from_secs(10));
-        assert!(!poll.is_ok());
+        let workers = vec![full, sparse, with_extra];
+        fixture
+            .store
+            .record_polls(&[snapshot("prod", 1_000, workers.clone())])
+            .await
+            .expect("stored");
+
+        let rows = fixture
+            .store
+            .fleet_history(&all_history())
+            .await
+            .expect("fleet history");
+        assert_eq!(rows.len(), 1);
+        let poll_id = rows[0].poll_id;
+        let mut stored = Vec::new();
+        for worker in &workers {
+            let history = fixture
+                .store
+                .worker_history(&all_history(), worker.worker_id)
+                .await
+                .expect("worker history");
+            assert_eq!(history.len(), 1, "worker {}", worker.worker_id);
+            assert_eq!(history[0].poll_id, poll_id);
+            assert_eq!(history[0].target, "prod");
+            assert_eq!(history[0].polled_at, at(1_000));
+            stored.push(history[0].sample.clone());
+        }
+        assert_eq!(stored, workers);
+
+        let null_columns: Vec<i64> = values(
+            &fixture.store,
+            "SELECT CAST(status IS NULL AS INTEGER) + CAST(cur_load IS NULL AS INTEGER) \
+             + CAST(reliability IS NULL AS INTEGER) + CAST(extra IS NULL AS INTEGER) AS nulls \
+             FROM worker_samples WHERE worker_id = 102",
+            "nulls",
+        )
+        .await;
+        assert_eq!(null_columns, [4], "absent values are NULL, never 0");
+        if fixture.database.sqlite_path().is_some() {
+            let reqs_type: Vec<String> = values(
+                &fixture.store,
+                "SELECT typeof(reqs_working) AS type FROM worker_samples WHERE worker_id = 101",
+                "type",
+            )
+            .await;
+            assert_eq!(reqs_type, ["integer"]);
+        }
     }
-    assert_eq!(
-        count(&fixture.store, "SELECT count(*) FROM fleet_samples").await,
-        0
-    );
-    assert_eq!(
-        count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
-        0
-    );
 }
 
-#[tokio::test]
-async fn a_snapshot_stores_its_worker_count_and_notes() {
-    let fixture = fixture().await;
-    let mut with_notes = snapshot("prod", 10, vec![worker(1, "running"), worker(2, "idle")]);
-    if let PollResult::Snapshot { notes, .. } = &mut with_notes.result {
-        notes.push("worker 3: perf is not a number".to_string());
-        notes.push("worker 4: dropped, no id".to_string());
-    }
-    let records = [with_notes, snapshot("prod", 20, Vec::new())];
-    fixture.store.record_polls(&records).await.expect("stored");
+store_tests! {
+    async fn failed_polls_keep_their_kind_message_and_status(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let cases: Vec<(FailureKind, Option<u16>)> = FailureKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let status = match kind {
+                    FailureKind::HttpStatus => Some(503),
+                    FailureKind::RateLimited => Some(429),
+                    FailureKind::ApiError => Some(401),
+                    _ => None,
+                };
+                (kind, status)
+            })
+            .collect();
+        let records: Vec<PollRecord> = cases
+            .iter()
+            .enumerate()
+            .map(|(index, &(kind, status))| failure("prod", 100 + index as i64, kind, status))
+            .collect();
+        fixture.store.record_polls(&records).await.expect("stored");
 
-    let polls = fixture
-        .store
-        .poll_history(&all_history())
-        .await
-        .expect("polls");
-    let summary: Vec<(&str, Option<&str>, Option<u32>)> = polls
-        .iter()
-        .map(|poll| {
-            (
-                poll.outcome.as_str(),
+        let polls = fixture
+            .store
+            .poll_history(&all_history())
+            .await
+            .expect("poll history");
+        assert_eq!(polls.len(), cases.len());
+        for (poll, &(kind, status)) in polls.iter().zip(&cases) {
+            assert_eq!(poll.outcome, kind.as_str());
+            assert_eq!(
                 poll.error.as_deref(),
-                poll.worker_count,
-            )
-        })
-        .collect();
-    assert_eq!(
-        summary,
-        [
-            (
-                "ok",
-                Some("worker 3: perf is not a number; worker 4: dropped, no id"),
-                Some(2)
-            ),
-            ("ok", None, Some(0)),
-        ]
-    );
+                Some(format!("{kind} happened").as_str())
+            );
+            assert_eq!(poll.http_status, status);
+            assert_eq!(poll.worker_count, None);
+            assert_eq!(poll.duration, Duration::from_secs(10));
+            assert!(!poll.is_ok());
+        }
+        assert_eq!(
+            count(&fixture.store, "SELECT count(*) FROM fleet_samples").await,
+            0
+        );
+        assert_eq!(
+            count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
+            0
+        );
+    }
+}
+
+store_tests! {
+    async fn a_snapshot_stores_its_worker_count_and_notes(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let mut with_notes = snapshot("prod", 10, vec![worker(1, "running"), worker(2, "idle")]);
+        if let PollResult::Snapshot { notes, .. } = &mut with_notes.result {
+            notes.push("worker 3: perf is not a number".to_string());
+            notes.push("worker 4: dropped, no id".to_string());
+        }
+        let records = [with_notes, snapshot("prod", 20, Vec::new())];
+        fixture.store.record_polls(&records).await.expect("stored");
+
+        let polls = fixture
+            .store
+            .poll_history(&all_history())
+            .await
+            .expect("polls");
+        let summary: Vec<(&str, Option<&str>, Option<u32>)> = polls
+            .iter()
+            .map(|poll| {
+                (
+                    poll.outcome.as_str(),
+                    poll.error.as_deref(),
+                    poll.worker_count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "ok",
+                    Some("worker 3: perf is not a number; worker 4: dropped, no id"),
+                    Some(2)
+                ),
+                ("ok", None, Some(0)),
+            ]
+        );
+    }
 }
 
 /// `CASE` over the reference doc's status lists, to recount classes from raw rows.
@@ -281,232 +325,237 @@ fn class_sql(statuses: &[&str]) -> String {
         .iter()
         .map(|status| format!("'{status}'"))
         .collect();
-    format!("sum(status IN ({}))", quoted.join(", "))
+    format!(
+        "count(CASE WHEN status IN ({}) THEN 1 END)",
+        quoted.join(", ")
+    )
 }
 
-#[tokio::test]
-async fn fleet_samples_equal_the_sums_over_stored_worker_rows() {
-    let fixture = fixture().await;
-    let every_status: Vec<&str> = [
-        StateClass::READY,
-        StateClass::STARTING,
-        StateClass::INACTIVE,
-        StateClass::FAILED,
-        &["mystery", "offline_soon"],
-    ]
-    .concat();
-    let mut records = Vec::new();
-    for poll in 0..6i64 {
-        let mut workers: Vec<WorkerSample> = every_status
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| (*index as i64 + poll) % 3 != 0)
-            .map(|(index, status)| worker(1_000 + index as i64 * 10 + poll, status))
-            .collect();
-        // Missing values must be skipped by the sums, not counted as zero.
-        workers[0].set(Field::Perf, None);
-        workers[1].set(Field::CurLoadRollingAvg, None);
-        workers[1].status = None;
-        records.push(snapshot("prod", 100 + poll * 30, workers));
-    }
-    records.push(snapshot("group", 500, Vec::new()));
-    fixture.store.record_polls(&records).await.expect("stored");
-
-    let recount = format!(
-        "SELECT poll_id, count(*) AS workers, {} AS ready, {} AS starting, {} AS inactive, \
-         {} AS failed, sum(cur_load) AS load, sum(cur_load_rolling_avg) AS load_rolling, \
-         sum(CASE WHEN status IN ({}) THEN perf END) AS perf, \
-         sum(reqs_working) AS reqs_working \
-         FROM worker_samples GROUP BY poll_id ORDER BY poll_id",
-        class_sql(StateClass::READY),
-        class_sql(StateClass::STARTING),
-        class_sql(StateClass::INACTIVE),
-        class_sql(StateClass::FAILED),
-        StateClass::READY
-            .iter()
-            .map(|status| format!("'{status}'"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    let recounted = sqlx::query(sqlx::AssertSqlSafe(recount))
-        .fetch_all(&fixture.store.readers)
-        .await
-        .expect("recount");
-    let view = sqlx::query("SELECT * FROM fleet_samples ORDER BY poll_id")
-        .fetch_all(&fixture.store.readers)
-        .await
-        .expect("view");
-    assert_eq!(view.len(), records.len(), "one row per successful poll");
-    assert_eq!(
-        recounted.len(),
-        records.len() - 1,
-        "the empty poll has no rows"
-    );
-
-    for (raw, row) in recounted.iter().zip(&view) {
-        let poll_id: i64 = raw.get("poll_id");
-        assert_eq!(row.get::<i64, _>("poll_id"), poll_id);
-        assert_eq!(row.get::<String, _>("target"), "prod");
-        for column in ["workers", "ready", "starting", "inactive", "failed"] {
-            assert_eq!(
-                row.get::<i64, _>(column),
-                raw.get::<i64, _>(column),
-                "{column} of poll {poll_id}"
-            );
-        }
-        for column in ["load", "load_rolling", "perf", "reqs_working"] {
-            let stored: f64 = row.get_unchecked(column);
-            let summed: f64 = raw.get_unchecked(column);
-            assert!(
-                (stored - summed).abs() <= 1e-9 * summed.abs().max(1.0),
-                "{column} of poll {poll_id}: view {stored}, rows {summed}"
-            );
-        }
-        let utilization: f64 = row.get("utilization");
-        let expected = raw.get::<f64, _>("load_rolling") / raw.get::<f64, _>("perf");
-        assert!((utilization - expected).abs() <= 1e-9 * expected.abs());
-    }
-
-    let empty = view.last().expect("the empty poll's row");
-    assert_eq!(empty.get::<String, _>("target"), "group");
-    assert_eq!(empty.get::<i64, _>("workers"), 0);
-    assert_eq!(empty.get::<Option<f64>, _>("load"), None);
-    assert_eq!(empty.get::<Option<f64>, _>("utilization"), None);
-}
-
-#[tokio::test]
-async fn class_counts_follow_the_reference_doc() {
-    // (statuses in one poll, expected [workers, ready, starting, inactive, failed])
-    let cases: &[(&[Option<&str>], [u32; 5])] = &[
-        (
-            &[Some("idle"), Some("ready"), Some("running")],
-            [3, 3, 0, 0, 0],
-        ),
-        (
-            &[Some("model_loading"), Some("update_rebooting")],
-            [2, 0, 2, 0, 0],
-        ),
-        (
-            &[Some("stopped"), Some("exited"), Some("inactive")],
-            [3, 0, 0, 3, 0],
-        ),
-        (
-            &[Some("error"), Some("unavail"), Some("destroying")],
-            [3, 0, 0, 0, 3],
-        ),
-        (&[Some("mystery"), None, Some("")], [3, 0, 0, 0, 0]),
-        (&[Some("RUNNING"), Some("Loading")], [2, 1, 1, 0, 0]),
-        (&[], [0, 0, 0, 0, 0]),
-    ];
-    let fixture = fixture().await;
-    let records: Vec<PollRecord> = cases
-        .iter()
-        .enumerate()
-        .map(|(index, (statuses, _))| {
-            let workers = statuses
+store_tests! {
+    async fn fleet_samples_equal_the_sums_over_stored_worker_rows(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let every_status: Vec<&str> = [
+            StateClass::READY,
+            StateClass::STARTING,
+            StateClass::INACTIVE,
+            StateClass::FAILED,
+            &["mystery", "offline_soon"],
+        ]
+        .concat();
+        let mut records = Vec::new();
+        for poll in 0..6i64 {
+            let mut workers: Vec<WorkerSample> = every_status
                 .iter()
                 .enumerate()
-                .map(|(id, status)| {
-                    let mut worker = worker(id as i64, "");
-                    worker.status = status.map(str::to_string);
-                    worker
-                })
+                .filter(|(index, _)| (*index as i64 + poll) % 3 != 0)
+                .map(|(index, status)| worker(1_000 + index as i64 * 10 + poll, status))
                 .collect();
-            snapshot("prod", index as i64, workers)
-        })
-        .collect();
-    fixture.store.record_polls(&records).await.expect("stored");
+            // Missing values must be skipped by the sums, not counted as zero.
+            workers[0].set(Field::Perf, None);
+            workers[1].set(Field::CurLoadRollingAvg, None);
+            workers[1].status = None;
+            records.push(snapshot("prod", 100 + poll * 30, workers));
+        }
+        records.push(snapshot("group", 500, Vec::new()));
+        fixture.store.record_polls(&records).await.expect("stored");
 
-    let rows = fixture
-        .store
-        .fleet_history(&all_history())
-        .await
-        .expect("history");
-    assert_eq!(rows.len(), cases.len());
-    for (row, (statuses, expected)) in rows.iter().zip(cases) {
-        let summary = &row.summary;
-        let actual = [
-            summary.workers,
-            summary.ready,
-            summary.starting,
-            summary.inactive,
-            summary.failed,
-        ];
-        assert_eq!(&actual, expected, "statuses {statuses:?}");
+        let recount = format!(
+            "SELECT poll_id, count(*) AS workers, {} AS ready, {} AS starting, {} AS inactive, \
+             {} AS failed, sum(cur_load) AS load, sum(cur_load_rolling_avg) AS load_rolling, \
+             sum(CASE WHEN status IN ({}) THEN perf END) AS perf, \
+             sum(reqs_working) AS reqs_working \
+             FROM worker_samples GROUP BY poll_id ORDER BY poll_id",
+            class_sql(StateClass::READY),
+            class_sql(StateClass::STARTING),
+            class_sql(StateClass::INACTIVE),
+            class_sql(StateClass::FAILED),
+            StateClass::READY
+                .iter()
+                .map(|status| format!("'{status}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        let recounted = rows(&fixture.store, recount).await;
+        let view = rows(&fixture.store, "SELECT * FROM fleet_samples ORDER BY poll_id").await;
+        assert_eq!(view.len(), records.len(), "one row per successful poll");
+        assert_eq!(
+            recounted.len(),
+            records.len() - 1,
+            "the empty poll has no rows"
+        );
+
+        for (raw, row) in recounted.iter().zip(&view) {
+            let poll_id: i64 = get(raw, "poll_id");
+            assert_eq!(get::<i64>(row, "poll_id"), poll_id);
+            assert_eq!(get::<String>(row, "target"), "prod");
+            for column in ["workers", "ready", "starting", "inactive", "failed"] {
+                assert_eq!(
+                    get::<i64>(row, column),
+                    get::<i64>(raw, column),
+                    "{column} of poll {poll_id}"
+                );
+            }
+            for column in ["load", "load_rolling", "perf", "reqs_working"] {
+                let stored = get::<Option<f64>>(row, column).unwrap_or(0.0);
+                let summed = get::<Option<f64>>(raw, column).unwrap_or(0.0);
+                assert!(
+                    (stored - summed).abs() <= 1e-9 * summed.abs().max(1.0),
+                    "{column} of poll {poll_id}: view {stored}, rows {summed}"
+                );
+            }
+            // NULL reads as 0, as SQLite's untyped read gave it.
+            let number = |row: &AnyRow, column| get::<Option<f64>>(row, column).unwrap_or(0.0);
+            let utilization = number(row, "utilization");
+            let expected = number(raw, "load_rolling") / number(raw, "perf");
+            assert!((utilization - expected).abs() <= 1e-9 * expected.abs());
+        }
+
+        let empty = view.last().expect("the empty poll's row");
+        assert_eq!(get::<String>(empty, "target"), "group");
+        assert_eq!(get::<i64>(empty, "workers"), 0);
+        assert_eq!(get::<Option<f64>>(empty, "load"), None);
+        assert_eq!(get::<Option<f64>>(empty, "utilization"), None);
     }
 }
 
-#[tokio::test]
-async fn utilization_is_missing_when_perf_is_zero_or_missing() {
-    // (ready worker's perf, rolling load, expected utilization)
-    let cases: &[(Option<f64>, Option<f64>, Option<f64>)] = &[
-        (Some(100.0), Some(50.0), Some(0.5)),
-        (Some(0.0), Some(50.0), None),
-        (None, Some(50.0), None),
-        (Some(100.0), None, None),
-    ];
-    let fixture = fixture().await;
-    let records: Vec<PollRecord> = cases
-        .iter()
-        .enumerate()
-        .map(|(index, &(perf, load, _))| {
-            let mut worker = WorkerSample::new(7);
-            worker.status = Some("running".to_string());
-            worker.set(Field::Perf, perf);
-            worker.set(Field::CurLoadRollingAvg, load);
-            snapshot("prod", index as i64, vec![worker])
-        })
-        .collect();
-    fixture.store.record_polls(&records).await.expect("stored");
+store_tests! {
+    async fn class_counts_follow_the_reference_doc(db: TestDb) {
+        // (statuses in one poll, expected [workers, ready, starting, inactive, failed])
+        let cases: &[(&[Option<&str>], [u32; 5])] = &[
+            (
+                &[Some("idle"), Some("ready"), Some("running")],
+                [3, 3, 0, 0, 0],
+            ),
+            (
+                &[Some("model_loading"), Some("update_rebooting")],
+                [2, 0, 2, 0, 0],
+            ),
+            (
+                &[Some("stopped"), Some("exited"), Some("inactive")],
+                [3, 0, 0, 3, 0],
+            ),
+            (
+                &[Some("error"), Some("unavail"), Some("destroying")],
+                [3, 0, 0, 0, 3],
+            ),
+            (&[Some("mystery"), None, Some("")], [3, 0, 0, 0, 0]),
+            (&[Some("RUNNING"), Some("Loading")], [2, 1, 1, 0, 0]),
+            (&[], [0, 0, 0, 0, 0]),
+        ];
+        let fixture = fixture(&db).await;
+        let records: Vec<PollRecord> = cases
+            .iter()
+            .enumerate()
+            .map(|(index, (statuses, _))| {
+                let workers = statuses
+                    .iter()
+                    .enumerate()
+                    .map(|(id, status)| {
+                        let mut worker = worker(id as i64, "");
+                        worker.status = status.map(str::to_string);
+                        worker
+                    })
+                    .collect();
+                snapshot("prod", index as i64, workers)
+            })
+            .collect();
+        fixture.store.record_polls(&records).await.expect("stored");
 
-    let from_rows: Vec<Option<f64>> = fixture
-        .store
-        .fleet_history(&all_history())
-        .await
-        .expect("history")
-        .iter()
-        .map(|row| row.utilization)
-        .collect();
-    let from_view: Vec<Option<f64>> =
-        sqlx::query_scalar("SELECT utilization FROM fleet_samples ORDER BY polled_at")
-            .fetch_all(&fixture.store.readers)
+        let rows = fixture
+            .store
+            .fleet_history(&all_history())
             .await
-            .expect("view");
-    let expected: Vec<Option<f64>> = cases.iter().map(|case| case.2).collect();
-    assert_eq!(from_rows, expected);
-    assert_eq!(from_view, expected);
+            .expect("history");
+        assert_eq!(rows.len(), cases.len());
+        for (row, (statuses, expected)) in rows.iter().zip(cases) {
+            let summary = &row.summary;
+            let actual = [
+                summary.workers,
+                summary.ready,
+                summary.starting,
+                summary.inactive,
+                summary.failed,
+            ];
+            assert_eq!(&actual, expected, "statuses {statuses:?}");
+        }
+    }
 }
 
-#[tokio::test]
-async fn reopening_applies_no_migration_twice_and_keeps_the_data() {
-    let fixture = fixture().await;
-    fixture
-        .store
-        .record_polls(&[snapshot("prod", 10, vec![worker(1, "running")])])
-        .await
-        .expect("stored");
-    fixture.store.close().await.expect("closed");
+store_tests! {
+    async fn utilization_is_missing_when_perf_is_zero_or_missing(db: TestDb) {
+        // (ready worker's perf, rolling load, expected utilization)
+        let cases: &[(Option<f64>, Option<f64>, Option<f64>)] = &[
+            (Some(100.0), Some(50.0), Some(0.5)),
+            (Some(0.0), Some(50.0), None),
+            (None, Some(50.0), None),
+            (Some(100.0), None, None),
+        ];
+        let fixture = fixture(&db).await;
+        let records: Vec<PollRecord> = cases
+            .iter()
+            .enumerate()
+            .map(|(index, &(perf, load, _))| {
+                let mut worker = WorkerSample::new(7);
+                worker.status = Some("running".to_string());
+                worker.set(Field::Perf, perf);
+                worker.set(Field::CurLoadRollingAvg, load);
+                snapshot("prod", index as i64, vec![worker])
+            })
+            .collect();
+        fixture.store.record_polls(&records).await.expect("stored");
 
-    for _ in 0..2 {
-        let store = Store::open(&fixture.path).await.expect("reopens");
-        assert_eq!(
-            count(&store, "SELECT count(*) FROM _sqlx_migrations").await,
-            SQLITE_MIGRATIONS.len() as i64
-        );
-        assert_eq!(
-            count(&store, "SELECT count(*) FROM worker_samples").await,
-            1
-        );
-        assert_eq!(store.targets().await.expect("targets").len(), 2);
-        store.close().await.expect("closed");
+        let from_rows: Vec<Option<f64>> = fixture
+            .store
+            .fleet_history(&all_history())
+            .await
+            .expect("history")
+            .iter()
+            .map(|row| row.utilization)
+            .collect();
+        let from_view: Vec<Option<f64>> = values(
+            &fixture.store,
+            "SELECT utilization FROM fleet_samples ORDER BY polled_at",
+            "utilization",
+        )
+        .await;
+        let expected: Vec<Option<f64>> = cases.iter().map(|case| case.2).collect();
+        assert_eq!(from_rows, expected);
+        assert_eq!(from_view, expected);
+    }
+}
+
+store_tests! {
+    async fn reopening_applies_no_migration_twice_and_keeps_the_data(db: TestDb) {
+        let fixture = fixture(&db).await;
+        fixture
+            .store
+            .record_polls(&[snapshot("prod", 10, vec![worker(1, "running")])])
+            .await
+            .expect("stored");
+        fixture.store.close().await.expect("closed");
+
+        for _ in 0..2 {
+            let store = Store::open(&fixture.database).await.expect("reopens");
+            assert_eq!(
+                count(&store, "SELECT count(*) FROM _sqlx_migrations").await,
+                SQLITE_MIGRATIONS.len() as i64
+            );
+            assert_eq!(
+                count(&store, "SELECT count(*) FROM worker_samples").await,
+                1
+            );
+            assert_eq!(store.targets().await.expect("targets").len(), 2);
+            store.close().await.expect("closed");
+        }
     }
 }
 
 #[tokio::test]
 async fn the_database_runs_in_wal_mode_and_close_folds_the_log_back() {
-    let fixture = fixture().await;
+    let db = TestDb::sqlite();
+    let fixture = fixture(&db).await;
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&fixture.store.readers)
+        .fetch_one(sqlite_pools(&fixture.store).1)
         .await
         .expect("journal mode");
     assert_eq!(mode, "wal");
@@ -515,433 +564,443 @@ async fn the_database_runs_in_wal_mode_and_close_folds_the_log_back() {
         .record_polls(&[snapshot("prod", 10, vec![worker(1, "running")])])
         .await
         .expect("stored");
+    let wal = fixture.path().with_extension("db-wal");
     fixture.store.close().await.expect("closed");
-    let wal = fixture.path.with_extension("db-wal");
     let wal_size = std::fs::metadata(&wal).map_or(0, |metadata| metadata.len());
     assert_eq!(wal_size, 0, "{} still holds pages", wal.display());
 }
 
-#[tokio::test]
-async fn sync_targets_upserts_by_name_and_keeps_removed_targets() {
-    let fixture = fixture().await;
-    fixture
-        .store
-        .record_polls(&[snapshot("group", 10, vec![worker(1, "running")])])
-        .await
-        .expect("stored");
-    // `prod` changes kind and id, `group` leaves the config, `new` arrives.
-    fixture
-        .store
-        .sync_targets(&[
-            target("prod", TargetKind::WorkerGroup, 9),
-            target("new", TargetKind::Endpoint, 3),
-        ])
-        .await
-        .expect("synced");
-
-    let targets: Vec<(String, TargetKind, i64)> = fixture
-        .store
-        .targets()
-        .await
-        .expect("targets")
-        .into_iter()
-        .map(|row| (row.name, row.kind, row.vast_id))
-        .collect();
-    assert_eq!(
-        targets,
-        [
-            ("group".to_string(), TargetKind::WorkerGroup, 2),
-            ("new".to_string(), TargetKind::Endpoint, 3),
-            ("prod".to_string(), TargetKind::WorkerGroup, 9),
-        ]
-    );
-    let group_history = HistoryFilter {
-        target: Some("group".to_string()),
-        ..HistoryFilter::default()
-    };
-    assert_eq!(
+store_tests! {
+    async fn sync_targets_upserts_by_name_and_keeps_removed_targets(db: TestDb) {
+        let fixture = fixture(&db).await;
         fixture
             .store
-            .fleet_history(&group_history)
+            .record_polls(&[snapshot("group", 10, vec![worker(1, "running")])])
             .await
-            .expect("history")
-            .len(),
-        1,
-        "a removed target keeps its history"
-    );
+            .expect("stored");
+        // `prod` changes kind and id, `group` leaves the config, `new` arrives.
+        fixture
+            .store
+            .sync_targets(&[
+                target("prod", TargetKind::WorkerGroup, 9),
+                target("new", TargetKind::Endpoint, 3),
+            ])
+            .await
+            .expect("synced");
+
+        let targets: Vec<(String, TargetKind, i64)> = fixture
+            .store
+            .targets()
+            .await
+            .expect("targets")
+            .into_iter()
+            .map(|row| (row.name, row.kind, row.vast_id))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                ("group".to_string(), TargetKind::WorkerGroup, 2),
+                ("new".to_string(), TargetKind::Endpoint, 3),
+                ("prod".to_string(), TargetKind::WorkerGroup, 9),
+            ]
+        );
+        let group_history = HistoryFilter {
+            target: Some("group".to_string()),
+            ..HistoryFilter::default()
+        };
+        assert_eq!(
+            fixture
+                .store
+                .fleet_history(&group_history)
+                .await
+                .expect("history")
+                .len(),
+            1,
+            "a removed target keeps its history"
+        );
+    }
 }
 
-#[tokio::test]
-async fn an_unknown_target_fails_the_whole_batch_and_stores_nothing() {
-    let fixture = fixture().await;
-    let records = [
-        snapshot("prod", 10, vec![worker(1, "running")]),
-        snapshot("nobody", 10, vec![worker(2, "running")]),
-    ];
-    let error = fixture
-        .store
-        .record_polls(&records)
-        .await
-        .expect_err("unknown target");
-    assert!(
-        matches!(&error, StoreError::UnknownTarget { name } if name == "nobody"),
-        "{error}"
-    );
-    assert_eq!(count(&fixture.store, "SELECT count(*) FROM polls").await, 0);
-    assert_eq!(
-        count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
-        0
-    );
+store_tests! {
+    async fn an_unknown_target_fails_the_whole_batch_and_stores_nothing(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let records = [
+            snapshot("prod", 10, vec![worker(1, "running")]),
+            snapshot("nobody", 10, vec![worker(2, "running")]),
+        ];
+        let error = fixture
+            .store
+            .record_polls(&records)
+            .await
+            .expect_err("unknown target");
+        assert!(
+            matches!(&error, StoreError::UnknownTarget { name } if name == "nobody"),
+            "{error}"
+        );
+        assert_eq!(count(&fixture.store, "SELECT count(*) FROM polls").await, 0);
+        assert_eq!(
+            count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
+            0
+        );
+    }
 }
 
-#[tokio::test]
-async fn repeated_ids_keep_the_last_entry_and_bad_values_are_repaired() {
-    let fixture = fixture().await;
-    let first = worker(5, "loading");
-    let last = worker(5, "running").with(Field::Perf, 42.0);
-    let mut shouting = worker(6, "RUNNING");
-    shouting.set(Field::Reliability, Some(f64::NAN));
-    shouting.set(Field::CurLoad, Some(f64::INFINITY));
-    fixture
-        .store
-        .record_polls(&[snapshot(
-            "prod",
-            10,
-            vec![worker(9, "idle"), first, shouting, last],
-        )])
-        .await
-        .expect("stored");
+store_tests! {
+    async fn repeated_ids_keep_the_last_entry_and_bad_values_are_repaired(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let first = worker(5, "loading");
+        let last = worker(5, "running").with(Field::Perf, 42.0);
+        let mut shouting = worker(6, "RUNNING");
+        shouting.set(Field::Reliability, Some(f64::NAN));
+        shouting.set(Field::CurLoad, Some(f64::INFINITY));
+        fixture
+            .store
+            .record_polls(&[snapshot(
+                "prod",
+                10,
+                vec![worker(9, "idle"), first, shouting, last],
+            )])
+            .await
+            .expect("stored");
 
-    let five = fixture
-        .store
-        .worker_history(&all_history(), 5)
-        .await
-        .expect("history");
-    assert_eq!(five.len(), 1);
-    assert_eq!(five[0].sample.status.as_deref(), Some("running"));
-    assert_eq!(five[0].sample.get(Field::Perf), Some(42.0));
+        let five = fixture
+            .store
+            .worker_history(&all_history(), 5)
+            .await
+            .expect("history");
+        assert_eq!(five.len(), 1);
+        assert_eq!(five[0].sample.status.as_deref(), Some("running"));
+        assert_eq!(five[0].sample.get(Field::Perf), Some(42.0));
 
-    let six = &fixture
-        .store
-        .worker_history(&all_history(), 6)
-        .await
-        .expect("history")[0]
-        .sample;
-    assert_eq!(six.status.as_deref(), Some("running"));
-    assert_eq!(six.get(Field::Reliability), None);
-    assert_eq!(six.get(Field::CurLoad), None);
-    let extra = six.extra.as_ref().expect("raw values kept");
-    assert_eq!(extra["reliability"], "NaN");
-    assert_eq!(extra["cur_load"], "inf");
+        let six = &fixture
+            .store
+            .worker_history(&all_history(), 6)
+            .await
+            .expect("history")[0]
+            .sample;
+        assert_eq!(six.status.as_deref(), Some("running"));
+        assert_eq!(six.get(Field::Reliability), None);
+        assert_eq!(six.get(Field::CurLoad), None);
+        let extra = six.extra.as_ref().expect("raw values kept");
+        assert_eq!(extra["reliability"], "NaN");
+        assert_eq!(extra["cur_load"], "inf");
 
-    let fleet = &fixture
-        .store
-        .fleet_history(&all_history())
-        .await
-        .expect("fleet")[0];
-    assert_eq!((fleet.summary.workers, fleet.summary.ready), (3, 3));
-    let stored_ids: Vec<i64> = sqlx::query_scalar("SELECT worker_id FROM worker_samples")
-        .fetch_all(&fixture.store.readers)
-        .await
-        .expect("ids");
-    assert_eq!(stored_ids, [5, 6, 9]);
-    let recorded: Option<i64> = sqlx::query_scalar("SELECT worker_count FROM polls")
-        .fetch_one(&fixture.store.readers)
-        .await
-        .expect("count");
-    assert_eq!(recorded, Some(3));
+        let fleet = &fixture
+            .store
+            .fleet_history(&all_history())
+            .await
+            .expect("fleet")[0];
+        assert_eq!((fleet.summary.workers, fleet.summary.ready), (3, 3));
+        let stored_ids: Vec<i64> = values(
+            &fixture.store,
+            "SELECT worker_id FROM worker_samples ORDER BY worker_id",
+            "worker_id",
+        )
+        .await;
+        assert_eq!(stored_ids, [5, 6, 9]);
+        let recorded: Vec<Option<i64>> =
+            values(&fixture.store, "SELECT worker_count FROM polls", "worker_count").await;
+        assert_eq!(recorded, [Some(3)]);
+    }
 }
 
-#[tokio::test]
-async fn every_sample_is_stored_across_chunk_boundaries() {
-    let chunk = SAMPLE_CHUNK_ROWS as i64;
-    // (workers per poll, polls)
-    let cases: &[(i64, i64)] = &[
-        (chunk - 1, 1),
-        (chunk, 1),
-        (chunk + 1, 1),
-        (3 * chunk + 1, 1),
-        (chunk / 2 + 3, 5),
-        (0, 3),
-    ];
-    for &(per_poll, polls) in cases {
-        let fixture = fixture().await;
-        let records: Vec<PollRecord> = (0..polls)
+store_tests! {
+    async fn every_sample_is_stored_across_chunk_boundaries(db: TestDb) {
+        let chunk = SAMPLE_CHUNK_ROWS as i64;
+        // (workers per poll, polls)
+        let cases: &[(i64, i64)] = &[
+            (chunk - 1, 1),
+            (chunk, 1),
+            (chunk + 1, 1),
+            (3 * chunk + 1, 1),
+            (chunk / 2 + 3, 5),
+            (0, 3),
+        ];
+        for &(per_poll, polls) in cases {
+            let db = db.another().await;
+            let fixture = fixture(&db).await;
+            let records: Vec<PollRecord> = (0..polls)
+                .map(|poll| {
+                    let workers = (0..per_poll).map(|id| worker(id, "running")).collect();
+                    snapshot(if poll % 2 == 0 { "prod" } else { "group" }, poll, workers)
+                })
+                .collect();
+            fixture.store.record_polls(&records).await.expect("stored");
+
+            let stored = &rows(
+                &fixture.store,
+                "SELECT count(*) AS samples, count(DISTINCT poll_id) AS polls, \
+                 COALESCE(sum(worker_id), 0) AS id_sum FROM worker_samples",
+            )
+            .await[0];
+            let label = format!("{polls} polls of {per_poll} workers");
+            assert_eq!(get::<i64>(stored, "samples"), per_poll * polls, "{label}");
+            assert_eq!(
+                get::<i64>(stored, "polls"),
+                if per_poll > 0 { polls } else { 0 },
+                "{label}"
+            );
+            assert_eq!(
+                get::<i64>(stored, "id_sum"),
+                polls * per_poll * (per_poll - 1).max(0) / 2,
+                "{label}"
+            );
+            assert_eq!(
+                count(&fixture.store, "SELECT count(*) FROM fleet_samples").await,
+                polls
+            );
+        }
+    }
+}
+
+store_tests! {
+    async fn consecutive_batches_get_fresh_poll_ids(db: TestDb) {
+        let fixture = fixture(&db).await;
+        for tick in 0..3 {
+            fixture
+                .store
+                .record_polls(&[
+                    snapshot("prod", tick * 10, vec![worker(1, "running")]),
+                    failure("group", tick * 10, FailureKind::Timeout, None),
+                ])
+                .await
+                .expect("stored");
+        }
+        let ids: Vec<i64> = fixture
+            .store
+            .poll_history(&all_history())
+            .await
+            .expect("polls")
+            .iter()
+            .map(|poll| poll.id)
+            .collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+    }
+}
+
+store_tests! {
+    async fn poll_ids_are_never_reused_after_retention_empties_the_table(db: TestDb) {
+        let fixture = fixture(&db).await;
+        for secs in [10, 20] {
+            fixture
+                .store
+                .record_polls(&[snapshot("prod", secs, vec![worker(1, "running")])])
+                .await
+                .expect("stored");
+        }
+        roll_up_before(&fixture.store, 300).await;
+        fixture
+            .store
+            .record_polls(&[snapshot("prod", 400, vec![worker(1, "running")])])
+            .await
+            .expect("stored");
+        let polls = fixture
+            .store
+            .poll_history(&all_history())
+            .await
+            .expect("polls");
+        assert_eq!(polls.iter().map(|poll| poll.id).collect::<Vec<_>>(), [3]);
+    }
+}
+
+store_tests! {
+    async fn retention_deletes_only_polls_before_the_cutoff_rounded_down_to_a_bucket(db: TestDb) {
+        let fixture = fixture(&db).await;
+        fixture
+            .store
+            .record_polls(&[
+                snapshot("prod", 100, vec![worker(1, "running"), worker(2, "idle")]),
+                failure("prod", 150, FailureKind::Connect, None),
+                snapshot("group", 180, Vec::new()),
+                snapshot("prod", 300, vec![worker(1, "running")]),
+                failure("group", 300, FailureKind::HttpStatus, Some(502)),
+                snapshot("prod", 400, vec![worker(1, "running"), worker(3, "error")]),
+            ])
+            .await
+            .expect("stored");
+
+        let deleted = roll_up_before(&fixture.store, 420).await;
+        assert_eq!(
+            deleted,
+            Deleted {
+                polls: 3,
+                samples: 2,
+                rolled_up: 2,
+                ..Deleted::default()
+            },
+            "the bucket from 300 s is not over at 420 s, so it stays whole"
+        );
+
+        let left: Vec<(i64, String)> = fixture
+            .store
+            .poll_history(&all_history())
+            .await
+            .expect("polls")
+            .iter()
+            .map(|poll| (poll.started_at.unix_millis() / 1000, poll.outcome.clone()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                (300, "ok".to_string()),
+                (300, "http_status".to_string()),
+                (400, "ok".to_string())
+            ]
+        );
+        assert_eq!(
+            count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
+            3
+        );
+        assert_eq!(
+            count(&fixture.store, "SELECT count(*) FROM fleet_samples").await,
+            2
+        );
+        for orphans in [
+            "SELECT count(*) FROM worker_samples WHERE poll_id NOT IN (SELECT id FROM polls)",
+            "SELECT count(*) FROM fleet_totals WHERE poll_id NOT IN (SELECT id FROM polls)",
+            "SELECT count(*) FROM polls p WHERE outcome = 'ok' \
+             AND NOT EXISTS (SELECT 1 FROM fleet_totals f WHERE f.poll_id = p.id)",
+        ] {
+            assert_eq!(count(&fixture.store, orphans).await, 0, "{orphans}");
+        }
+
+        let again = roll_up_before(&fixture.store, 420).await;
+        assert_eq!(again, Deleted::default(), "a second pass finds nothing");
+    }
+}
+
+store_tests! {
+    async fn retention_of_many_samples_runs_in_batches_and_misses_none(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let records: Vec<PollRecord> = (0..40)
             .map(|poll| {
-                let workers = (0..per_poll).map(|id| worker(id, "running")).collect();
-                snapshot(if poll % 2 == 0 { "prod" } else { "group" }, poll, workers)
+                let workers = (0..700).map(|id| worker(id, "running")).collect();
+                snapshot("prod", poll * 10, workers)
             })
             .collect();
         fixture.store.record_polls(&records).await.expect("stored");
 
-        let stored = sqlx::query(
-            "SELECT count(*) AS samples, count(DISTINCT poll_id) AS polls, \
-             COALESCE(sum(worker_id), 0) AS id_sum FROM worker_samples",
-        )
-        .fetch_one(&fixture.store.readers)
-        .await
-        .expect("counts");
-        let label = format!("{polls} polls of {per_poll} workers");
-        assert_eq!(stored.get::<i64, _>("samples"), per_poll * polls, "{label}");
+        let deleted = roll_up_before(&fixture.store, 300).await;
         assert_eq!(
-            stored.get::<i64, _>("polls"),
-            if per_poll > 0 { polls } else { 0 },
-            "{label}"
+            deleted,
+            Deleted {
+                polls: 30,
+                samples: 30 * 700,
+                rolled_up: 1,
+                ..Deleted::default()
+            }
         );
         assert_eq!(
-            stored.get::<i64, _>("id_sum"),
-            polls * per_poll * (per_poll - 1).max(0) / 2,
-            "{label}"
+            count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
+            10 * 700
         );
         assert_eq!(
-            count(&fixture.store, "SELECT count(*) FROM fleet_samples").await,
-            polls
+            count(
+                &fixture.store,
+                "SELECT CAST(min(polled_at) AS BIGINT) FROM worker_samples"
+            )
+            .await,
+            300
         );
     }
 }
 
-#[tokio::test]
-async fn consecutive_batches_get_fresh_poll_ids() {
-    let fixture = fixture().await;
-    for tick in 0..3 {
-        fixture
-            .store
-            .record_polls(&[
-                snapshot("prod", tick * 10, vec![worker(1, "running")]),
-                failure("group", tick * 10, FailureKind::Timeout, None),
-            ])
-            .await
-            .expect("stored");
-    }
-    let ids: Vec<i64> = fixture
-        .store
-        .poll_history(&all_history())
-        .await
-        .expect("polls")
-        .iter()
-        .map(|poll| poll.id)
-        .collect();
-    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
-}
-
-#[tokio::test]
-async fn poll_ids_are_never_reused_after_retention_empties_the_table() {
-    let fixture = fixture().await;
-    for secs in [10, 20] {
-        fixture
-            .store
-            .record_polls(&[snapshot("prod", secs, vec![worker(1, "running")])])
-            .await
-            .expect("stored");
-    }
-    roll_up_before(&fixture.store, 300).await;
-    fixture
-        .store
-        .record_polls(&[snapshot("prod", 400, vec![worker(1, "running")])])
-        .await
-        .expect("stored");
-    let polls = fixture
-        .store
-        .poll_history(&all_history())
-        .await
-        .expect("polls");
-    assert_eq!(polls.iter().map(|poll| poll.id).collect::<Vec<_>>(), [3]);
-}
-
-#[tokio::test]
-async fn retention_deletes_only_polls_before_the_cutoff_rounded_down_to_a_bucket() {
-    let fixture = fixture().await;
-    fixture
-        .store
-        .record_polls(&[
-            snapshot("prod", 100, vec![worker(1, "running"), worker(2, "idle")]),
-            failure("prod", 150, FailureKind::Connect, None),
-            snapshot("group", 180, Vec::new()),
-            snapshot("prod", 300, vec![worker(1, "running")]),
-            failure("group", 300, FailureKind::HttpStatus, Some(502)),
-            snapshot("prod", 400, vec![worker(1, "running"), worker(3, "error")]),
-        ])
-        .await
-        .expect("stored");
-
-    let deleted = roll_up_before(&fixture.store, 420).await;
-    assert_eq!(
-        deleted,
-        Deleted {
-            polls: 3,
-            samples: 2,
-            rolled_up: 2,
-            ..Deleted::default()
-        },
-        "the bucket from 300 s is not over at 420 s, so it stays whole"
-    );
-
-    let left: Vec<(i64, String)> = fixture
-        .store
-        .poll_history(&all_history())
-        .await
-        .expect("polls")
-        .iter()
-        .map(|poll| (poll.started_at.unix_millis() / 1000, poll.outcome.clone()))
-        .collect();
-    assert_eq!(
-        left,
-        [
-            (300, "ok".to_string()),
-            (300, "http_status".to_string()),
-            (400, "ok".to_string())
-        ]
-    );
-    assert_eq!(
-        count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
-        3
-    );
-    assert_eq!(
-        count(&fixture.store, "SELECT count(*) FROM fleet_samples").await,
-        2
-    );
-    for orphans in [
-        "SELECT count(*) FROM worker_samples WHERE poll_id NOT IN (SELECT id FROM polls)",
-        "SELECT count(*) FROM fleet_totals WHERE poll_id NOT IN (SELECT id FROM polls)",
-        "SELECT count(*) FROM polls p WHERE outcome = 'ok' \
-         AND NOT EXISTS (SELECT 1 FROM fleet_totals f WHERE f.poll_id = p.id)",
-    ] {
-        assert_eq!(count(&fixture.store, orphans).await, 0, "{orphans}");
-    }
-
-    let again = roll_up_before(&fixture.store, 420).await;
-    assert_eq!(again, Deleted::default(), "a second pass finds nothing");
-}
-
-#[tokio::test]
-async fn retention_of_many_samples_runs_in_batches_and_misses_none() {
-    let fixture = fixture().await;
-    let records: Vec<PollRecord> = (0..40)
-        .map(|poll| {
-            let workers = (0..700).map(|id| worker(id, "running")).collect();
-            snapshot("prod", poll * 10, workers)
-        })
-        .collect();
-    fixture.store.record_polls(&records).await.expect("stored");
-
-    let deleted = roll_up_before(&fixture.store, 300).await;
-    assert_eq!(
-        deleted,
-        Deleted {
-            polls: 30,
-            samples: 30 * 700,
-            rolled_up: 1,
-            ..Deleted::default()
+store_tests! {
+    async fn history_narrows_by_target_time_and_limit(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let mut records = Vec::new();
+        for tick in 0..5 {
+            let secs = 100 + tick * 10;
+            records.push(snapshot(
+                "prod",
+                secs,
+                vec![worker(1, "running"), worker(2, "idle")],
+            ));
+            records.push(snapshot("group", secs, vec![worker(1, "running")]));
+            records.push(failure("group", secs + 1, FailureKind::Timeout, None));
         }
-    );
-    assert_eq!(
-        count(&fixture.store, "SELECT count(*) FROM worker_samples").await,
-        10 * 700
-    );
-    assert_eq!(
-        count(
-            &fixture.store,
-            "SELECT CAST(min(polled_at) AS INTEGER) FROM worker_samples"
-        )
-        .await,
-        300
-    );
+        fixture.store.record_polls(&records).await.expect("stored");
+
+        // (filter, fleet rows as (target, secs), polls, samples of worker 1)
+        type Case = (HistoryFilter, Vec<(&'static str, i64)>, usize, usize);
+        let cases: Vec<Case> = vec![
+            (
+                filter(Some("prod"), Some(110), Some(130), None),
+                vec![("prod", 110), ("prod", 120), ("prod", 130)],
+                3,
+                3,
+            ),
+            (
+                filter(Some("group"), None, None, Some(2)),
+                vec![("group", 130), ("group", 140)],
+                2,
+                2,
+            ),
+            (
+                filter(None, Some(140), None, None),
+                vec![("prod", 140), ("group", 140)],
+                3,
+                2,
+            ),
+            (filter(None, None, Some(99), None), vec![], 0, 0),
+            (filter(None, None, None, Some(0)), vec![], 0, 0),
+        ];
+        for (filter, expected_fleet, expected_polls, expected_worker) in cases {
+            let fleet: Vec<(String, i64)> = fixture
+                .store
+                .fleet_history(&filter)
+                .await
+                .expect("fleet")
+                .into_iter()
+                .map(|row| (row.target, row.polled_at.unix_millis() / 1000))
+                .collect();
+            let expected_fleet: Vec<(String, i64)> = expected_fleet
+                .into_iter()
+                .map(|(target, secs)| (target.to_string(), secs))
+                .collect();
+            assert_eq!(fleet, expected_fleet, "{filter:?}");
+            let polls = fixture.store.poll_history(&filter).await.expect("polls");
+            assert_eq!(polls.len(), expected_polls, "{filter:?}");
+            assert!(
+                polls
+                    .windows(2)
+                    .all(|pair| pair[0].started_at <= pair[1].started_at)
+            );
+            let worker = fixture
+                .store
+                .worker_history(&filter, 1)
+                .await
+                .expect("worker");
+            assert_eq!(worker.len(), expected_worker, "{filter:?}");
+            assert!(
+                worker
+                    .windows(2)
+                    .all(|pair| pair[0].polled_at <= pair[1].polled_at)
+            );
+        }
+    }
 }
 
-#[tokio::test]
-async fn history_narrows_by_target_time_and_limit() {
-    let fixture = fixture().await;
-    let mut records = Vec::new();
-    for tick in 0..5 {
-        let secs = 100 + tick * 10;
-        records.push(snapshot(
-            "prod",
-            secs,
-            vec![worker(1, "running"), worker(2, "idle")],
-        ));
-        records.push(snapshot("group", secs, vec![worker(1, "running")]));
-        records.push(failure("group", secs + 1, FailureKind::Timeout, None));
-    }
-    fixture.store.record_polls(&records).await.expect("stored");
-
-    // (filter, fleet rows as (target, secs), polls, samples of worker 1)
-    type Case = (HistoryFilter, Vec<(&'static str, i64)>, usize, usize);
-    let cases: Vec<Case> = vec![
-        (
-            filter(Some("prod"), Some(110), Some(130), None),
-            vec![("prod", 110), ("prod", 120), ("prod", 130)],
-            3,
-            3,
-        ),
-        (
-            filter(Some("group"), None, None, Some(2)),
-            vec![("group", 130), ("group", 140)],
-            2,
-            2,
-        ),
-        (
-            filter(None, Some(140), None, None),
-            vec![("prod", 140), ("group", 140)],
-            3,
-            2,
-        ),
-        (filter(None, None, Some(99), None), vec![], 0, 0),
-        (filter(None, None, None, Some(0)), vec![], 0, 0),
-    ];
-    for (filter, expected_fleet, expected_polls, expected_worker) in cases {
-        let fleet: Vec<(String, i64)> = fixture
+store_tests! {
+    async fn history_of_an_unknown_target_is_an_error(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let filter = HistoryFilter {
+            target: Some("nobody".to_string()),
+            ..HistoryFilter::default()
+        };
+        let error = fixture
             .store
             .fleet_history(&filter)
             .await
-            .expect("fleet")
-            .into_iter()
-            .map(|row| (row.target, row.polled_at.unix_millis() / 1000))
-            .collect();
-        let expected_fleet: Vec<(String, i64)> = expected_fleet
-            .into_iter()
-            .map(|(target, secs)| (target.to_string(), secs))
-            .collect();
-        assert_eq!(fleet, expected_fleet, "{filter:?}");
-        let polls = fixture.store.poll_history(&filter).await.expect("polls");
-        assert_eq!(polls.len(), expected_polls, "{filter:?}");
-        assert!(
-            polls
-                .windows(2)
-                .all(|pair| pair[0].started_at <= pair[1].started_at)
-        );
-        let worker = fixture
+            .expect_err("unknown");
+        assert!(matches!(error, StoreError::UnknownTarget { .. }), "{error}");
+        let error = fixture
             .store
             .worker_history(&filter, 1)
             .await
-            .expect("worker");
-        assert_eq!(worker.len(), expected_worker, "{filter:?}");
-        assert!(
-            worker
-                .windows(2)
-                .all(|pair| pair[0].polled_at <= pair[1].polled_at)
-        );
+            .expect_err("unknown");
+        assert!(matches!(error, StoreError::UnknownTarget { .. }), "{error}");
     }
-}
-
-#[tokio::test]
-async fn history_of_an_unknown_target_is_an_error() {
-    let fixture = fixture().await;
-    let filter = HistoryFilter {
-        target: Some("nobody".to_string()),
-        ..HistoryFilter::default()
-    };
-    let error = fixture
-        .store
-        .fleet_history(&filter)
-        .await
-        .expect_err("unknown");
-    assert!(matches!(error, StoreError::UnknownTarget { .. }), "{error}");
-    let error = fixture
-        .store
-        .worker_history(&filter, 1)
-        .await
-        .expect_err("unknown");
-    assert!(matches!(error, StoreError::UnknownTarget { .. }), "{error}");
 }
 
 #[tokio::test]
@@ -962,166 +1021,169 @@ async fn a_path_that_cannot_be_opened_is_named_in_the_error() {
     }
 }
 
-#[tokio::test]
-async fn a_store_summary_matches_the_domain_summary() {
-    // The stored sums are FleetSummary::of over the stored workers, read back unchanged.
-    let fixture = fixture().await;
-    let workers = vec![
-        worker(1, "running"),
-        worker(2, "loading"),
-        worker(3, "stopped").with(Field::NewLoad, 3.5),
-    ];
-    fixture
-        .store
-        .record_polls(&[snapshot("prod", 10, workers.clone())])
-        .await
-        .expect("stored");
-    let row = &fixture
-        .store
-        .fleet_history(&all_history())
-        .await
-        .expect("fleet")[0];
-    assert_eq!(row.summary, FleetSummary::of(&workers));
-    assert_eq!(row.utilization, FleetSummary::of(&workers).utilization());
+store_tests! {
+    async fn a_store_summary_matches_the_domain_summary(db: TestDb) {
+        // The stored sums are FleetSummary::of over the stored workers, read back unchanged.
+        let fixture = fixture(&db).await;
+        let workers = vec![
+            worker(1, "running"),
+            worker(2, "loading"),
+            worker(3, "stopped").with(Field::NewLoad, 3.5),
+        ];
+        fixture
+            .store
+            .record_polls(&[snapshot("prod", 10, workers.clone())])
+            .await
+            .expect("stored");
+        let row = &fixture
+            .store
+            .fleet_history(&all_history())
+            .await
+            .expect("fleet")[0];
+        assert_eq!(row.summary, FleetSummary::of(&workers));
+        assert_eq!(row.utilization, FleetSummary::of(&workers).utilization());
+    }
 }
 
-#[tokio::test]
-async fn poll_records_read_back_exactly_what_was_recorded_per_target_and_for_all() {
-    let fixture = fixture().await;
-    let records = vec![
-        snapshot("prod", 10, vec![worker(1, "running"), worker(2, "loading")]),
-        snapshot("group", 10, vec![worker(7, "running")]),
-        failure("prod", 20, FailureKind::RateLimited, Some(429)),
-        snapshot("group", 20, vec![]),
-        snapshot("prod", 30, vec![worker(1, "running")]),
-    ];
-    fixture.store.record_polls(&records).await.expect("stored");
+store_tests! {
+    async fn poll_records_read_back_exactly_what_was_recorded_per_target_and_for_all(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let records = vec![
+            snapshot("prod", 10, vec![worker(1, "running"), worker(2, "loading")]),
+            snapshot("group", 10, vec![worker(7, "running")]),
+            failure("prod", 20, FailureKind::RateLimited, Some(429)),
+            snapshot("group", 20, vec![]),
+            snapshot("prod", 30, vec![worker(1, "running")]),
+        ];
+        fixture.store.record_polls(&records).await.expect("stored");
 
-    let prod = fixture
-        .store
-        .poll_records(&HistoryFilter {
-            target: Some("prod".to_string()),
-            ..HistoryFilter::default()
-        })
-        .await
-        .expect("prod records");
-    let expected_prod: Vec<PollRecord> = records
-        .iter()
-        .filter(|record| record.target == "prod")
-        .cloned()
-        .collect();
-    assert_eq!(prod.len(), 3);
-    for (read, written) in prod.iter().zip(&expected_prod) {
-        assert_eq!(read.target, written.target);
-        assert_eq!(read.started_at, written.started_at);
-        assert_eq!(read.result.outcome(), written.result.outcome());
-        assert_eq!(read.result.workers(), written.result.workers());
-    }
-    match &prod[1].result {
-        PollResult::Failed(failure) => {
-            assert_eq!(failure.kind, FailureKind::RateLimited);
-            assert_eq!(failure.http_status, Some(429));
-            assert_eq!(failure.message, "rate_limited happened");
-        }
-        other => panic!("expected the failure, got {other:?}"),
-    }
-
-    let all = fixture
-        .store
-        .poll_records(&HistoryFilter {
-            since: Some(at(15)),
-            ..HistoryFilter::default()
-        })
-        .await
-        .expect("all records");
-    let seen: Vec<(String, i64, usize)> = all
-        .iter()
-        .map(|r| {
-            (
-                r.target.clone(),
-                r.started_at.unix_millis() / 1000,
-                r.result.workers().map_or(0, <[WorkerSample]>::len),
-            )
-        })
-        .collect();
-    assert_eq!(
-        seen,
-        vec![
-            ("prod".to_string(), 20, 0),
-            ("group".to_string(), 20, 0),
-            ("prod".to_string(), 30, 1)
-        ]
-    );
-}
-
-#[tokio::test]
-async fn compact_polls_are_the_poll_records_in_compact_form() {
-    let fixture = fixture().await;
-    let mut sparse = WorkerSample::new(5);
-    sparse.set(Field::Perf, Some(0.0));
-    let mut odd = worker(9, "mystery");
-    odd.set(Field::Reliability, None);
-    odd.extra = Some(
-        serde_json::json!({"loop_lag_max": 0.25, "perf": "n/a"})
-            .as_object()
+        let prod = fixture
+            .store
+            .poll_records(&HistoryFilter {
+                target: Some("prod".to_string()),
+                ..HistoryFilter::default()
+            })
+            .await
+            .expect("prod records");
+        let expected_prod: Vec<PollRecord> = records
+            .iter()
+            .filter(|record| record.target == "prod")
             .cloned()
-            .expect("an object"),
-    );
-    let records = vec![
-        // Workers out of id order, a worker without status, an unknown status with extra.
-        snapshot(
-            "prod",
-            10,
-            vec![worker(2, "loading"), sparse, worker(1, "running")],
-        ),
-        snapshot("group", 10, vec![odd, worker(7, "error")]),
-        failure("prod", 20, FailureKind::Timeout, None),
-        snapshot("group", 20, vec![]),
-        snapshot("prod", 30, vec![worker(1, "running")]),
-        snapshot("prod", 40, vec![worker(1, "running")]),
-    ];
-    fixture.store.record_polls(&records).await.expect("stored");
+            .collect();
+        assert_eq!(prod.len(), 3);
+        for (read, written) in prod.iter().zip(&expected_prod) {
+            assert_eq!(read.target, written.target);
+            assert_eq!(read.started_at, written.started_at);
+            assert_eq!(read.result.outcome(), written.result.outcome());
+            assert_eq!(read.result.workers(), written.result.workers());
+        }
+        match &prod[1].result {
+            PollResult::Failed(failure) => {
+                assert_eq!(failure.kind, FailureKind::RateLimited);
+                assert_eq!(failure.http_status, Some(429));
+                assert_eq!(failure.message, "rate_limited happened");
+            }
+            other => panic!("expected the failure, got {other:?}"),
+        }
 
-    let expected: Vec<CompactPoll> = fixture
-        .store
-        .poll_records(&HistoryFilter {
-            since: Some(at(10)),
-            until: Some(at(30)),
-            ..HistoryFilter::default()
-        })
-        .await
-        .expect("records")
-        .into_iter()
-        .map(|record| CompactPoll {
-            target: record.target,
-            started_at: record.started_at,
-            workers: record.result.workers().map(|workers| {
-                let mut compact: Vec<HistSample> =
-                    workers.iter().map(HistSample::from_sample).collect();
-                compact.sort_by_key(|sample| sample.worker_id);
-                compact
-            }),
-        })
-        .collect();
-    let compact = fixture
-        .store
-        .compact_polls(at(10), at(30))
-        .await
-        .expect("compact polls");
-    assert_eq!(expected.len(), 5, "both ends of the range are included");
-    // HistSample's NaNs compare unequal: compare the printed forms, which show them.
-    assert_eq!(format!("{compact:?}"), format!("{expected:?}"));
-    let odd = &compact[1].workers.as_ref().expect("group's workers")[1];
-    assert_eq!(
-        (odd.worker_id, odd.class, odd.status.as_deref()),
-        (9, StateClass::Unknown, Some("mystery"))
-    );
-    assert!(odd.get(Field::Reliability).is_none());
-    assert_eq!(compact[2].workers, None, "the failed poll has no workers");
+        let all = fixture
+            .store
+            .poll_records(&HistoryFilter {
+                since: Some(at(15)),
+                ..HistoryFilter::default()
+            })
+            .await
+            .expect("all records");
+        let seen: Vec<(String, i64, usize)> = all
+            .iter()
+            .map(|r| {
+                (
+                    r.target.clone(),
+                    r.started_at.unix_millis() / 1000,
+                    r.result.workers().map_or(0, <[WorkerSample]>::len),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("prod".to_string(), 20, 0),
+                ("group".to_string(), 20, 0),
+                ("prod".to_string(), 30, 1)
+            ]
+        );
+    }
+}
+
+store_tests! {
+    async fn compact_polls_are_the_poll_records_in_compact_form(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let mut sparse = WorkerSample::new(5);
+        sparse.set(Field::Perf, Some(0.0));
+        let mut odd = worker(9, "mystery");
+        odd.set(Field::Reliability, None);
+        odd.extra = Some(
+            serde_json::json!({"loop_lag_max": 0.25, "perf": "n/a"})
+                .as_object()
+                .cloned()
+                .expect("an object"),
+        );
+        let records = vec![
+            // Workers out of id order, a worker without status, an unknown status with extra.
+            snapshot(
+                "prod",
+                10,
+                vec![worker(2, "loading"), sparse, worker(1, "running")],
+            ),
+            snapshot("group", 10, vec![odd, worker(7, "error")]),
+            failure("prod", 20, FailureKind::Timeout, None),
+            snapshot("group", 20, vec![]),
+            snapshot("prod", 30, vec![worker(1, "running")]),
+            snapshot("prod", 40, vec![worker(1, "running")]),
+        ];
+        fixture.store.record_polls(&records).await.expect("stored");
+
+        let expected: Vec<CompactPoll> = fixture
+            .store
+            .poll_records(&HistoryFilter {
+                since: Some(at(10)),
+                until: Some(at(30)),
+                ..HistoryFilter::default()
+            })
+            .await
+            .expect("records")
+            .into_iter()
+            .map(|record| CompactPoll {
+                target: record.target,
+                started_at: record.started_at,
+                workers: record.result.workers().map(|workers| {
+                    let mut compact: Vec<HistSample> =
+                        workers.iter().map(HistSample::from_sample).collect();
+                    compact.sort_by_key(|sample| sample.worker_id);
+                    compact
+                }),
+            })
+            .collect();
+        let compact = fixture
+            .store
+            .compact_polls(at(10), at(30))
+            .await
+            .expect("compact polls");
+        assert_eq!(expected.len(), 5, "both ends of the range are included");
+        // HistSample's NaNs compare unequal: compare the printed forms, which show them.
+        assert_eq!(format!("{compact:?}"), format!("{expected:?}"));
+        let odd = &compact[1].workers.as_ref().expect("group's workers")[1];
+        assert_eq!(
+            (odd.worker_id, odd.class, odd.status.as_deref()),
+            (9, StateClass::Unknown, Some("mystery"))
+        );
+        assert!(odd.get(Field::Reliability).is_none());
+        assert_eq!(compact[2].workers, None, "the failed poll has no workers");
+    }
 }
 
 /// Every rollup statistic, as `fleet_samples` gives it for the same polls before they go.
-const ROLLUP_CHECK: &str = "SELECT t.id AS target_id, CAST(s.polled_at / 300 AS INTEGER) * 300 AS bucket, \
+const ROLLUP_CHECK: &str = "SELECT t.id AS target_id, CAST(s.polled_at AS BIGINT) / 300 * 300 AS bucket, \
      count(*) AS polls, \
      avg(workers) AS workers_avg, min(workers) AS workers_min, max(workers) AS workers_max, \
      avg(ready) AS ready_avg, min(ready) AS ready_min, max(ready) AS ready_max, \
@@ -1144,25 +1206,26 @@ const ROLLUP_ROWS: &str = "SELECT * FROM fleet_rollups ORDER BY target_id, bucke
 /// Rows as JSON objects of their columns, numbers as floats, so two queries compare
 /// whatever storage class SQLite picked.
 async fn rows_as_json(store: &Store, sql: &'static str) -> Vec<serde_json::Value> {
-    let rows = sqlx::query(sql)
-        .fetch_all(&store.readers)
-        .await
-        .unwrap_or_else(|error| panic!("{sql}: {error}"));
-    rows.iter()
-        .map(|row| {
-            let object = row
-                .columns()
-                .iter()
-                .map(|column| {
-                    let value: Option<f64> = row
-                        .try_get_unchecked(column.ordinal())
-                        .expect("a number or NULL");
-                    (column.name().to_string(), serde_json::json!(value))
-                })
-                .collect();
-            serde_json::Value::Object(object)
-        })
-        .collect()
+    with_pool!(store, readers, |pool, dialect| {
+        let rows = sqlx::query(dialect.sql(sql))
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
+        rows.iter()
+            .map(|row| {
+                let object = row
+                    .columns()
+                    .iter()
+                    .map(|column| {
+                        let value: Option<f64> =
+                            row.value(column.name()).expect("a number or NULL");
+                        (column.name().to_string(), serde_json::json!(value))
+                    })
+                    .collect();
+                serde_json::Value::Object(object)
+            })
+            .collect()
+    })
 }
 
 /// Polls of `prod` and `group` over two buckets, varied so every statistic differs.
@@ -1184,8 +1247,8 @@ fn two_buckets_of_polls() -> Vec<PollRecord> {
     ]
 }
 
-async fn fixture_with_two_buckets() -> Fixture {
-    let fixture = fixture().await;
+async fn fixture_with_two_buckets(db: &TestDb) -> Fixture {
+    let fixture = fixture(db).await;
     fixture
         .store
         .record_polls(&two_buckets_of_polls())
@@ -1194,40 +1257,50 @@ async fn fixture_with_two_buckets() -> Fixture {
     fixture
 }
 
-#[tokio::test]
-async fn retention_rolls_each_bucket_up_exactly_as_fleet_samples_had_it() {
-    let fixture = fixture_with_two_buckets().await;
-    let expected = rows_as_json(&fixture.store, ROLLUP_CHECK).await;
-    assert_eq!(expected.len(), 3, "prod 0, prod 300, group 0");
+store_tests! {
+    async fn retention_rolls_each_bucket_up_exactly_as_fleet_samples_had_it(db: TestDb) {
+        let fixture = fixture_with_two_buckets(&db).await;
+        let expected = rows_as_json(&fixture.store, ROLLUP_CHECK).await;
+        assert_eq!(expected.len(), 3, "prod 0, prod 300, group 0");
 
-    let deleted = roll_up_before(&fixture.store, 600).await;
-    assert_eq!(deleted.polls, 7, "failed polls go too");
-    assert_eq!(deleted.rolled_up, 3);
-    assert_eq!(count(&fixture.store, "SELECT count(*) FROM polls").await, 0);
-    assert_eq!(rows_as_json(&fixture.store, ROLLUP_ROWS).await, expected);
-    let workers: Vec<(i64, i64, f64, f64, f64)> = sqlx::query_as(
-        "SELECT bucket, polls, workers_avg, workers_min, workers_max FROM fleet_rollups \
-         WHERE target_id = (SELECT id FROM targets WHERE name = 'prod') ORDER BY bucket",
-    )
-    .fetch_all(&fixture.store.readers)
-    .await
-    .expect("rollups");
-    assert_eq!(
-        workers,
-        [(0, 3, 2.0, 1.0, 3.0), (300, 1, 2.0, 2.0, 2.0)],
-        "three successful polls of 2, 3 and 1 workers; the timeout is not a poll of 0"
-    );
-
-    // A restart runs retention again: nothing is left to roll up, nothing changes.
-    let path = fixture.path.clone();
-    fixture.store.clone().close().await.expect("closed");
-    let reopened = Store::open(&path).await.expect("reopens");
-    let again = reopened
-        .delete_samples_before(at(600))
+        let deleted = roll_up_before(&fixture.store, 600).await;
+        assert_eq!(deleted.polls, 7, "failed polls go too");
+        assert_eq!(deleted.rolled_up, 3);
+        assert_eq!(count(&fixture.store, "SELECT count(*) FROM polls").await, 0);
+        assert_eq!(rows_as_json(&fixture.store, ROLLUP_ROWS).await, expected);
+        let workers: Vec<(i64, i64, f64, f64, f64)> = rows(
+            &fixture.store,
+            "SELECT bucket, polls, workers_avg, workers_min, workers_max FROM fleet_rollups \
+             WHERE target_id = (SELECT id FROM targets WHERE name = 'prod') ORDER BY bucket",
+        )
         .await
-        .expect("retention");
-    assert_eq!(again, Deleted::default());
-    assert_eq!(rows_as_json(&reopened, ROLLUP_ROWS).await, expected);
+        .iter()
+        .map(|row| {
+            (
+                get(row, "bucket"),
+                get(row, "polls"),
+                get(row, "workers_avg"),
+                get(row, "workers_min"),
+                get(row, "workers_max"),
+            )
+        })
+        .collect();
+        assert_eq!(
+            workers,
+            [(0, 3, 2.0, 1.0, 3.0), (300, 1, 2.0, 2.0, 2.0)],
+            "three successful polls of 2, 3 and 1 workers; the timeout is not a poll of 0"
+        );
+
+        // A restart runs retention again: nothing is left to roll up, nothing changes.
+        fixture.store.clone().close().await.expect("closed");
+        let reopened = Store::open(&fixture.database).await.expect("reopens");
+        let again = reopened
+            .delete_samples_before(at(600))
+            .await
+            .expect("retention");
+        assert_eq!(again, Deleted::default());
+        assert_eq!(rows_as_json(&reopened, ROLLUP_ROWS).await, expected);
+    }
 }
 
 async fn record_and_roll_up(store: &Store, records: &[PollRecord]) {
@@ -1235,123 +1308,126 @@ async fn record_and_roll_up(store: &Store, records: &[PollRecord]) {
     roll_up_before(store, 600).await;
 }
 
-#[tokio::test]
-async fn polls_stored_into_a_rolled_up_bucket_merge_into_it_without_double_counting() {
-    let (first, late): (Vec<_>, Vec<_>) = two_buckets_of_polls()
-        .into_iter()
-        .partition(|record| record.started_at != at(100));
-    let fixture = fixture().await;
-    record_and_roll_up(&fixture.store, &first).await;
-    // The poll at 100 s arrives after its bucket was rolled up.
-    record_and_roll_up(&fixture.store, &late).await;
-    let reference = self::fixture().await;
-    record_and_roll_up(&reference.store, &two_buckets_of_polls()).await;
-    let merged = rows_as_json(&fixture.store, ROLLUP_ROWS).await;
-    let whole = rows_as_json(&reference.store, ROLLUP_ROWS).await;
-    assert_eq!(merged.len(), whole.len());
-    for (merged, whole) in merged.iter().zip(&whole) {
-        for (column, value) in whole.as_object().expect("object") {
-            let (Some(expected), Some(actual)) = (value.as_f64(), merged[column].as_f64()) else {
-                assert_eq!(&merged[column], value, "{column}");
-                continue;
-            };
-            assert!(
-                (expected - actual).abs() < 1e-9,
-                "{column}: merged {actual}, whole {expected}"
-            );
+store_tests! {
+    async fn polls_stored_into_a_rolled_up_bucket_merge_into_it_without_double_counting(db: TestDb) {
+        let (first, late): (Vec<_>, Vec<_>) = two_buckets_of_polls()
+            .into_iter()
+            .partition(|record| record.started_at != at(100));
+        let fixture = fixture(&db).await;
+        record_and_roll_up(&fixture.store, &first).await;
+        // The poll at 100 s arrives after its bucket was rolled up.
+        record_and_roll_up(&fixture.store, &late).await;
+        let other = db.another().await;
+        let reference = self::fixture(&other).await;
+        record_and_roll_up(&reference.store, &two_buckets_of_polls()).await;
+        let merged = rows_as_json(&fixture.store, ROLLUP_ROWS).await;
+        let whole = rows_as_json(&reference.store, ROLLUP_ROWS).await;
+        assert_eq!(merged.len(), whole.len());
+        for (merged, whole) in merged.iter().zip(&whole) {
+            for (column, value) in whole.as_object().expect("object") {
+                let (Some(expected), Some(actual)) = (value.as_f64(), merged[column].as_f64()) else {
+                    assert_eq!(&merged[column], value, "{column}");
+                    continue;
+                };
+                assert!(
+                    (expected - actual).abs() < 1e-9,
+                    "{column}: merged {actual}, whole {expected}"
+                );
+            }
         }
     }
 }
 
-#[tokio::test]
-async fn fleet_timeline_reads_rollups_only_where_raw_samples_expired() {
-    let fixture = fixture().await;
-    let records: Vec<PollRecord> = (0..12)
-        .flat_map(|tick| {
-            let secs = tick * 100;
-            [
-                snapshot("prod", secs, vec![worker(1, "running")]),
-                snapshot("group", secs + 50, vec![worker(2, "running")]),
-            ]
-        })
-        .collect();
-    fixture.store.record_polls(&records).await.expect("stored");
-    // Buckets 0 and 300 of both targets become rollups; raw rows from 600 s stay.
-    roll_up_before(&fixture.store, 650).await;
-
-    // (filter, rows as (target, secs, resolution, polls))
-    type Case = (HistoryFilter, Vec<(&'static str, i64, &'static str, u32)>);
-    let cases: Vec<Case> = vec![
-        (
-            filter(Some("prod"), None, Some(700), None),
-            vec![
-                ("prod", 0, "5m", 3),
-                ("prod", 300, "5m", 3),
-                ("prod", 600, "raw", 1),
-                ("prod", 700, "raw", 1),
-            ],
-        ),
-        (
-            filter(None, Some(300), Some(650), None),
-            vec![
-                ("group", 300, "5m", 3),
-                ("prod", 300, "5m", 3),
-                ("prod", 600, "raw", 1),
-                ("group", 650, "raw", 1),
-            ],
-        ),
-        (filter(Some("group"), Some(1), Some(299), None), vec![]),
-        (
-            filter(None, None, Some(700), Some(3)),
-            vec![
-                ("group", 650, "raw", 1),
-                ("prod", 700, "raw", 1),
-                ("prod", 600, "raw", 1),
-            ],
-        ),
-        (
-            filter(Some("prod"), None, None, Some(7)),
-            vec![
-                ("prod", 300, "5m", 3),
-                ("prod", 600, "raw", 1),
-                ("prod", 700, "raw", 1),
-                ("prod", 800, "raw", 1),
-                ("prod", 900, "raw", 1),
-                ("prod", 1000, "raw", 1),
-                ("prod", 1100, "raw", 1),
-            ],
-        ),
-    ];
-    for (filter, expected) in cases {
-        let mut rows: Vec<(String, i64, &str, u32)> = fixture
-            .store
-            .fleet_timeline(&filter)
-            .await
-            .expect("timeline")
-            .into_iter()
-            .map(|row| {
-                assert_eq!(
-                    row.poll_id.is_some(),
-                    row.resolution == Resolution::Raw,
-                    "raw rows, and only they, name their poll"
-                );
-                (
-                    row.target,
-                    row.at.unix_millis() / 1000,
-                    row.resolution.as_str(),
-                    row.polls,
-                )
+store_tests! {
+    async fn fleet_timeline_reads_rollups_only_where_raw_samples_expired(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let records: Vec<PollRecord> = (0..12)
+            .flat_map(|tick| {
+                let secs = tick * 100;
+                [
+                    snapshot("prod", secs, vec![worker(1, "running")]),
+                    snapshot("group", secs + 50, vec![worker(2, "running")]),
+                ]
             })
             .collect();
-        let times: Vec<i64> = rows.iter().map(|row| row.1).collect();
-        assert!(times.is_sorted(), "{filter:?}: oldest first");
-        rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        let mut expected: Vec<(String, i64, &str, u32)> = expected
-            .into_iter()
-            .map(|(target, secs, resolution, polls)| (target.to_string(), secs, resolution, polls))
-            .collect();
-        expected.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        assert_eq!(rows, expected, "{filter:?}");
+        fixture.store.record_polls(&records).await.expect("stored");
+        // Buckets 0 and 300 of both targets become rollups; raw rows from 600 s stay.
+        roll_up_before(&fixture.store, 650).await;
+
+        // (filter, rows as (target, secs, resolution, polls))
+        type Case = (HistoryFilter, Vec<(&'static str, i64, &'static str, u32)>);
+        let cases: Vec<Case> = vec![
+            (
+                filter(Some("prod"), None, Some(700), None),
+                vec![
+                    ("prod", 0, "5m", 3),
+                    ("prod", 300, "5m", 3),
+                    ("prod", 600, "raw", 1),
+                    ("prod", 700, "raw", 1),
+                ],
+            ),
+            (
+                filter(None, Some(300), Some(650), None),
+                vec![
+                    ("group", 300, "5m", 3),
+                    ("prod", 300, "5m", 3),
+                    ("prod", 600, "raw", 1),
+                    ("group", 650, "raw", 1),
+                ],
+            ),
+            (filter(Some("group"), Some(1), Some(299), None), vec![]),
+            (
+                filter(None, None, Some(700), Some(3)),
+                vec![
+                    ("group", 650, "raw", 1),
+                    ("prod", 700, "raw", 1),
+                    ("prod", 600, "raw", 1),
+                ],
+            ),
+            (
+                filter(Some("prod"), None, None, Some(7)),
+                vec![
+                    ("prod", 300, "5m", 3),
+                    ("prod", 600, "raw", 1),
+                    ("prod", 700, "raw", 1),
+                    ("prod", 800, "raw", 1),
+                    ("prod", 900, "raw", 1),
+                    ("prod", 1000, "raw", 1),
+                    ("prod", 1100, "raw", 1),
+                ],
+            ),
+        ];
+        for (filter, expected) in cases {
+            let mut rows: Vec<(String, i64, &str, u32)> = fixture
+                .store
+                .fleet_timeline(&filter)
+                .await
+                .expect("timeline")
+                .into_iter()
+                .map(|row| {
+                    assert_eq!(
+                        row.poll_id.is_some(),
+                        row.resolution == Resolution::Raw,
+                        "raw rows, and only they, name their poll"
+                    );
+                    (
+                        row.target,
+                        row.at.unix_millis() / 1000,
+                        row.resolution.as_str(),
+                        row.polls,
+                    )
+                })
+                .collect();
+            let times: Vec<i64> = rows.iter().map(|row| row.1).collect();
+            assert!(times.is_sorted(), "{filter:?}: oldest first");
+            rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            let mut expected: Vec<(String, i64, &str, u32)> = expected
+                .into_iter()
+                .map(|(target, secs, resolution, polls)| (target.to_string(), secs, resolution, polls))
+                .collect();
+            expected.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            assert_eq!(rows, expected, "{filter:?}");
+        }
     }
 }
 
@@ -1371,119 +1447,126 @@ fn every_cutoff_at(secs: i64) -> RetentionCutoffs {
 /// Runs fixture SQL on the writer.
 async fn execute(store: &Store, statements: &[&'static str]) {
     for statement in statements {
-        sqlx::query(*statement)
-            .execute(&store.writer)
-            .await
-            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+        with_pool!(store, writer, |pool, dialect| {
+            sqlx::query(dialect.sql(statement))
+                .execute(pool)
+                .await
+                .unwrap_or_else(|error| panic!("{statement}: {error}"));
+        });
     }
 }
 
 async fn column(store: &Store, sql: &'static str) -> Vec<String> {
-    sqlx::query_scalar(sql)
-        .fetch_all(&store.readers)
-        .await
-        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    with_pool!(store, readers, |pool, dialect| {
+        sqlx::query_scalar(dialect.sql(sql))
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    })
 }
 
-#[tokio::test]
-async fn retention_bounds_every_table_but_keeps_what_is_still_needed() {
-    let fixture = fixture().await;
-    let store = &fixture.store;
-    // Old and new rows of every kind, times in unix seconds; the cutoff is 1000 for all.
-    execute(
-        store,
-        &[
-            "INSERT INTO alerts (fingerprint, alertname, target, severity, state, labels, \
-             active_at, fired_at, resolved_at, last_eval_at) VALUES \
-             ('old-resolved', 'A', 'prod', 'warning', 'resolved', '{}', 10, 20, 30, 30), \
-             ('old-inactive', 'A', 'prod', 'warning', 'inactive', '{}', 10, NULL, NULL, 40), \
-             ('old-firing', 'A', 'prod', 'warning', 'firing', '{}', 10, 20, NULL, 50), \
-             ('old-pending', 'A', 'prod', 'warning', 'pending', '{}', 10, NULL, NULL, 60), \
-             ('new-resolved', 'A', 'prod', 'warning', 'resolved', '{}', 10, 20, 1500, 1500)",
-            "INSERT INTO alert_events (fingerprint, at, from_state, to_state) VALUES \
-             ('old-resolved', 10, 'inactive', 'pending'), \
-             ('old-resolved', 30, 'firing', 'resolved'), \
-             ('old-firing', 20, 'pending', 'firing'), \
-             ('new-resolved', 20, 'pending', 'firing'), \
-             ('new-resolved', 1500, 'firing', 'resolved')",
-            "INSERT INTO recommendations (target, at, action, current_workers, desired_workers, \
-             detail) VALUES \
-             ('prod', 10, 'hold', 1, 1, '{}'), ('prod', 20, 'scale_up', 1, 2, '{}'), \
-             ('prod', 1500, 'hold', 2, 2, '{}'), \
-             ('gone', 10, 'hold', 1, 1, '{}'), ('gone', 20, 'scale_down', 3, 1, '{}')",
-            "INSERT INTO notifications (id, receiver, group_key, status, created_at, payload) \
-             VALUES ('old-delivered', 'r', 'g', 'delivered', 10, '{}'), \
-             ('old-failed', 'r', 'g', 'failed', 10, '{}'), \
-             ('old-pending', 'r', 'g', 'pending', 10, '{}'), \
-             ('new-delivered', 'r', 'g', 'delivered', 1500, '{}')",
-            "INSERT INTO notification_log (group_key, receiver, sent_at, firing, resolved) \
-             VALUES ('quiet', 'r', 10, '[]', '[\"a\"]'), ('firing', 'r', 10, '[\"b\"]', '[]'), \
-             ('recent', 'r', 1500, '[]', '[]')",
-            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_at) VALUES \
-             ('ended', '[]', 0, 10, 0), ('running', '[]', 0, 5000, 0)",
-            "INSERT INTO fleet_rollups (target_id, bucket, polls) VALUES (1, 600, 1), (1, 900, 1), \
-             (1, 1200, 1)",
-        ],
-    )
-    .await;
-    let deleted = store
-        .apply_retention(&every_cutoff_at(1000))
-        .await
-        .expect("retention");
-    assert_eq!(
-        deleted,
-        Deleted {
-            rollups: 2,
-            alert_events: 3,
-            alerts: 2,
-            recommendations: 3,
-            notifications: 2,
-            notification_log: 1,
-            silences: 1,
-            ..Deleted::default()
+store_tests! {
+    async fn retention_bounds_every_table_but_keeps_what_is_still_needed(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let store = &fixture.store;
+        // Old and new rows of every kind, times in unix seconds; the cutoff is 1000 for all.
+        execute(
+            store,
+            &[
+                "INSERT INTO alerts (fingerprint, alertname, target, severity, state, labels, \
+                 active_at, fired_at, resolved_at, last_eval_at) VALUES \
+                 ('old-resolved', 'A', 'prod', 'warning', 'resolved', '{}', 10, 20, 30, 30), \
+                 ('old-inactive', 'A', 'prod', 'warning', 'inactive', '{}', 10, NULL, NULL, 40), \
+                 ('old-firing', 'A', 'prod', 'warning', 'firing', '{}', 10, 20, NULL, 50), \
+                 ('old-pending', 'A', 'prod', 'warning', 'pending', '{}', 10, NULL, NULL, 60), \
+                 ('new-resolved', 'A', 'prod', 'warning', 'resolved', '{}', 10, 20, 1500, 1500)",
+                "INSERT INTO alert_events (fingerprint, at, from_state, to_state) VALUES \
+                 ('old-resolved', 10, 'inactive', 'pending'), \
+                 ('old-resolved', 30, 'firing', 'resolved'), \
+                 ('old-firing', 20, 'pending', 'firing'), \
+                 ('new-resolved', 20, 'pending', 'firing'), \
+                 ('new-resolved', 1500, 'firing', 'resolved')",
+                "INSERT INTO recommendations (target, at, action, current_workers, desired_workers, \
+                 detail) VALUES \
+                 ('prod', 10, 'hold', 1, 1, '{}'), ('prod', 20, 'scale_up', 1, 2, '{}'), \
+                 ('prod', 1500, 'hold', 2, 2, '{}'), \
+                 ('gone', 10, 'hold', 1, 1, '{}'), ('gone', 20, 'scale_down', 3, 1, '{}')",
+                "INSERT INTO notifications (id, receiver, group_key, status, created_at, payload) \
+                 VALUES ('old-delivered', 'r', 'g', 'delivered', 10, '{}'), \
+                 ('old-failed', 'r', 'g', 'failed', 10, '{}'), \
+                 ('old-pending', 'r', 'g', 'pending', 10, '{}'), \
+                 ('new-delivered', 'r', 'g', 'delivered', 1500, '{}')",
+                "INSERT INTO notification_log (group_key, receiver, sent_at, firing, resolved) \
+                 VALUES ('quiet', 'r', 10, '[]', '[\"a\"]'), ('firing', 'r', 10, '[\"b\"]', '[]'), \
+                 ('recent', 'r', 1500, '[]', '[]')",
+                "INSERT INTO silences (id, matchers, starts_at, ends_at, created_at) VALUES \
+                 ('ended', '[]', 0, 10, 0), ('running', '[]', 0, 5000, 0)",
+                "INSERT INTO fleet_rollups (target_id, bucket, polls) VALUES (1, 600, 1), (1, 900, 1), \
+                 (1, 1200, 1)",
+            ],
+        )
+        .await;
+        let deleted = store
+            .apply_retention(&every_cutoff_at(1000))
+            .await
+            .expect("retention");
+        assert_eq!(
+            deleted,
+            Deleted {
+                rollups: 2,
+                alert_events: 3,
+                alerts: 2,
+                recommendations: 3,
+                notifications: 2,
+                notification_log: 1,
+                silences: 1,
+                ..Deleted::default()
+            }
+        );
+        let kept = [
+            (
+                "SELECT fingerprint FROM alerts ORDER BY fingerprint",
+                vec!["new-resolved", "old-firing", "old-pending"],
+            ),
+            (
+                "SELECT fingerprint || '@' || CAST(at AS BIGINT) FROM alert_events \
+                 ORDER BY fingerprint, at",
+                vec!["new-resolved@1500", "old-firing@20"],
+            ),
+            (
+                // Each target's latest row stays, however old: the engine resumes from it.
+                "SELECT target || '@' || CAST(at AS BIGINT) FROM recommendations \
+                 ORDER BY target, at",
+                vec!["gone@20", "prod@1500"],
+            ),
+            (
+                "SELECT id FROM notifications ORDER BY id",
+                vec!["new-delivered", "old-pending"],
+            ),
+            (
+                "SELECT group_key FROM notification_log ORDER BY group_key",
+                vec!["firing", "recent"],
+            ),
+            ("SELECT id FROM silences", vec!["running"]),
+            (
+                "SELECT CAST(bucket AS TEXT) FROM fleet_rollups ORDER BY bucket",
+                vec!["1200"],
+            ),
+        ];
+        for (sql, expected) in kept {
+            let mut rows = column(store, sql).await;
+            rows.sort();
+            let mut expected: Vec<String> = expected.into_iter().map(str::to_string).collect();
+            expected.sort();
+            assert_eq!(rows, expected, "{sql}");
         }
-    );
-    let kept = [
-        (
-            "SELECT fingerprint FROM alerts ORDER BY fingerprint",
-            vec!["new-resolved", "old-firing", "old-pending"],
-        ),
-        (
-            "SELECT fingerprint || '@' || at FROM alert_events ORDER BY fingerprint, at",
-            vec!["new-resolved@1500.0", "old-firing@20.0"],
-        ),
-        (
-            // Each target's latest row stays, however old: the engine resumes from it.
-            "SELECT target || '@' || at FROM recommendations ORDER BY target, at",
-            vec!["gone@20.0", "prod@1500.0"],
-        ),
-        (
-            "SELECT id FROM notifications ORDER BY id",
-            vec!["new-delivered", "old-pending"],
-        ),
-        (
-            "SELECT group_key FROM notification_log ORDER BY group_key",
-            vec!["firing", "recent"],
-        ),
-        ("SELECT id FROM silences", vec!["running"]),
-        (
-            "SELECT CAST(bucket AS TEXT) FROM fleet_rollups ORDER BY bucket",
-            vec!["1200"],
-        ),
-    ];
-    for (sql, expected) in kept {
-        let mut rows = column(store, sql).await;
-        rows.sort();
-        let mut expected: Vec<String> = expected.into_iter().map(str::to_string).collect();
-        expected.sort();
-        assert_eq!(rows, expected, "{sql}");
     }
 }
 
 /// The steps of the plan SQLite picks for `sql`, parameters unbound.
 async fn query_plan(store: &Store, sql: &str) -> Vec<String> {
     sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-        .fetch_all(&store.readers)
+        .fetch_all(sqlite_pools(store).1)
         .await
         .unwrap_or_else(|error| panic!("{sql}: {error}"))
         .iter()
@@ -1495,7 +1578,8 @@ async fn query_plan(store: &Store, sql: &str) -> Vec<String> {
 /// it reads must be searched through an index, not scanned.
 #[tokio::test]
 async fn retention_filters_every_time_column_through_an_index() {
-    let fixture = fixture().await;
+    let db = TestDb::sqlite();
+    let fixture = fixture(&db).await;
     let statements: Vec<(&str, String)> = [
         ("rollups", super::retention::PRUNE_ROLLUPS),
         ("alert events", super::retention::PRUNE_ALERT_EVENTS),
@@ -1525,7 +1609,8 @@ async fn retention_filters_every_time_column_through_an_index() {
 /// searched through an index, the rollups' and polls' on their time.
 #[tokio::test]
 async fn fleet_history_reads_rollups_and_raw_polls_through_indexes() {
-    let fixture = fixture().await;
+    let db = TestDb::sqlite();
+    let fixture = fixture(&db).await;
     let (rollups_of_one, rollups_of_all) = super::history::ROLLUP_HISTORY;
     let (raw_of_one, raw_of_all) = super::history::FLEET_HISTORY;
     for sql in [rollups_of_one, rollups_of_all, raw_of_one, raw_of_all] {
@@ -1541,7 +1626,8 @@ async fn fleet_history_reads_rollups_and_raw_polls_through_indexes() {
 /// store keeps writing produces a complete database that vastwatch opens as it is.
 #[tokio::test]
 async fn vacuum_into_backs_up_a_live_database_that_opens_with_every_row() {
-    let fixture = fixture_with_two_buckets().await;
+    let db = TestDb::sqlite();
+    let fixture = fixture_with_two_buckets(&db).await;
     let tables = [
         "SELECT count(*) FROM polls",
         "SELECT count(*) FROM worker_samples",
@@ -1551,10 +1637,10 @@ async fn vacuum_into_backs_up_a_live_database_that_opens_with_every_row() {
     for sql in tables {
         before.push(count(&fixture.store, sql).await);
     }
-    let backup = fixture.path.with_file_name("backup.db");
+    let backup = fixture.path().with_file_name("backup.db");
     sqlx::query("VACUUM INTO ?")
         .bind(backup.to_str().expect("utf-8"))
-        .execute(&fixture.store.readers)
+        .execute(sqlite_pools(&fixture.store).1)
         .await
         .expect("backup");
     fixture
@@ -1572,52 +1658,54 @@ async fn vacuum_into_backs_up_a_live_database_that_opens_with_every_row() {
     assert_eq!(after, [7, 8, 5], "polls, samples, successful polls");
 }
 
-/// A bucket too big for one transaction is split between targets, never inside one, and
-/// the rollups still equal what `fleet_samples` had.
-#[tokio::test]
-async fn a_bucket_larger_than_a_batch_is_rolled_up_target_by_target_exactly() {
-    let fixture = fixture().await;
-    let records: Vec<PollRecord> = (0..10)
-        .flat_map(|tick| {
-            ["prod", "group"].map(|target| {
-                let workers = (0..600)
-                    .map(|id| worker(id, if id % 3 == 0 { "loading" } else { "running" }))
-                    .collect();
-                snapshot(target, tick * 30, workers)
+store_tests! {
+    /// A bucket too big for one transaction is split between targets, never inside one,
+    /// and the rollups still equal what `fleet_samples` had.
+    async fn a_bucket_larger_than_a_batch_is_rolled_up_target_by_target_exactly(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let records: Vec<PollRecord> = (0..10)
+            .flat_map(|tick| {
+                ["prod", "group"].map(|target| {
+                    let workers = (0..600)
+                        .map(|id| worker(id, if id % 3 == 0 { "loading" } else { "running" }))
+                        .collect();
+                    snapshot(target, tick * 30, workers)
+                })
             })
-        })
-        .collect();
-    fixture.store.record_polls(&records).await.expect("stored");
-    let expected = rows_as_json(&fixture.store, ROLLUP_CHECK).await;
+            .collect();
+        fixture.store.record_polls(&records).await.expect("stored");
+        let expected = rows_as_json(&fixture.store, ROLLUP_CHECK).await;
 
-    let deleted = roll_up_before(&fixture.store, 300).await;
-    assert_eq!(
-        (deleted.polls, deleted.samples, deleted.rolled_up),
-        (20, 12_000, 2)
-    );
-    assert_eq!(rows_as_json(&fixture.store, ROLLUP_ROWS).await, expected);
+        let deleted = roll_up_before(&fixture.store, 300).await;
+        assert_eq!(
+            (deleted.polls, deleted.samples, deleted.rolled_up),
+            (20, 12_000, 2)
+        );
+        assert_eq!(rows_as_json(&fixture.store, ROLLUP_ROWS).await, expected);
+    }
 }
 
-#[tokio::test]
-async fn pruning_more_rows_than_a_batch_deletes_them_all() {
-    let fixture = fixture().await;
-    execute(
-        &fixture.store,
-        &[
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4500) \
-           INSERT INTO notifications (id, receiver, group_key, status, created_at, payload) \
-           SELECT 'n' || i, 'r', 'g', 'delivered', i % 100, '{}' FROM n",
-        ],
-    )
-    .await;
-    let deleted = fixture
-        .store
-        .apply_retention(&every_cutoff_at(1000))
-        .await
-        .expect("retention");
-    assert_eq!(deleted.notifications, 4500);
-    assert_eq!(
-        count(&fixture.store, "SELECT count(*) FROM notifications").await,
-        0
-    );
+store_tests! {
+    async fn pruning_more_rows_than_a_batch_deletes_them_all(db: TestDb) {
+        let fixture = fixture(&db).await;
+        execute(
+            &fixture.store,
+            &[
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4500) \
+               INSERT INTO notifications (id, receiver, group_key, status, created_at, payload) \
+               SELECT 'n' || i, 'r', 'g', 'delivered', i % 100, '{}' FROM n",
+            ],
+        )
+        .await;
+        let deleted = fixture
+            .store
+            .apply_retention(&every_cutoff_at(1000))
+            .await
+            .expect("retention");
+        assert_eq!(deleted.notifications, 4500);
+        assert_eq!(
+            count(&fixture.store, "SELECT count(*) FROM notifications").await,
+            0
+        );
+    }
 }

@@ -43,7 +43,7 @@ async fn start_daemon(dir: &Path, base_url: &str, clock: &Clock) -> Daemon {
 }
 
 /// `(at offset s, alertname, worker_id, from, to)` of every stored transition.
-async fn transitions(database: &Path) -> Vec<(i64, String, Option<i64>, String, String)> {
+pub async fn transitions(database: &Path) -> Vec<(i64, String, Option<i64>, String, String)> {
     let pool = open_database(database).await;
     let rows = sqlx::query(
         "SELECT e.at, a.alertname, a.worker_id, e.from_state, e.to_state \

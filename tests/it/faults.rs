@@ -490,7 +490,7 @@ async fn a_receiver_redirect_fails_at_once_naming_its_location() {
     failed_at_once(
         &receiver,
         &app,
-        "HTTP 301: redirect to https://elsewhere.example/hook not followed",
+        "HTTP 301: redirect to https://elsewhere.example/… not followed",
     )
     .await;
 }

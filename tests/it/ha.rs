@@ -105,6 +105,8 @@ impl Replica {
 
     /// `/api/v1/status`, or `None` while it does not answer.
     async fn status(&self) -> Option<Value> {
+        // reqwest's TLS needs a crypto provider even for plain HTTP.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let response = reqwest::get(format!("{}/api/v1/status", self.api))
             .await
             .ok()?;

@@ -278,6 +278,17 @@ impl StderrLines {
         StderrLines { lines, reader }
     }
 
+    /// Everything the child wrote so far.
+    pub fn text_so_far(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// How many lines so far contain `text`.
+    pub fn count(&self, text: &str) -> usize {
+        let lines = self.lines.lock().expect("lines");
+        lines.iter().filter(|line| line.contains(text)).count()
+    }
+
     /// Everything the child wrote, once it has exited and its stderr is read to the end.
     pub fn finish(self) -> String {
         let _ = self.reader.join();
@@ -286,6 +297,12 @@ impl StderrLines {
 
     /// The address `vastwatch run` logged as its HTTP API's, once it has.
     pub async fn api_address(&self) -> Option<String> {
+        self.logged_field("HTTP API listening.", "address=").await
+    }
+
+    /// The value after `field` (`addr=`) on the first line logging `message`, once there is
+    /// one (within 30 s).
+    pub async fn logged_field(&self, message: &str, field: &str) -> Option<String> {
         let mut found = None;
         wait_until(Duration::from_secs(30), || {
             found = self
@@ -293,8 +310,8 @@ impl StderrLines {
                 .lock()
                 .expect("lines")
                 .iter()
-                .find(|line| line.contains("HTTP API listening."))
-                .and_then(|line| line.split("address=").nth(1))
+                .find(|line| line.contains(message))
+                .and_then(|line| line.split(field).nth(1))
                 .and_then(|rest| rest.split_whitespace().next())
                 .map(str::to_string);
             let done = found.is_some();

@@ -31,6 +31,9 @@ pub enum Answer {
     /// 503 to every Nth request (counting all requests), 200 to the others: a receiver
     /// that fails now and then.
     FailEvery(usize),
+    /// This status with a body quoting the request's path and `Authorization` header, as
+    /// a web framework's error page may (`Cannot POST /path`).
+    Echo(u16),
 }
 
 /// One request as received.
@@ -167,7 +170,7 @@ async fn handle(
         .clone()
         .unwrap_or(Answer::Status(200));
     let status = match &answer {
-        Answer::Status(code) => *code,
+        Answer::Status(code) | Answer::Echo(code) => *code,
         Answer::Redirect(_) => 301,
         Answer::Hang | Answer::Reset => 0,
         Answer::Slow(_) => 200,
@@ -179,6 +182,17 @@ async fn handle(
             if count % (*n).max(1) == 0 { 503 } else { 200 }
         }
     };
+    let echo = format!(
+        "Cannot POST {}{} (Authorization: {})",
+        uri.path(),
+        uri.query()
+            .map(|query| format!("?{query}"))
+            .unwrap_or_default(),
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("none"),
+    );
     shared.received.lock().unwrap().push(Received {
         path: uri.path().to_string(),
         headers,
@@ -186,6 +200,11 @@ async fn handle(
         answered: status,
     });
     match answer {
+        Answer::Echo(code) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            echo,
+        )
+            .into_response(),
         Answer::Status(code) => StatusCode::from_u16(code)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             .into_response(),

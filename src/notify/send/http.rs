@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use base64::Engine as _;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::redirect::Policy;
@@ -14,6 +15,7 @@ use reqwest::redirect::Policy;
 use super::super::message::Message;
 use super::super::receiver::{AlertmanagerReceiver, WebhookFormat, WebhookReceiver};
 use super::{Outcome, USER_AGENT, alertmanager, sign, slack};
+use crate::config::redacted_url;
 use crate::poll::error_chain;
 use crate::time::{Timestamp, format_duration};
 
@@ -21,6 +23,9 @@ use crate::time::{Timestamp, format_duration};
 const MAX_BODY_READ: usize = 16 * 1024;
 /// How many characters of a response body an error message quotes.
 const MAX_BODY_QUOTE: usize = 200;
+/// Parts of a request shorter than this are not taken for secrets (see [`request_secrets`]):
+/// `/hook` or `v2` in an error stays readable, and a token is longer.
+const MIN_SECRET_LEN: usize = 8;
 
 /// The one client every HTTP delivery shares: keep-alive connections, no redirects.
 pub(super) fn build_client() -> Result<reqwest::Client, String> {
@@ -139,6 +144,7 @@ async fn post_json(
     now: Timestamp,
 ) -> Outcome {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let secrets = request_secrets(&url, &headers);
     let sent = http
         .post(url)
         .headers(headers)
@@ -151,12 +157,67 @@ async fn post_json(
         Err(error) => return transport_outcome(error, timeout),
     };
     let status = response.status();
-    let location = header_text(response.headers(), &LOCATION);
+    // Shown as scheme, host and port: a redirect keeps the path, and with it any token.
+    let location = header_text(response.headers(), &LOCATION).map(|location| {
+        response.url().join(&location).map_or_else(
+            |_| "(a Location that is not a URL)".to_string(),
+            |target| redacted_url(&target),
+        )
+    });
     let retry_after = header_text(response.headers(), &RETRY_AFTER)
         .and_then(|value| parse_retry_after(&value, now));
     // Reading the body lets the connection go back to the pool; its start explains errors.
     let body = read_body_start(response).await;
-    classify_status(status, location.as_deref(), retry_after, &body)
+    let body = without_secrets(String::from_utf8_lossy(&body).into_owned(), &secrets);
+    classify_status(status, location.as_deref(), retry_after, body.as_bytes())
+}
+
+/// The parts of a request that may be secret, at least [`MIN_SECRET_LEN`] characters
+/// each: the URL's path, its segments and query values, its user and password (and their
+/// basic-auth encoding), and the values of sensitive headers (configured ones and the
+/// signature; the token alone too, after `Bearer `). A receiver's error page may echo the
+/// request (`Cannot POST /services/T000/B000/XXXX`), so these are cut out of any answer
+/// quoted in an error. Longest first, so a part that contains another goes whole.
+fn request_secrets(url: &reqwest::Url, headers: &HeaderMap) -> Vec<String> {
+    let mut parts = vec![
+        url.path().to_string(),
+        url.query().unwrap_or_default().to_string(),
+        url.username().to_string(),
+        url.password().unwrap_or_default().to_string(),
+    ];
+    if let Some(password) = url.password() {
+        let credentials = format!("{}:{password}", url.username());
+        parts.push(base64::engine::general_purpose::STANDARD.encode(credentials));
+    }
+    parts.extend(
+        url.path_segments()
+            .into_iter()
+            .flatten()
+            .map(str::to_string),
+    );
+    parts.extend(url.query_pairs().map(|(_, value)| value.into_owned()));
+    parts.extend(
+        headers
+            .values()
+            .filter(|value| value.is_sensitive())
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| [value, value.split_once(' ').map_or("", |(_, rest)| rest)])
+            .map(str::to_string),
+    );
+    parts.retain(|part| part.chars().count() >= MIN_SECRET_LEN);
+    parts.sort_by_key(|part| std::cmp::Reverse(part.len()));
+    parts.dedup();
+    parts
+}
+
+/// `text` with every one of `secrets` replaced by `[redacted]`.
+fn without_secrets(mut text: String, secrets: &[String]) -> String {
+    for secret in secrets {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "[redacted]");
+        }
+    }
+    text
 }
 
 fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
