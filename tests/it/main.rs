@@ -9,6 +9,7 @@ mod crash_loop;
 mod deploy;
 mod exposition;
 mod faults;
+mod fuzz_corpus;
 mod helpers;
 mod metrics;
 mod notify;
