@@ -25,6 +25,9 @@ use crate::time::{Timestamp, format_duration, parse_duration};
 
 /// Series longer than this are refused, so a typo like `1x99999999` cannot exhaust memory.
 pub const MAX_SERIES_LEN: usize = 100_000;
+/// Most worker snapshots one test may describe (each worker's longest series, added up), so
+/// a short file of many long series cannot exhaust memory either.
+pub const MAX_TEST_WORKER_SNAPSHOTS: usize = 1_000_000;
 
 /// The scenario time origin of every rule test: 2026-01-01T00:00:00Z.
 const TEST_EPOCH: Timestamp = Timestamp::from_unix_millis(1_767_225_600_000);
@@ -265,6 +268,7 @@ fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestC
         }
     }
     let mut per_worker: Vec<WorkerSeries> = Vec::new();
+    let mut worker_snapshots: usize = 0;
     for worker in &test.workers {
         let statuses = match &worker.value.status {
             None => Vec::new(),
@@ -310,11 +314,24 @@ fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestC
             };
             fields.push((field, values));
         }
-        per_worker.push(WorkerSeries {
+        let series = WorkerSeries {
             id: worker.value.id,
             statuses,
             fields,
-        });
+        };
+        worker_snapshots = worker_snapshots.saturating_add(series.len());
+        if worker_snapshots > MAX_TEST_WORKER_SNAPSHOTS {
+            return Err(error(
+                worker.referenced.line(),
+                worker.referenced.column(),
+                format!(
+                    "test `{}`: more than {MAX_TEST_WORKER_SNAPSHOTS} worker snapshots \
+                     (each worker's longest series, added up); shorten the series",
+                    test.name
+                ),
+            ));
+        }
+        per_worker.push(series);
     }
     let failed: Vec<bool> = match &test.polls {
         None => Vec::new(),
@@ -733,6 +750,38 @@ mod tests {
             assert_eq!(expand_numbers(&text), Err(too_long.clone()), "{text}");
         }
         assert_eq!(expand_words(&format!("ok ok x{largest}")), Err(too_long));
+    }
+
+    /// A test file of `workers` workers, each with a `perf` series of `length` values.
+    fn test_file_with(workers: usize, length: usize) -> String {
+        let mut text = String::from(
+            "rule_files: []\ntests:\n  - name: big\n    target: {name: prod, endpoint: 1}\n    workers:\n",
+        );
+        for id in 1..=workers {
+            text.push_str(&format!("      - {{id: {id}, perf: 1x{}}}\n", length - 1));
+        }
+        text.push_str("    expect:\n      - {at: 1m, firing: []}\n");
+        text
+    }
+
+    #[test]
+    fn a_test_describes_at_most_the_limit_of_worker_snapshots() {
+        let file = Path::new("big_test.yaml");
+        let workers = MAX_TEST_WORKER_SNAPSHOTS / MAX_SERIES_LEN;
+        let parsed = parse_test_file(file, test_file_with(workers, MAX_SERIES_LEN).as_bytes())
+            .expect("at the limit");
+        assert_eq!(parsed.cases[0].snapshots.len(), MAX_SERIES_LEN);
+        let past = test_file_with(workers + 1, MAX_SERIES_LEN);
+        assert_eq!(
+            parse_test_file(file, past.as_bytes())
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(format!(
+                "big_test.yaml:{}:9: test `big`: more than 1000000 worker snapshots (each \
+                 worker's longest series, added up); shorten the series",
+                6 + workers
+            ))
+        );
     }
 
     #[test]
