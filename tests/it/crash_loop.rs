@@ -23,6 +23,9 @@ use crate::receiver::{Answer, Receiver};
 /// load and leave while the loop runs.
 const SPEED: f64 = 30.0;
 
+/// In the final run, a mark or an undelivered message older than this is stuck.
+const STALE_AFTER_SECS: f64 = 10.0;
+
 /// Rules without `for:` that fire and resolve often: joining and failing workers, the
 /// flaky worker's reliability, and the simulator's load noise around each worker's
 /// rolling average.
@@ -86,8 +89,6 @@ struct Counts {
     polls: i64,
     transitions: i64,
     notifications: i64,
-    pending_marks: i64,
-    undelivered: i64,
 }
 
 /// The invariants that must hold whenever the daemon is not running. `daemon_log` is the
@@ -272,12 +273,6 @@ async fn check_database(database: &Path, when: &str, daemon_log: &str) -> Counts
         polls: count(&pool, "SELECT count(*) FROM polls").await,
         transitions: events.len() as i64,
         notifications: count(&pool, "SELECT count(*) FROM notifications").await,
-        pending_marks: count(&pool, "SELECT count(*) FROM notification_marks").await,
-        undelivered: count(
-            &pool,
-            "SELECT count(*) FROM notifications WHERE status != 'delivered'",
-        )
-        .await,
     };
     pool.close().await;
     counts
@@ -368,28 +363,41 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         check_no_duplicates(&receiver);
     }
 
-    // A final clean run with a receiver that accepts everything: the outbox drains.
+    // A final clean run with a receiver that accepts everything: the outbox drains. The
+    // load noise keeps alerts flapping, so every tick adds marks (which wait `group_wait`)
+    // and messages: drained means nothing older than a few seconds still waits, which a
+    // stuck mark or an undeliverable message would break.
     receiver.answer(Answer::Status(200));
+    let polls_before = count_polls(&database).await;
     let mut daemon = spawn_run(&config);
     let stderr = StderrLines::collect(&mut daemon);
     let drained = wait_until(Duration::from_secs(300), || async {
+        // The run has started (and handles SIGTERM) once it has polled.
+        if count_polls(&database).await <= polls_before {
+            return false;
+        }
         let pool = open_database(&database).await;
-        let waiting = count(
-            &pool,
-            "SELECT (SELECT count(*) FROM notification_marks) \
-             + (SELECT count(*) FROM notifications WHERE status != 'delivered')",
+        let cutoff = Clock::real().now().unix_secs_f64() - STALE_AFTER_SECS;
+        let stale: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM notification_marks WHERE at < ?1) \
+             + (SELECT count(*) FROM notifications WHERE status != 'delivered' \
+                AND created_at < ?1)",
         )
-        .await;
+        .bind(cutoff)
+        .fetch_one(&pool)
+        .await
+        .expect("count what waits");
         pool.close().await;
-        waiting == 0
+        stale == 0
     })
     .await;
     stop(&mut daemon);
     daemon_log.push_str(&stderr.finish());
-    assert!(drained, "the outbox never drained:\n{daemon_log}");
+    assert!(
+        drained,
+        "marks or messages older than {STALE_AFTER_SECS} s kept waiting:\n{daemon_log}"
+    );
     let end = check_database(&database, "at the end", &daemon_log).await;
-    assert_eq!(end.pending_marks, 0);
-    assert_eq!(end.undelivered, 0, "every notification is delivered");
     let deliveries = check_no_duplicates(&receiver);
     let requests = receiver.received();
     let ids: BTreeSet<String> = requests
