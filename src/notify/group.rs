@@ -84,13 +84,15 @@ impl AlertSnapshot {
     }
 }
 
-/// What a receiver was last sent for a group (Alertmanager's notification log).
+/// What a receiver was last sent for a group (Alertmanager's notification log), kept per
+/// episode: an alert that fires again leaves `resolved`, and one whose episode ended
+/// without the receiver being told leaves `firing` for `resolved`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub sent_at: Timestamp,
-    /// Fingerprints sent as firing.
+    /// Fingerprints whose current episode was sent as firing.
     pub firing: BTreeSet<String>,
-    /// Fingerprints sent as resolved.
+    /// Fingerprints whose last episode's end was sent (or was not wanted).
     pub resolved: BTreeSet<String>,
 }
 
