@@ -4,7 +4,8 @@
 # own (scripts/soak-rules.yaml) firing and resolving, notifications going to a local
 # webhook sink (scripts/soak-sink.py). Every ~10 s it samples the daemon's RSS, threads and
 # open files, the database's file sizes and row counts into samples.csv; at the end it
-# stops the daemon and fails on any ERROR in its log.
+# stops the daemon and fails on any ERROR in its log or any transition never sent
+# (scripts/soak-episodes.py).
 # Usage: scripts/soak.sh [SECONDS]     (default 3600; SOAK_DIR chooses the output folder,
 #        VASTWATCH_BIN a vastwatch binary to run instead of building the release one)
 # Plot:  python3 scripts/soak-plot.py SOAK_DIR/samples.csv docs/images/soak.svg
@@ -64,6 +65,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+: >"$out/deliveries.jsonl"
 python3 scripts/soak-sink.py "$sink_port" "$out/deliveries.jsonl" &
 pids="$pids $!"
 "$bin" simulate --listen "127.0.0.1:$sim_port" --scenario scripts/soak-scenario.yaml \
@@ -110,11 +112,15 @@ pids=$(echo "$pids" | sed "s/ $daemon\$//")
 errors=$(grep -c ' ERROR ' "$out/run.log" || true)
 warnings=$(grep -c ' WARN ' "$out/run.log" || true)
 sqlite3 -readonly "$out/vastwatch.db" \
-    "SELECT 'alert events: ' || count(*) || ' (' || sum(to_state = 'firing') || ' firing, '
-            || sum(to_state = 'resolved') || ' resolved)' FROM alert_events;
-     SELECT 'notifications: ' || count(*) || ' (' || sum(status = 'delivered') || ' delivered)'
-            FROM notifications;
+    "SELECT 'alert events: ' || count(*) || ' (' || ifnull(sum(to_state = 'firing'), 0)
+            || ' firing, ' || ifnull(sum(to_state = 'resolved'), 0) || ' resolved)'
+            FROM alert_events;
+     SELECT 'notifications: ' || count(*) || ' ('
+            || ifnull(sum(status = 'delivered'), 0) || ' delivered)' FROM notifications;
      SELECT 'failed polls: ' || count(*) FROM polls WHERE outcome != 'ok';" | tee "$out/summary.txt"
 echo "deliveries at the sink: $(wc -l <"$out/deliveries.jsonl")" | tee -a "$out/summary.txt"
+all_sent=0
+episodes=$(python3 scripts/soak-episodes.py "$out/vastwatch.db") || all_sent=1
+echo "$episodes" | tee -a "$out/summary.txt"
 echo "log: $errors ERROR, $warnings WARN lines" | tee -a "$out/summary.txt"
-[ "$errors" -eq 0 ]
+[ "$errors" -eq 0 ] && [ "$all_sent" -eq 0 ]
