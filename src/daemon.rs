@@ -235,6 +235,10 @@ impl Daemon {
             })
             .collect();
         retire(&store, &orphans, clock.now()).await?;
+        if duties.lead && config.ha.is_none() {
+            // Alone on its database: any claim is a previous run's, cut short.
+            store.release_claims_except(&[]).await?;
+        }
         Daemon::assemble(store, config, engine, clock, duties).await
     }
 
@@ -319,6 +323,12 @@ impl Daemon {
                     .unwrap_or_default(),
                 stats: Arc::clone(self.notifier.stats()),
                 metrics: Arc::clone(&self.metrics),
+                claimant: self
+                    .config
+                    .ha
+                    .as_ref()
+                    .map_or_else(|| "vastwatch".to_string(), |ha| ha.replica_id.clone()),
+                shared: self.config.ha.is_some(),
             })
             .collect()
     }
@@ -691,23 +701,30 @@ impl Daemon {
     /// (reload). Returns when `shutdown` completes and in-flight work has finished, or when
     /// the schedule has no further ticks.
     pub async fn run_until(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let polls = self
+            .duties
+            .targets
+            .as_ref()
+            .is_none_or(|targets| !targets.is_empty());
         if self.duties.is_idle() {
             info!(
                 database = %self.config.database,
                 "vastwatch stands by: another replica leads."
             );
-            shutdown.await;
-            return;
         }
         let (stop_sender, stop) = watch::channel(false);
         let mut ticker = Ticker::new(self.config.schedule.clone(), self.clock.clone());
         let mut ticks = JoinSet::new();
         let mut notify_tasks = JoinSet::new();
-        let retention = if self.duties.lead {
-            notify_tasks.spawn(Arc::clone(&self.notifier).run(stop.clone()));
+        // Every replica delivers (claims keep them from sending a row twice); only the
+        // leader queues.
+        if self.duties.lead || self.config.ha.is_some() {
             for worker in self.delivery_workers() {
                 notify_tasks.spawn(worker.run(stop.clone()));
             }
+        }
+        let retention = if self.duties.lead {
+            notify_tasks.spawn(Arc::clone(&self.notifier).run(stop.clone()));
             tokio::spawn(Arc::clone(&self).retention_loop(stop.clone()))
         } else {
             tokio::spawn(async {})
@@ -723,7 +740,7 @@ impl Daemon {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                tick = ticker.next_tick() => {
+                tick = ticker.next_tick(), if polls => {
                     let Some(tick) = tick else {
                         warn!("The schedule has no further ticks; stopping.");
                         break;

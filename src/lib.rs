@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod fuzz;
 pub mod metrics;
 pub mod model;
 pub mod notify;

@@ -65,6 +65,28 @@ impl FileError {
     }
 }
 
+/// The text of a file read as `bytes`; a file that is not UTF-8 is an error naming the line
+/// and column of its first bad byte.
+pub fn file_text<'b>(file: &Path, bytes: &'b [u8]) -> Result<&'b str, FileError> {
+    std::str::from_utf8(bytes).map_err(|error| {
+        let valid = &bytes[..error.valid_up_to()];
+        let line_start = valid
+            .iter()
+            .rposition(|byte| *byte == b'\n')
+            .map_or(0, |newline| newline + 1);
+        let line = valid.iter().filter(|byte| **byte == b'\n').count() + 1;
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        FileError::at(
+            file,
+            Some((line as u64, column as u64)),
+            "not UTF-8 text; save the file as UTF-8",
+        )
+    })
+}
+
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;

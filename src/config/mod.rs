@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 pub use database::{Database, PostgresUrl, is_postgres_url};
-pub use error::{FileError, suggest, unknown_key_message};
+pub use error::{FileError, file_text, suggest, unknown_key_message};
 pub use secret::Secret;
 
 use crate::advise::ScalingConfig;
@@ -36,6 +36,9 @@ const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
 const HA_FAILOVER: Duration = Duration::from_secs(15);
 /// Below this, renewals (a third of the bound) would race the network's own delays.
 const MIN_HA_FAILOVER: Duration = Duration::from_secs(1);
+/// Most targets one config may list: the largest fleet the tick benchmark measures
+/// (docs/benchmarks.md, 1,000 targets × 50 workers).
+pub const MAX_TARGETS: usize = 1_000;
 /// Where the HTTP API listens unless `listen` says otherwise (SPEC §3).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9469";
 
@@ -210,7 +213,7 @@ impl Environment for BTreeMap<String, String> {
 impl Config {
     /// Reads, parses and validates the config file at `path`.
     pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, FileError> {
-        let text = std::fs::read_to_string(path).map_err(|error| {
+        let bytes = std::fs::read(path).map_err(|error| {
             let message = if error.kind() == std::io::ErrorKind::NotFound {
                 "config file not found; pass --config FILE or set VASTWATCH_CONFIG".to_string()
             } else {
@@ -218,14 +221,34 @@ impl Config {
             };
             FileError::whole_file(path, message)
         })?;
-        Config::parse(path, &text, env)
+        Config::from_bytes(path, &bytes, env, &FileSystem)
     }
 
     /// Parses and validates config text that was read from `path`.
     pub fn parse(path: &Path, text: &str, env: &dyn Environment) -> Result<Config, FileError> {
+        Config::parse_text(path, text, env, &FileSystem)
+    }
+
+    /// Parses and validates the bytes of the config file at `path`, resolving `rules:`
+    /// through `files`: everything [`Config::load`] does after reading the file.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        env: &dyn Environment,
+        files: &dyn Files,
+    ) -> Result<Config, FileError> {
+        Config::parse_text(path, file_text(path, bytes)?, env, files)
+    }
+
+    fn parse_text(
+        path: &Path,
+        text: &str,
+        env: &dyn Environment,
+        files: &dyn Files,
+    ) -> Result<Config, FileError> {
         let raw: RawConfig =
             serde_saphyr::from_str(text).map_err(|e| FileError::from_yaml(path, text, &e))?;
-        Validator { path, env }.config(raw)
+        Validator { path, env, files }.config(raw)
     }
 
     /// The human summary `vastwatch check` prints.
@@ -404,6 +427,7 @@ pub fn redacted_url(url: &reqwest::Url) -> String {
 struct Validator<'a> {
     path: &'a Path,
     env: &'a dyn Environment,
+    files: &'a dyn Files,
 }
 
 fn location<T>(spanned: &Spanned<T>) -> Option<(u64, u64)> {
@@ -474,6 +498,14 @@ impl Validator<'_> {
         let mut notify = self.notify(raw.notify.as_ref(), raw.external_url.as_ref(), &base_dir)?;
         if let (None, Some(listen)) = (&raw.external_url, http.listen) {
             notify.external_url = format!("http://{listen}");
+        }
+        if let Some(extra) = raw.targets.value.get(MAX_TARGETS) {
+            return Err(self.error(
+                extra,
+                format!(
+                    "key `targets`: more than {MAX_TARGETS} targets; split them across instances"
+                ),
+            ));
         }
         let mut names = HashSet::new();
         let mut targets = Vec::with_capacity(raw.targets.value.len());
@@ -624,7 +656,7 @@ impl Validator<'_> {
             let joined = base_dir.join(&pattern.value);
             let text = joined.to_string_lossy().into_owned();
             if !is_glob(&pattern.value) {
-                if !joined.is_file() {
+                if !self.files.is_file(&joined) {
                     return Err(self.error(
                         pattern,
                         format!(
@@ -638,7 +670,7 @@ impl Validator<'_> {
                 }
                 continue;
             }
-            let matched = glob_files(&text).map_err(|error| {
+            let matched = self.files.glob(&text).map_err(|error| {
                 self.error(
                     pattern,
                     format!("key `rules`: bad glob `{}`: {error}", pattern.value),
@@ -969,6 +1001,26 @@ impl Validator<'_> {
                 .map_err(|e| self.error(text, format!("key `{key}`: {e}"))),
             None => Ok(default),
         }
+    }
+}
+
+/// What loading a config asks of the file system: whether a `rules:` path is a file, and
+/// which files a `rules:` glob matches. [`FileSystem`] answers from the real one.
+pub trait Files {
+    fn is_file(&self, path: &Path) -> bool;
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError>;
+}
+
+/// The real file system.
+pub struct FileSystem;
+
+impl Files for FileSystem {
+    fn is_file(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError> {
+        glob_files(pattern)
     }
 }
 

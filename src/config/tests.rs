@@ -390,3 +390,37 @@ fn ha_defaults_to_leader_mode_with_a_15s_failover_and_a_host_pid_id() {
         (Duration::from_secs(2), "b")
     );
 }
+
+#[test]
+fn a_config_lists_at_most_the_target_limit() {
+    let with_targets = |count: usize| {
+        let mut text = String::from("targets:\n");
+        for index in 0..count {
+            text.push_str(&format!(
+                "  - {{name: t{index}, endpoint: {}}}\n",
+                index + 1
+            ));
+        }
+        load(&text)
+    };
+    let config = with_targets(MAX_TARGETS).expect("at the limit");
+    assert_eq!(config.targets.len(), MAX_TARGETS);
+    assert_eq!(
+        with_targets(MAX_TARGETS + 1).map(|config| config.targets.len()),
+        Err(format!(
+            "/etc/vastwatch/vastwatch.yaml:{}:5: key `targets`: more than 1000 targets; split them across instances",
+            MAX_TARGETS + 2
+        ))
+    );
+}
+
+#[test]
+fn a_config_that_is_not_utf8_names_the_line_and_column_of_the_bad_byte() {
+    let bytes = b"targets:\n  - name: caf\xe9\n";
+    assert_eq!(
+        Config::from_bytes(Path::new("vastwatch.yaml"), bytes, &env(), &FileSystem)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err("vastwatch.yaml:2:14: not UTF-8 text; save the file as UTF-8".to_string())
+    );
+}

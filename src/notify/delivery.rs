@@ -25,6 +25,12 @@ use crate::time::Timestamp;
 
 /// Rows taken per round; at most one per group, sent concurrently.
 const BATCH: u32 = 64;
+/// How long a claim on an outbox row outlasts the receiver's timeout: a replica that dies
+/// mid-send leaves its rows to the others after this (sooner when the leader sees it gone).
+const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+/// How often a worker looks for rows that another replica queued (`ha:`): it hears of
+/// its own process's rows at once.
+const SHARED_OUTBOX_EVERY: Duration = Duration::from_secs(1);
 /// How long the worker waits after a database error.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 
@@ -88,15 +94,20 @@ pub struct DeliveryWorker {
     pub wake: Arc<Notify>,
     pub stats: Arc<NotifyStats>,
     pub metrics: Arc<Metrics>,
+    /// Who claims the rows it sends: this replica's id, or `vastwatch` for a process alone.
+    pub claimant: String,
+    /// Whether other replicas queue rows too, so the outbox must be looked at regularly.
+    pub shared: bool,
 }
 
 impl DeliveryWorker {
     /// Attempts every row due now once; returns what was recorded.
     pub async fn deliver_due(&self) -> Result<Vec<AttemptRecord>, crate::store::StoreError> {
         let now = self.clock.now();
+        let until = now.saturating_add(self.receiver.attempt_timeout() + CLAIM_MARGIN);
         let rows = self
             .store
-            .due_notifications(&self.receiver.name, now, BATCH)
+            .claim_due_notifications(&self.receiver.name, now, BATCH, &self.claimant, until)
             .await?;
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -164,6 +175,13 @@ impl DeliveryWorker {
                 Err(store_error) => {
                     warn!(receiver = %self.receiver.name, error = %store_error, "Could not deliver; will retry.");
                     Some(self.clock.now().saturating_add(RETRY_AFTER_ERROR))
+                }
+            };
+            let wait_until = match (self.shared, wait_until) {
+                (false, wait_until) => wait_until,
+                (true, wait_until) => {
+                    let soon = self.clock.now().saturating_add(SHARED_OUTBOX_EVERY);
+                    Some(wait_until.map_or(soon, |at| at.min(soon)))
                 }
             };
             let sleep = async {

@@ -84,13 +84,15 @@ impl AlertSnapshot {
     }
 }
 
-/// What a receiver was last sent for a group (Alertmanager's notification log).
+/// What a receiver was last sent for a group (Alertmanager's notification log), kept per
+/// episode: an alert that fires again leaves `resolved`, and one whose episode ended
+/// without the receiver being told leaves `firing` for `resolved`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub sent_at: Timestamp,
-    /// Fingerprints sent as firing.
+    /// Fingerprints whose current episode was sent as firing.
     pub firing: BTreeSet<String>,
-    /// Fingerprints sent as resolved.
+    /// Fingerprints whose last episode's end was sent (or was not wanted).
     pub resolved: BTreeSet<String>,
 }
 
@@ -121,7 +123,8 @@ pub struct Muted {
 pub struct Flush {
     pub group_key: String,
     pub notifications: Vec<Outgoing>,
-    /// New log entries, per receiver, for the receivers that were sent something.
+    /// Changed log entries, per receiver: the receivers that were sent something, and
+    /// those whose entry forgot an ended episode (see [`Grouper::flush_group`]).
     pub log: Vec<(String, LogEntry)>,
     /// Marks every group they went to has now flushed: delete them.
     pub consumed_marks: Vec<i64>,
@@ -157,6 +160,9 @@ struct Group {
     labels: LabelSet,
     members: BTreeMap<String, Member>,
     next_flush: Timestamp,
+    /// Receivers whose log entry `observe` changed since the last flush, to be stored with
+    /// the flush that consumes the marks that changed it.
+    log_changed: BTreeSet<String>,
 }
 
 /// Groups, their members and what each receiver was last sent.
@@ -213,11 +219,12 @@ impl Grouper {
             let route = &config.routes[index];
             let labels = route.group_by.group_labels(&alert.labels);
             let key = route.group_key(&labels);
-            let group = self.groups.entry(key).or_insert_with(|| Group {
+            let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
                 route: index,
                 labels,
                 members: BTreeMap::new(),
                 next_flush: now.saturating_add(route.timing.group_wait),
+                log_changed: BTreeSet::new(),
             });
             let member = group
                 .members
@@ -234,6 +241,11 @@ impl Grouper {
                 .map_or(member.alert.status, |(queued, _)| queued.status);
             if alert.status == AlertStatus::Firing && newest_status == AlertStatus::Resolved {
                 member.later.push_back((alert.clone(), Vec::new()));
+            } else if alert.status == AlertStatus::Firing && mark.is_some() {
+                // A new episode: a resolution sent for an earlier one must not hide its own
+                // (a firing without a mark is the resumption of one, at start).
+                let forgot = forget_resolution(self.logs.get_mut(&key), &alert.fingerprint);
+                group.log_changed.extend(forgot);
             }
             let (newest, marks) = match member.later.back_mut() {
                 Some((queued, marks)) => (queued, marks),
@@ -343,7 +355,17 @@ impl Grouper {
             };
         }
 
+        // Episodes that end at this flush, muted or not.
+        let ended: Vec<String> = group
+            .members
+            .iter()
+            .filter(|(_, member)| member.alert.status == AlertStatus::Resolved)
+            .map(|(fingerprint, _)| fingerprint.clone())
+            .collect();
+
         let logs = self.logs.entry(key.to_string()).or_default();
+        let mut changed = std::mem::take(&mut self.groups.get_mut(key)?.log_changed);
+        let group = &self.groups[key];
         let mut has_alertmanager = false;
         for receiver_name in &route.receivers {
             let Some(receiver) = config.receiver(receiver_name) else {
@@ -365,6 +387,17 @@ impl Grouper {
                 repeat,
                 now,
             ) else {
+                // Not told of the episodes that ended (it does not want resolutions, or
+                // they are muted), the receiver still must not take a later firing of
+                // them for the one it heard: they are over, as if resolved.
+                if let Some(entry) = logs.get_mut(receiver_name) {
+                    for fingerprint in &ended {
+                        if entry.firing.remove(fingerprint) {
+                            entry.resolved.insert(fingerprint.clone());
+                            changed.insert(receiver_name.clone());
+                        }
+                    }
+                }
                 continue;
             };
             let message = build_message(
@@ -383,8 +416,8 @@ impl Grouper {
                 firing: firing.clone(),
                 resolved: resolved.clone(),
             };
-            logs.insert(receiver_name.clone(), entry.clone());
-            flush.log.push((receiver_name.clone(), entry));
+            logs.insert(receiver_name.clone(), entry);
+            changed.insert(receiver_name.clone());
             flush.notifications.push(Outgoing {
                 receiver: receiver_name.clone(),
                 message,
@@ -395,15 +428,21 @@ impl Grouper {
         // place for the next flush; every mark of what was flushed is consumed.
         let group = self.groups.get_mut(key).expect("the group flushed above");
         let mut released = Vec::new();
-        group.members.retain(|_, member| {
+        let mut next_episodes = Vec::new();
+        group.members.retain(|fingerprint, member| {
             released.append(&mut member.marks);
             if let Some((alert, marks)) = member.later.pop_front() {
                 member.alert = alert;
                 member.marks = marks;
+                next_episodes.push(fingerprint.clone());
                 return true;
             }
             member.alert.status == AlertStatus::Firing
         });
+        // The resolution just sent was the earlier episode's, not the queued one's.
+        for fingerprint in &next_episodes {
+            changed.extend(forget_resolution(self.logs.get_mut(key), fingerprint));
+        }
         for mark in released {
             let holders = self.mark_holders.entry(mark).or_insert(1);
             *holders -= 1;
@@ -423,6 +462,17 @@ impl Grouper {
                 interval = interval.min(ALERTMANAGER_RESEND);
             }
             group.next_flush = now.saturating_add(interval);
+            if let Some(logs) = self.logs.get(key) {
+                flush.log = route
+                    .receivers
+                    .iter()
+                    .filter(|receiver| changed.contains(*receiver))
+                    .filter_map(|receiver| {
+                        logs.get(receiver)
+                            .map(|entry| (receiver.clone(), entry.clone()))
+                    })
+                    .collect();
+            }
         }
         Some(flush)
     }
@@ -452,6 +502,21 @@ impl Grouper {
         }
         None
     }
+}
+
+/// Takes a fingerprint out of the `resolved` set of every receiver's log entry of a group,
+/// when a new episode of the alert starts: the receivers must hear of that episode's end
+/// too. Returns the receivers whose entry changed.
+fn forget_resolution(
+    logs: Option<&mut BTreeMap<String, LogEntry>>,
+    fingerprint: &str,
+) -> Vec<String> {
+    logs.into_iter()
+        .flatten()
+        .filter_map(|(receiver, entry)| {
+            entry.resolved.remove(fingerprint).then(|| receiver.clone())
+        })
+        .collect()
 }
 
 /// Whether a receiver is sent anything at this flush, why, and which alerts. Pure; the

@@ -26,6 +26,19 @@ pub enum ReceiverKind {
     Console,
 }
 
+impl Receiver {
+    /// The longest one attempt may take: the receiver's own timeout (a console write is
+    /// immediate).
+    pub fn attempt_timeout(&self) -> Duration {
+        match &self.kind {
+            ReceiverKind::Webhook(webhook) => webhook.timeout,
+            ReceiverKind::Email(email) => email.timeout,
+            ReceiverKind::Alertmanager(alertmanager) => alertmanager.timeout,
+            ReceiverKind::Console => Duration::ZERO,
+        }
+    }
+}
+
 impl ReceiverKind {
     /// `webhook`, `email`, `alertmanager` or `console`.
     pub fn as_str(&self) -> &'static str {

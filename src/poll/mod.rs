@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub use client::{ClientBuildError, VastClient, install_tls_provider};
-pub use decode::{DecodedList, decode_worker_list};
+pub use decode::{DecodedList, decode_worker_list, describe_error_body};
 
 use crate::clock::Clock;
 use crate::config::Target;

@@ -14,13 +14,14 @@ use super::expr::{self, CompileError, Compiled, Identifiers, Scope, Type};
 use super::labels::LabelSet;
 use super::lifecycle::Timing;
 use super::template::{TemplateError, Templates};
-use crate::config::{FileError, RESERVED_LABELS, is_identifier, suggest};
+use crate::config::{FileError, RESERVED_LABELS, file_text, is_identifier, suggest};
 use crate::time::parse_duration;
 
-/// Most rules one rule set may hold, so a runaway generator cannot exhaust memory.
+/// Most rules one rule set may hold, over all its files, so a runaway generator cannot
+/// exhaust memory.
 pub const MAX_RULES: usize = 10_000;
-/// Longest accepted expression, in characters.
-pub const MAX_EXPR_LEN: usize = 4_096;
+/// Most rules one rule file may hold.
+pub const MAX_RULES_PER_FILE: usize = 1_000;
 
 /// How bad it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,11 +164,17 @@ impl RuleSet {
     ) -> Result<RuleSet, FileError> {
         let mut set = RuleSet::empty();
         for file in files {
-            let text = std::fs::read_to_string(file).map_err(|error| {
+            let bytes = std::fs::read(file).map_err(|error| {
                 FileError::whole_file(file, format!("cannot read rule file: {error}"))
             })?;
             let before = set.rules.len();
-            set.parse_into(file, &text, identifiers, targets, strict_targets)?;
+            set.parse_into(
+                file,
+                file_text(file, &bytes)?,
+                identifiers,
+                targets,
+                strict_targets,
+            )?;
             set.files.push((file.clone(), set.rules.len() - before));
         }
         Ok(set)
@@ -203,12 +210,19 @@ impl RuleSet {
             strict_targets,
             defaults,
         };
+        if let Some(extra) = raw.rules.get(MAX_RULES_PER_FILE) {
+            return Err(FileError::at(
+                file,
+                Some(location(extra)),
+                format!("more than {MAX_RULES_PER_FILE} rules in one file; split the file"),
+            ));
+        }
         for raw_rule in raw.rules {
             if self.rules.len() >= MAX_RULES {
                 return Err(FileError::at(
                     file,
                     Some(location(&raw_rule)),
-                    format!("more than {MAX_RULES} rules; split the work across instances"),
+                    format!("more than {MAX_RULES} rules in all; split the work across instances"),
                 ));
             }
             let rule = loader.rule(&raw_rule, &mut self.templates)?;
@@ -414,10 +428,10 @@ impl Loader<'_> {
         scope: Scope,
         vars: &BTreeSet<String>,
     ) -> Result<Compiled, FileError> {
-        if text.value.chars().count() > MAX_EXPR_LEN {
+        if text.value.chars().count() > expr::MAX_LENGTH {
             return Err(self.error(
                 text,
-                format!("key `{key}`: longer than {MAX_EXPR_LEN} characters"),
+                format!("key `{key}`: longer than {} characters", expr::MAX_LENGTH),
             ));
         }
         let compiled = expr::compile(&text.value, scope, self.identifiers, vars)
@@ -661,5 +675,69 @@ mod tests {
             ]
         );
         assert!(set.rules.iter().all(|rule| !rule.annotations.is_empty()));
+    }
+
+    /// A rule file of `count` worker rules named `{prefix}0`, `{prefix}1`, ...; rule `i`
+    /// starts on line `2 + 3 * i`.
+    fn many_rules(prefix: &str, count: usize) -> String {
+        let mut text = String::from("rules:\n");
+        for index in 0..count {
+            text.push_str(&format!(
+                "  - alert: {prefix}{index}\n    scope: worker\n    expr: perf > 1\n"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn a_file_holds_at_most_the_per_file_limit_of_rules() {
+        let set = load(&many_rules("R", MAX_RULES_PER_FILE)).expect("at the limit");
+        assert_eq!(set.rules.len(), MAX_RULES_PER_FILE);
+        assert_eq!(
+            load(&many_rules("R", MAX_RULES_PER_FILE + 1)).map(|set| set.rules.len()),
+            Err(format!(
+                "rules.yaml:{}:5: more than 1000 rules in one file; split the file",
+                2 + 3 * MAX_RULES_PER_FILE
+            ))
+        );
+    }
+
+    #[test]
+    fn a_rule_set_holds_at_most_the_overall_limit_of_rules() {
+        let files = MAX_RULES / MAX_RULES_PER_FILE;
+        let mut set = RuleSet::empty();
+        let parse = |set: &mut RuleSet, index: usize, count: usize| {
+            set.parse_into(
+                Path::new(&format!("rules-{index}.yaml")),
+                &many_rules(&format!("F{index}R"), count),
+                &crate::rules::identifiers(),
+                &targets(),
+                true,
+            )
+            .map_err(|error| error.to_string())
+        };
+        for index in 0..files {
+            parse(&mut set, index, MAX_RULES_PER_FILE).expect("under the limit");
+        }
+        assert_eq!(set.rules.len(), MAX_RULES);
+        assert_eq!(
+            parse(&mut set, files, 1),
+            Err(format!(
+                "rules-{files}.yaml:2:5: more than 10000 rules in all; split the work across instances"
+            ))
+        );
+    }
+
+    #[test]
+    fn an_expression_is_at_most_the_length_limit() {
+        let longest = format!("status == \"{}\"", "x".repeat(expr::MAX_LENGTH - 12));
+        assert_eq!(longest.chars().count(), expr::MAX_LENGTH);
+        let set = load(&rule(&format!("    expr: '{longest}'\n"))).expect("at the limit");
+        assert_eq!(set.rules[0].expr_text, longest);
+        let too_long = format!("status == \"{}\"", "x".repeat(expr::MAX_LENGTH - 11));
+        assert_eq!(
+            load(&rule(&format!("    expr: '{too_long}'\n"))).map(|_| ()),
+            Err("rules.yaml:4:11: key `expr`: longer than 4096 characters".to_string())
+        );
     }
 }

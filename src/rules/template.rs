@@ -139,3 +139,33 @@ fn char_offset(source: &str, byte: usize) -> usize {
         .take_while(|(index, _)| *index < byte)
         .count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(source: &str) -> String {
+        let mut templates = Templates::new();
+        let key = templates
+            .add(
+                "A",
+                "summary",
+                source,
+                Scope::Fleet,
+                &Identifiers::standard(),
+                &BTreeSet::new(),
+            )
+            .expect("valid template");
+        templates.render(&key, &Value::from(()))
+    }
+
+    #[test]
+    fn rendered_output_is_cut_past_the_limit() {
+        let at_limit = render(&format!("{{{{ 'x' * {MAX_RENDERED_LEN} }}}}"));
+        assert_eq!(at_limit, "x".repeat(MAX_RENDERED_LEN));
+        let past_limit = render(&format!("{{{{ 'x' * {} }}}}", MAX_RENDERED_LEN + 1));
+        assert_eq!(past_limit, format!("{}…", "x".repeat(MAX_RENDERED_LEN)));
+        let multibyte = render(&format!("{{{{ 'é' * {MAX_RENDERED_LEN} }}}}"));
+        assert_eq!(multibyte, format!("{}…", "é".repeat(MAX_RENDERED_LEN / 2)));
+    }
+}

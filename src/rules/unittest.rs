@@ -17,7 +17,7 @@ use super::file::{RuleSet, TargetVars};
 use super::labels::LabelSet;
 use super::lifecycle::AlertState;
 use crate::advise::ScalingConfig;
-use crate::config::{FileError, RESERVED_LABELS};
+use crate::config::{FileError, RESERVED_LABELS, file_text};
 use crate::model::{
     FailureKind, Field, PollFailure, PollRecord, PollResult, TargetKind, WorkerSample,
 };
@@ -25,6 +25,9 @@ use crate::time::{Timestamp, format_duration, parse_duration};
 
 /// Series longer than this are refused, so a typo like `1x99999999` cannot exhaust memory.
 pub const MAX_SERIES_LEN: usize = 100_000;
+/// Most worker snapshots one test may describe (each worker's longest series, added up), so
+/// a short file of many long series cannot exhaust memory either.
+pub const MAX_TEST_WORKER_SNAPSHOTS: usize = 1_000_000;
 
 /// The scenario time origin of every rule test: 2026-01-01T00:00:00Z.
 const TEST_EPOCH: Timestamp = Timestamp::from_unix_millis(1_767_225_600_000);
@@ -173,15 +176,11 @@ fn run_test_file(
     identifiers: &Identifiers,
     report: &mut TestReport,
 ) -> Result<(), FileError> {
-    let text = std::fs::read_to_string(file)
+    let bytes = std::fs::read(file)
         .map_err(|error| FileError::whole_file(file, format!("cannot read test file: {error}")))?;
-    let raw: RawTestFile =
-        serde_saphyr::from_str(&text).map_err(|e| FileError::from_yaml(file, &text, &e))?;
-    let base = file.parent().unwrap_or(Path::new("."));
-    let rule_files: Vec<PathBuf> = raw.rule_files.iter().map(|path| base.join(path)).collect();
+    let TestFile { rule_files, cases } = parse_test_file(file, &bytes)?;
     let _ = writeln!(report.output, "{}", file.display());
-    for raw_test in &raw.tests {
-        let case = parse_case(file, &text, raw_test)?;
+    for case in cases {
         let target_vars = TargetVars {
             name: case.target.name.clone(),
             vars: case.target.vars.keys().cloned().collect(),
@@ -200,6 +199,31 @@ fn run_test_file(
         }
     }
     Ok(())
+}
+
+/// A parsed test file: the rule files it tests (relative to the test file's folder) and
+/// its cases, their series expanded.
+#[derive(Debug)]
+pub struct TestFile {
+    pub rule_files: Vec<PathBuf>,
+    cases: Vec<TestCase>,
+}
+
+/// Parses the bytes of the test file at `file`; reads no other file.
+pub fn parse_test_file(file: &Path, bytes: &[u8]) -> Result<TestFile, FileError> {
+    let text = file_text(file, bytes)?;
+    let raw: RawTestFile =
+        serde_saphyr::from_str(text).map_err(|e| FileError::from_yaml(file, text, &e))?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    let cases = raw
+        .tests
+        .iter()
+        .map(|raw_test| parse_case(file, text, raw_test))
+        .collect::<Result<_, _>>()?;
+    Ok(TestFile {
+        rule_files: raw.rule_files.iter().map(|path| base.join(path)).collect(),
+        cases,
+    })
 }
 
 fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestCase, FileError> {
@@ -244,6 +268,7 @@ fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestC
         }
     }
     let mut per_worker: Vec<WorkerSeries> = Vec::new();
+    let mut worker_snapshots: usize = 0;
     for worker in &test.workers {
         let statuses = match &worker.value.status {
             None => Vec::new(),
@@ -289,11 +314,24 @@ fn parse_case(file: &Path, source: &str, raw: &Spanned<RawTest>) -> Result<TestC
             };
             fields.push((field, values));
         }
-        per_worker.push(WorkerSeries {
+        let series = WorkerSeries {
             id: worker.value.id,
             statuses,
             fields,
-        });
+        };
+        worker_snapshots = worker_snapshots.saturating_add(series.len());
+        if worker_snapshots > MAX_TEST_WORKER_SNAPSHOTS {
+            return Err(error(
+                worker.referenced.line(),
+                worker.referenced.column(),
+                format!(
+                    "test `{}`: more than {MAX_TEST_WORKER_SNAPSHOTS} worker snapshots \
+                     (each worker's longest series, added up); shorten the series",
+                    test.name
+                ),
+            ));
+        }
+        per_worker.push(series);
     }
     let failed: Vec<bool> = match &test.polls {
         None => Vec::new(),
@@ -590,7 +628,7 @@ pub fn expand_numbers(text: &str) -> Result<Vec<Option<f64>>, String> {
             let count: usize = count
                 .parse()
                 .map_err(|_| format!("`{token}`: expected `_xN` with a whole number N"))?;
-            check_length(values.len() + count)?;
+            check_length(values.len().saturating_add(count))?;
             values.extend(std::iter::repeat_n(None, count));
         } else {
             let (head, count) = match token.rsplit_once('x') {
@@ -604,7 +642,7 @@ pub fn expand_numbers(text: &str) -> Result<Vec<Option<f64>>, String> {
             };
             let (start, step) = split_start_step(head)
                 .ok_or_else(|| format!("`{token}` is not a number or `a+bxN` series"))?;
-            check_length(values.len() + count + 1)?;
+            check_length(values.len().saturating_add(count).saturating_add(1))?;
             values.extend((0..=count).map(|i| Some(start + step * i as f64)));
         }
     }
@@ -639,7 +677,7 @@ pub fn expand_words(text: &str) -> Result<Vec<Option<String>>, String> {
                 let Some(last) = words.last().cloned() else {
                     return Err(format!("`{token}` repeats nothing; write a word before it"));
                 };
-                check_length(words.len() + count)?;
+                check_length(words.len().saturating_add(count))?;
                 words.extend(std::iter::repeat_n(last, count));
             }
             _ if token == "_" => words.push(None),
@@ -697,6 +735,52 @@ mod tests {
         assert_eq!(
             expand_words("x3"),
             Err("`x3` repeats nothing; write a word before it".to_string())
+        );
+    }
+
+    #[test]
+    fn a_repeat_count_near_the_largest_integer_is_too_long_not_an_overflow() {
+        let too_long = format!("series longer than {MAX_SERIES_LEN} values");
+        let largest = usize::MAX;
+        for text in [
+            format!("1 _x{largest}"),
+            format!("1 1x{largest}"),
+            format!("1x{largest}"),
+        ] {
+            assert_eq!(expand_numbers(&text), Err(too_long.clone()), "{text}");
+        }
+        assert_eq!(expand_words(&format!("ok ok x{largest}")), Err(too_long));
+    }
+
+    /// A test file of `workers` workers, each with a `perf` series of `length` values.
+    fn test_file_with(workers: usize, length: usize) -> String {
+        let mut text = String::from(
+            "rule_files: []\ntests:\n  - name: big\n    target: {name: prod, endpoint: 1}\n    workers:\n",
+        );
+        for id in 1..=workers {
+            text.push_str(&format!("      - {{id: {id}, perf: 1x{}}}\n", length - 1));
+        }
+        text.push_str("    expect:\n      - {at: 1m, firing: []}\n");
+        text
+    }
+
+    #[test]
+    fn a_test_describes_at_most_the_limit_of_worker_snapshots() {
+        let file = Path::new("big_test.yaml");
+        let workers = MAX_TEST_WORKER_SNAPSHOTS / MAX_SERIES_LEN;
+        let parsed = parse_test_file(file, test_file_with(workers, MAX_SERIES_LEN).as_bytes())
+            .expect("at the limit");
+        assert_eq!(parsed.cases[0].snapshots.len(), MAX_SERIES_LEN);
+        let past = test_file_with(workers + 1, MAX_SERIES_LEN);
+        assert_eq!(
+            parse_test_file(file, past.as_bytes())
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(format!(
+                "big_test.yaml:{}:9: test `big`: more than 1000000 worker snapshots (each \
+                 worker's longest series, added up); shorten the series",
+                6 + workers
+            ))
         );
     }
 

@@ -115,7 +115,7 @@ impl Service {
             .ha
             .as_ref()
             .map(|ha| store.lease(&ha.replica_id, ha.failover, clock.now()));
-        let (state, duties) = replicas::first_duties(lease.as_mut(), &config, &clock).await;
+        let (state, duties) = replicas::first_duties(lease.as_mut(), &store, &config, &clock).await;
         let daemon =
             Daemon::start_with_duties(store, config.clone(), rules.clone(), clock.clone(), duties)
                 .await?;

@@ -22,7 +22,7 @@ use super::{Running, Service};
 use crate::clock::Clock;
 use crate::config::{Config, HaMode};
 use crate::daemon::{Daemon, Duties};
-use crate::store::{Lease, Role, StoreError};
+use crate::store::{Lease, Role, Store, StoreError};
 use crate::time::Timestamp;
 
 /// This replica's part among replicas sharing one database, for `/api/v1/status`,
@@ -62,6 +62,7 @@ impl ReplicaState {
 /// grants (a standby's when the database cannot be reached yet).
 pub(super) async fn first_duties(
     lease: Option<&mut Lease>,
+    store: &Store,
     config: &Config,
     clock: &Clock,
 ) -> (ReplicaState, Duties) {
@@ -69,7 +70,7 @@ pub(super) async fn first_duties(
         return (ReplicaState::single(), Duties::all());
     };
     let now = clock.now();
-    let granted = assign(lease, ha.mode, &target_names(config), now).await;
+    let granted = assign(lease, store, ha.mode, &target_names(config), now).await;
     if let Err(lease_error) = &granted {
         warn!(error = %lease_error, "Cannot reach the lease; starting as a standby.");
     }
@@ -111,7 +112,8 @@ impl Service {
         } else {
             self.current.borrow().duties().clone()
         };
-        let granted = assign(lease, ha.mode, &target_names(&self.loaded.0), now).await;
+        let store = self.current.borrow().store().clone();
+        let granted = assign(lease, &store, ha.mode, &target_names(&self.loaded.0), now).await;
         let lost = granted.is_err();
         let duties = match granted {
             Ok(duties) => {
@@ -237,11 +239,24 @@ impl Service {
 /// Renews the lease and works out the duties it grants.
 async fn assign(
     lease: &mut Lease,
+    store: &Store,
     mode: HaMode,
     targets: &[String],
     now: Timestamp,
 ) -> Result<Duties, StoreError> {
     let leads = lease.renew(now).await?;
+    if leads {
+        // Rows claimed by replicas that died mid-send go out again now, not when their
+        // claims run out.
+        let live = lease.live_replicas().await?;
+        let freed = store.release_claims_except(&live).await?;
+        if freed > 0 {
+            info!(
+                freed,
+                "Released the delivery claims of replicas that are gone."
+            );
+        }
+    }
     match mode {
         HaMode::Leader if leads => Ok(Duties::all()),
         HaMode::Leader => Ok(Duties::standby()),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Store;
-use super::backend::{StoreRow, WriteTx, on_tx, with_pool};
+use super::backend::{Dialect, StoreRow, WriteTx, on_tx, with_pool};
 use super::error::{StoreError, query_error};
 use crate::notify::{AlertSnapshot, LogEntry, Silence};
 use crate::rules::AlertChange;
@@ -30,11 +30,15 @@ fn rows_sql(head: &str, row: &str, rows: usize, tail: &str) -> String {
 
 macro_rules! select_notification {
     ($($rest:literal),*) => {
-        concat!(
-            "SELECT id, receiver, group_key, status, attempts, next_attempt_at, last_error, \
-             created_at, delivered_at, payload FROM notifications ",
-            $($rest),*
-        )
+        concat!("SELECT ", notification_columns!(), " FROM notifications ", $($rest),*)
+    };
+}
+
+/// The columns [`notification_row`] reads.
+macro_rules! notification_columns {
+    () => {
+        "id, receiver, group_key, status, attempts, next_attempt_at, last_error, \
+         created_at, delivered_at, payload"
     };
 }
 
@@ -353,31 +357,84 @@ impl Store {
         .await
     }
 
-    /// Pending notifications of `receiver` due at `now`, oldest first, at most one per
-    /// group: a row waits while an older row of its group is pending, so each group's
-    /// messages arrive in order.
-    pub async fn due_notifications(
+    /// Claims for `claimant` until `until` the pending notifications of `receiver` due at
+    /// `now` that no live claim holds, oldest first, at most one per group (a row waits
+    /// while an older row of its group is pending, so each group's messages arrive in
+    /// order), and returns them. On PostgreSQL, rows another replica is claiming at this
+    /// moment are skipped (`FOR UPDATE SKIP LOCKED`), so replicas that deliver at once
+    /// never take the same row; SQLite has one writer.
+    pub async fn claim_due_notifications(
         &self,
         receiver: &str,
         now: Timestamp,
         limit: u32,
+        claimant: &str,
+        until: Timestamp,
     ) -> Result<Vec<NotificationRow>, StoreError> {
-        const OPERATION: &str = "reading due notifications";
+        const OPERATION: &str = "claiming due notifications";
         with_pool!(self, writer, |pool, dialect| {
-            let rows = sqlx::query(dialect.sql(select_notification!(
-                "AS n WHERE receiver = ?1 AND status = 'pending' AND next_attempt_at <= ?2 ",
-                "AND NOT EXISTS (SELECT 1 FROM notifications AS o WHERE o.receiver = ?1 ",
-                "AND o.group_key = n.group_key AND o.status = 'pending' AND o.rowid < n.rowid) ",
-                "ORDER BY next_attempt_at, rowid LIMIT ?3"
-            )))
-            .bind(receiver)
-            .bind(now.unix_secs_f64())
-            .bind(i64::from(limit))
+            let skip_locked = match dialect {
+                Dialect::Sqlite => "",
+                Dialect::Postgres => " FOR UPDATE OF n SKIP LOCKED",
+            };
+            let sql = format!(
+                "UPDATE notifications SET claimed_by = ?4, claimed_until = ?5 WHERE rowid IN \
+                 (SELECT n.rowid FROM notifications AS n WHERE n.receiver = ?1 \
+                 AND n.status = 'pending' AND n.next_attempt_at <= ?2 \
+                 AND (n.claimed_until IS NULL OR n.claimed_until <= ?2) \
+                 AND NOT EXISTS (SELECT 1 FROM notifications AS o WHERE o.receiver = ?1 \
+                 AND o.group_key = n.group_key AND o.status = 'pending' AND o.rowid < n.rowid) \
+                 ORDER BY n.next_attempt_at, n.rowid LIMIT ?3{skip_locked}) \
+                 RETURNING {}",
+                notification_columns!()
+            );
+            let rows = sqlx::query(dialect.owned(sql))
+                .bind(receiver)
+                .bind(now.unix_secs_f64())
+                .bind(i64::from(limit))
+                .bind(claimant)
+                .bind(until.unix_secs_f64())
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(OPERATION))?;
+            let mut rows: Vec<NotificationRow> = rows
+                .iter()
+                .map(notification_row)
+                .collect::<Result<_, _>>()?;
+            rows.sort_by(|a, b| a.next_attempt_at.cmp(&b.next_attempt_at));
+            Ok(rows)
+        })
+    }
+
+    /// Ends the claims of claimants not in `live` (replicas that died while sending), so
+    /// their rows are sent again, under the same ids, without waiting for the claims to
+    /// run out. Returns how many rows were freed.
+    pub async fn release_claims_except(&self, live: &[String]) -> Result<u64, StoreError> {
+        const OPERATION: &str = "releasing delivery claims";
+        let claimants: Vec<String> = with_pool!(self, writer, |pool, dialect| {
+            sqlx::query_scalar(dialect.sql(
+                "SELECT DISTINCT claimed_by FROM notifications \
+                 WHERE status = 'pending' AND claimed_by IS NOT NULL",
+            ))
             .fetch_all(pool)
             .await
-            .map_err(query_error(OPERATION))?;
-            rows.iter().map(notification_row).collect()
-        })
+            .map_err(query_error(OPERATION))?
+        });
+        let mut freed = 0;
+        for claimant in claimants.iter().filter(|claimant| !live.contains(claimant)) {
+            freed += with_pool!(self, writer, |pool, dialect| {
+                sqlx::query(dialect.sql(
+                    "UPDATE notifications SET claimed_by = NULL, claimed_until = NULL \
+                     WHERE status = 'pending' AND claimed_by = ?",
+                ))
+                .bind(claimant.as_str())
+                .execute(pool)
+                .await
+                .map_err(query_error(OPERATION))?
+                .rows_affected()
+            });
+        }
+        Ok(freed)
     }
 
     /// How many notifications wait in each receiver's outbox. Reads only the pending rows
@@ -426,7 +483,7 @@ impl Store {
             for attempt in attempts {
                 let query = match attempt {
                     AttemptRecord::Delivered { id, at } => sqlx::query(dialect.sql(
-                        "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, \
+                        "UPDATE notifications SET claimed_by = NULL, claimed_until = NULL, status = 'delivered', attempts = attempts + 1, \
                          next_attempt_at = NULL, delivered_at = ? WHERE id = ?",
                     ))
                     .bind(at.unix_secs_f64())
@@ -436,14 +493,14 @@ impl Store {
                         error,
                         next_attempt_at,
                     } => sqlx::query(dialect.sql(
-                        "UPDATE notifications SET attempts = attempts + 1, last_error = ?, \
+                        "UPDATE notifications SET claimed_by = NULL, claimed_until = NULL, attempts = attempts + 1, last_error = ?, \
                          next_attempt_at = ? WHERE id = ?",
                     ))
                     .bind(error.as_str())
                     .bind(next_attempt_at.unix_secs_f64())
                     .bind(id.as_str()),
                     AttemptRecord::Failed { id, error } => sqlx::query(dialect.sql(
-                        "UPDATE notifications SET status = 'failed', attempts = attempts + 1, \
+                        "UPDATE notifications SET claimed_by = NULL, claimed_until = NULL, status = 'failed', attempts = attempts + 1, \
                          last_error = ?, next_attempt_at = NULL WHERE id = ?",
                     ))
                     .bind(error.as_str())

@@ -1709,3 +1709,88 @@ store_tests! {
         );
     }
 }
+
+fn outbox_row(id: &str, group: &str) -> NewNotification {
+    NewNotification {
+        id: id.to_string(),
+        receiver: "ops".to_string(),
+        group_key: group.to_string(),
+        payload: "{}".to_string(),
+    }
+}
+
+store_tests! {
+    async fn a_claimed_row_is_taken_once_until_its_claim_ends_or_its_claimant_is_gone(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let store = &fixture.store;
+        for (id, group) in [("n1", "g1"), ("n2", "g1"), ("n3", "g2")] {
+            store.insert_notification(&outbox_row(id, group), at(10)).await.expect("queued");
+        }
+        let ids = |rows: Vec<NotificationRow>| -> Vec<String> {
+            let mut ids: Vec<String> = rows.into_iter().map(|row| row.id).collect();
+            ids.sort();
+            ids
+        };
+        // a takes the first row of each group; b, at the same moment, finds nothing.
+        let taken = store.claim_due_notifications("ops", at(11), 10, "a", at(50)).await.expect("claim");
+        assert_eq!(ids(taken), ["n1", "n3"]);
+        let taken = store.claim_due_notifications("ops", at(11), 10, "b", at(50)).await.expect("claim");
+        assert!(taken.is_empty(), "claimed rows are not taken twice");
+
+        // a delivers n1: n2, next in its group, is free to take; n3's claim holds.
+        store
+            .record_attempts(&[AttemptRecord::Delivered { id: "n1".into(), at: at(12) }])
+            .await
+            .expect("recorded");
+        let taken = store.claim_due_notifications("ops", at(12), 10, "b", at(50)).await.expect("claim");
+        assert_eq!(ids(taken), ["n2"]);
+
+        // a dies holding n3. Its claim ends when the leader sees a gone ...
+        assert_eq!(store.release_claims_except(&["a".to_string(), "b".to_string()]).await.expect("kept"), 0);
+        assert_eq!(store.release_claims_except(&["b".to_string()]).await.expect("freed"), 1);
+        let taken = store.claim_due_notifications("ops", at(13), 10, "b", at(50)).await.expect("claim");
+        assert_eq!(ids(taken), ["n3"]);
+        // ... or when it runs out.
+        let taken = store.claim_due_notifications("ops", at(49), 10, "c", at(90)).await.expect("claim");
+        assert!(taken.is_empty());
+        let taken = store.claim_due_notifications("ops", at(50), 10, "c", at(90)).await.expect("claim");
+        assert_eq!(ids(taken), ["n2", "n3"], "b's claims ran out");
+    }
+}
+
+store_tests! {
+    async fn replicas_claiming_at_once_never_take_the_same_row(db: TestDb) {
+        let fixture = fixture(&db).await;
+        let store = &fixture.store;
+        for index in 0..200 {
+            let id = format!("n{index:03}");
+            store
+                .insert_notification(&outbox_row(&id, &format!("g{index}")), at(10))
+                .await
+                .expect("queued");
+        }
+        let claimers = (0..8).map(|claimant| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut taken = Vec::new();
+                loop {
+                    let rows = store
+                        .claim_due_notifications("ops", at(11), 7, &format!("r{claimant}"), at(60))
+                        .await
+                        .expect("claim");
+                    if rows.is_empty() {
+                        return taken;
+                    }
+                    taken.extend(rows.into_iter().map(|row| row.id));
+                }
+            })
+        });
+        let mut all = Vec::new();
+        for claimer in claimers.collect::<Vec<_>>() {
+            all.extend(claimer.await.expect("claimer"));
+        }
+        let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
+        assert_eq!(all.len(), 200, "every row taken once");
+        assert_eq!(distinct.len(), 200, "no row taken twice");
+    }
+}

@@ -10,6 +10,7 @@ mod db_faults;
 mod deploy;
 mod exposition;
 mod faults;
+mod fuzz_corpus;
 mod ha;
 mod helpers;
 mod metrics;

@@ -183,16 +183,15 @@ fn config(receivers: Vec<Receiver>, routes: Vec<Route>) -> Arc<NotifyConfig> {
 }
 
 fn simple() -> Arc<NotifyConfig> {
+    one_route(console("ops", true), GroupBy::default())
+}
+
+/// One route to one receiver, grouping by `group_by`.
+fn one_route(receiver: Receiver, group_by: GroupBy) -> Arc<NotifyConfig> {
+    let name = receiver.name.clone();
     config(
-        vec![console("ops", true)],
-        vec![Route::new(
-            0,
-            vec![],
-            vec!["ops".into()],
-            false,
-            GroupBy::default(),
-            timing(),
-        )],
+        vec![receiver],
+        vec![Route::new(0, vec![], vec![name], false, group_by, timing())],
     )
 }
 
@@ -305,17 +304,7 @@ fn three_alerts_within_group_wait_make_one_notification() {
 
 #[test]
 fn an_alert_that_fired_and_resolved_within_group_wait_is_still_sent() {
-    let mut grouper = Grouper::new(config(
-        vec![console("quiet", false)],
-        vec![Route::new(
-            0,
-            vec![],
-            vec!["quiet".into()],
-            false,
-            GroupBy::default(),
-            timing(),
-        )],
-    ));
+    let mut grouper = Grouper::new(one_route(console("quiet", false), GroupBy::default()));
     let firing = alert(
         "WorkerLowReliability",
         "prod",
@@ -750,5 +739,157 @@ fn a_resolution_followed_by_a_re_fire_within_one_batch_is_still_sent() {
     assert!(
         alerts.contains(&(AlertStatus::Resolved, at(100).to_rfc3339())),
         "the first episode's resolution is sent: {alerts:?}"
+    );
+}
+
+/// `(status, startsAt)` of every alert of every message of `flushes`.
+fn episodes(flushes: &[Flush]) -> Vec<(AlertStatus, String)> {
+    flushes
+        .iter()
+        .flat_map(|flush| &flush.notifications)
+        .flat_map(|outgoing| &outgoing.message.alerts)
+        .map(|alert| (alert.status, alert.starts_at.clone()))
+        .collect()
+}
+
+/// Workers 1 and 7 of `WorkerSaturated` fire at 100 (marks 1 and 2) and are sent at 110;
+/// 7 resolves at 120 (mark 3). Returns the flush at 170, which handles that resolution.
+fn fire_two_then_resolve_one(grouper: &mut Grouper) -> Vec<Flush> {
+    let steady = alert("WorkerSaturated", "prod", "1", AlertStatus::Firing, 100);
+    let first = alert("WorkerSaturated", "prod", "7", AlertStatus::Firing, 100);
+    grouper.observe(Some(1), steady, at(100));
+    grouper.observe(Some(2), first.clone(), at(100));
+    assert_eq!(sent(&flush(grouper, 110)).len(), 1);
+    grouper.observe(Some(3), resolved(first, 120), at(120));
+    flush(grouper, 170)
+}
+
+/// Found by the crash loop (tests/it/crash_loop.rs), which counted transitions that
+/// reached no message: once a group had sent an alert's resolution, the receiver's log
+/// listed it as resolved, and a later episode that fired and resolved before the next
+/// flush was taken for that resolution and never sent (SPEC §8.4). Here the group stays
+/// open because another alert in it keeps firing.
+#[test]
+fn a_later_episode_that_resolves_before_the_next_flush_is_sent() {
+    let mut grouper = Grouper::new(simple());
+    let flushes = fire_two_then_resolve_one(&mut grouper);
+    assert_eq!(
+        episodes(&flushes),
+        vec![
+            (AlertStatus::Firing, at(100).to_rfc3339()),
+            (AlertStatus::Resolved, at(100).to_rfc3339())
+        ]
+    );
+    // The second episode fires and resolves within one group interval.
+    let second = alert("WorkerSaturated", "prod", "7", AlertStatus::Firing, 180);
+    grouper.observe(Some(4), second.clone(), at(180));
+    grouper.observe(Some(5), resolved(second, 190), at(190));
+    let flushes = flush(&mut grouper, 230);
+    assert!(
+        episodes(&flushes).contains(&(AlertStatus::Resolved, at(180).to_rfc3339())),
+        "the second episode is sent: {:?}",
+        episodes(&flushes)
+    );
+    assert_eq!(flushes[0].consumed_marks, vec![4, 5]);
+}
+
+/// The crash loop's case (every alert its own group): a resolution and a re-fire within
+/// one batch send the resolution first and queue the re-fire; when the re-fire resolves
+/// before the flush after, that episode is still sent.
+#[test]
+fn a_queued_re_fire_that_resolves_before_its_flush_is_sent() {
+    let mut grouper = Grouper::new(one_route(console("ops", true), GroupBy::All));
+    let first = alert("WorkerAboveAverage", "prod", "7", AlertStatus::Firing, 100);
+    grouper.observe(Some(1), first.clone(), at(100));
+    assert_eq!(sent(&flush(&mut grouper, 110)).len(), 1);
+    grouper.observe(Some(2), resolved(first, 112), at(112));
+    let second = alert("WorkerAboveAverage", "prod", "7", AlertStatus::Firing, 114);
+    grouper.observe(Some(3), second.clone(), at(114));
+    let flushes = flush(&mut grouper, 170);
+    assert_eq!(
+        episodes(&flushes),
+        vec![(AlertStatus::Resolved, at(100).to_rfc3339())]
+    );
+    assert!(!flushes[0].closed, "the re-fire keeps the group open");
+    grouper.observe(Some(4), resolved(second, 180), at(180));
+    let flushes = flush(&mut grouper, 230);
+    assert_eq!(
+        episodes(&flushes),
+        vec![(AlertStatus::Resolved, at(114).to_rfc3339())],
+        "the second episode, fired and resolved between two flushes, is sent"
+    );
+    assert_eq!(flushes[0].consumed_marks, vec![3, 4]);
+    assert!(flushes[0].closed);
+}
+
+/// A receiver without `send_resolved` is not told that an episode ended, but must still
+/// hear the next one fire: an alert that fired is always in some notification.
+#[test]
+fn without_send_resolved_a_re_fire_after_a_resolution_is_sent() {
+    let mut grouper = Grouper::new(one_route(console("quiet", false), GroupBy::default()));
+    let flushes = fire_two_then_resolve_one(&mut grouper);
+    assert!(sent(&flushes).is_empty(), "the resolution is not wanted");
+    assert_eq!(
+        flushes[0].log.len(),
+        1,
+        "the receiver's log forgets the ended episode, and is stored"
+    );
+    let second = alert("WorkerSaturated", "prod", "7", AlertStatus::Firing, 180);
+    grouper.observe(Some(4), second, at(180));
+    assert_eq!(
+        sent(&flush(&mut grouper, 230)),
+        vec![(
+            "quiet".to_string(),
+            Reason::NewAlerts,
+            vec![
+                ("1".into(), AlertStatus::Firing),
+                ("7".into(), AlertStatus::Firing)
+            ]
+        )]
+    );
+}
+
+/// After a restart the marks not yet consumed are observed again, after the alerts that
+/// fire now. A resolution this group already sent (its mark was held by another group too)
+/// is not sent again, even though the alert has fired anew since; the new episode is.
+#[test]
+fn a_resolution_sent_before_a_restart_is_not_sent_again_when_the_alert_fires_anew() {
+    let mut before = Grouper::new(simple());
+    let flushes = fire_two_then_resolve_one(&mut before);
+    assert_eq!(
+        episodes(&flushes),
+        vec![
+            (AlertStatus::Firing, at(100).to_rfc3339()),
+            (AlertStatus::Resolved, at(100).to_rfc3339())
+        ]
+    );
+    // Restart: the log as stored, the alerts firing now (the second episode of "7"
+    // started at 180), then the marks still held: the resolution and the new firing.
+    let steady = alert("WorkerSaturated", "prod", "1", AlertStatus::Firing, 100);
+    let first = alert("WorkerSaturated", "prod", "7", AlertStatus::Firing, 100);
+    let mut after = Grouper::new(simple());
+    for (receiver, entry) in &flushes[0].log {
+        after.restore_log(
+            flushes[0].group_key.clone(),
+            receiver.clone(),
+            entry.clone(),
+        );
+    }
+    let second = alert("WorkerSaturated", "prod", "7", AlertStatus::Firing, 180);
+    after.observe(None, steady, at(200));
+    after.observe(None, second.clone(), at(200));
+    after.observe(Some(3), resolved(first, 120), at(200));
+    after.observe(Some(4), second, at(200));
+    let mut sent_after = Vec::new();
+    for now in [210, 270] {
+        sent_after.extend(episodes(&flush(&mut after, now)));
+    }
+    assert!(
+        !sent_after.contains(&(AlertStatus::Resolved, at(100).to_rfc3339())),
+        "the first resolution is not sent twice: {sent_after:?}"
+    );
+    assert!(
+        sent_after.contains(&(AlertStatus::Firing, at(180).to_rfc3339())),
+        "the second episode is sent: {sent_after:?}"
     );
 }
