@@ -401,7 +401,7 @@ impl Store {
                 .iter()
                 .map(notification_row)
                 .collect::<Result<_, _>>()?;
-            rows.sort_by(|a, b| a.next_attempt_at.cmp(&b.next_attempt_at));
+            rows.sort_by_key(|row| row.next_attempt_at);
             Ok(rows)
         })
     }
