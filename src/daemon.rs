@@ -235,9 +235,18 @@ impl Daemon {
             })
             .collect();
         retire(&store, &orphans, clock.now()).await?;
-        if duties.lead && config.ha.is_none() {
+        match &config.ha {
             // Alone on its database: any claim is a previous run's, cut short.
-            store.release_claims_except(&[]).await?;
+            None if duties.lead => {
+                store.release_claims(|_| true).await?;
+            }
+            // This replica's claims are its previous daemon's, stopped mid-send.
+            Some(ha) => {
+                store
+                    .release_claims(|claimant| claimant == ha.replica_id)
+                    .await?;
+            }
+            None => {}
         }
         Daemon::assemble(store, config, engine, clock, duties).await
     }

@@ -249,7 +249,9 @@ async fn assign(
         // Rows claimed by replicas that died mid-send go out again now, not when their
         // claims run out.
         let live = lease.live_replicas().await?;
-        let freed = store.release_claims_except(&live).await?;
+        let freed = store
+            .release_claims(|claimant| !live.iter().any(|replica| replica == claimant))
+            .await?;
         if freed > 0 {
             info!(
                 freed,

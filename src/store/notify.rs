@@ -406,10 +406,10 @@ impl Store {
         })
     }
 
-    /// Ends the claims of claimants not in `live` (replicas that died while sending), so
-    /// their rows are sent again, under the same ids, without waiting for the claims to
-    /// run out. Returns how many rows were freed.
-    pub async fn release_claims_except(&self, live: &[String]) -> Result<u64, StoreError> {
+    /// Ends the claims of every claimant `ended` picks (replicas that died while sending,
+    /// or this replica's own earlier daemon), so their rows are sent again, under the same
+    /// ids, without waiting for the claims to run out. Returns how many rows were freed.
+    pub async fn release_claims(&self, ended: impl Fn(&str) -> bool) -> Result<u64, StoreError> {
         const OPERATION: &str = "releasing delivery claims";
         let claimants: Vec<String> = with_pool!(self, writer, |pool, dialect| {
             sqlx::query_scalar(dialect.sql(
@@ -421,7 +421,7 @@ impl Store {
             .map_err(query_error(OPERATION))?
         });
         let mut freed = 0;
-        for claimant in claimants.iter().filter(|claimant| !live.contains(claimant)) {
+        for claimant in claimants.iter().filter(|claimant| ended(claimant)) {
             freed += with_pool!(self, writer, |pool, dialect| {
                 sqlx::query(dialect.sql(
                     "UPDATE notifications SET claimed_by = NULL, claimed_until = NULL \
