@@ -380,24 +380,40 @@ async fn settled_shards(replicas: &[Replica], targets: usize) -> bool {
     .await
 }
 
-/// Every target polled exactly once in each whole second of `window` (ticks fall on whole
-/// seconds and polls start just after).
+/// Every target polled once per tick within `window`: never twice for one tick (two
+/// polls of a target always at least half an interval apart — two owners would poll it
+/// within milliseconds of each other at the same tick) and never left out (no gap longer
+/// than two intervals: its owner polls it every tick, and the daemon may skip one tick it
+/// cannot keep up with on a loaded machine, by design; an unowned target falls silent).
 async fn check_once_per_tick(pool: &PgPool, window: (f64, f64), targets: usize, when: &str) {
     let times = poll_times(pool).await;
     assert_eq!(times.len(), targets, "{when}: every target was polled");
-    let first = window.0.ceil() as i64;
-    let last = window.1.floor() as i64 - 1;
-    assert!(last > first, "{when}: the window holds ticks");
+    let interval = INTERVAL.as_secs_f64();
     for (target, times) in &times {
-        let mut per_tick: BTreeMap<i64, usize> = BTreeMap::new();
-        for time in times {
-            *per_tick.entry(time.floor() as i64).or_default() += 1;
+        let inside: Vec<f64> = times
+            .iter()
+            .copied()
+            .filter(|time| (window.0..=window.1).contains(time))
+            .collect();
+        let edges = [window.0]
+            .into_iter()
+            .chain(inside.iter().copied())
+            .chain([window.1]);
+        let points: Vec<f64> = edges.collect();
+        for pair in points.windows(2) {
+            assert!(
+                pair[1] - pair[0] <= 2.0 * interval + 0.5,
+                "{when}: {target} went unpolled from {:.2} to {:.2}",
+                pair[0],
+                pair[1]
+            );
         }
-        for tick in first..=last {
-            assert_eq!(
-                per_tick.get(&tick).copied().unwrap_or(0),
-                1,
-                "{when}: {target} at tick {tick}"
+        for pair in inside.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= interval / 2.0,
+                "{when}: {target} polled twice for one tick, at {:.3} and {:.3}",
+                pair[0],
+                pair[1]
             );
         }
     }
