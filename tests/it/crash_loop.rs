@@ -24,7 +24,7 @@ use crate::receiver::{Answer, Receiver};
 const SPEED: f64 = 30.0;
 
 /// In the final run, a mark or an undelivered message older than this is stuck.
-const STALE_AFTER_SECS: f64 = 10.0;
+pub(crate) const STALE_AFTER_SECS: f64 = 10.0;
 
 /// Rules without `for:` that fire and resolve often: joining and failing workers, the
 /// flaky worker's reliability, and the simulator's load noise around each worker's
