@@ -414,42 +414,21 @@ impl PgLease {
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
-    use sqlx::Executor;
-
     use super::*;
+    use crate::store::test_db::{TestDb, execute, finish_dropping};
 
-    /// A fresh schema holding `replicas` on the test server, or `None` (with a line saying
-    /// so) when no server answers.
-    async fn schema() -> Option<(PgConnectOptions, PgConnection, String)> {
-        let url = std::env::var("VASTWATCH_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let options = PgConnectOptions::from_str(&url).expect("VASTWATCH_TEST_POSTGRES is a URL");
-        let Ok(mut admin) = PgConnection::connect_with(&options).await else {
-            eprintln!("skipping: no PostgreSQL at {url} (set VASTWATCH_TEST_POSTGRES)");
-            return None;
-        };
-        let name = format!("lease_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "CREATE SCHEMA {name}; CREATE TABLE {name}.replicas (replica TEXT PRIMARY KEY, \
-                     role TEXT NOT NULL, started_at DOUBLE PRECISION NOT NULL, \
-                     renewed_at DOUBLE PRECISION NOT NULL)"
-            ))))
-            .await
-            .expect("schema created");
-        let options = options.options([("search_path", name.as_str())]);
-        Some((options, admin, name))
+    /// A store on a fresh schema of the test server (its migrations create `replicas`),
+    /// or `None` (with a line saying so) when no server answers.
+    async fn postgres_store() -> Option<(Store, TestDb)> {
+        let db = TestDb::postgres().await?;
+        let store = Store::open(db.database()).await.expect("store opens");
+        Some((store, db))
     }
 
-    async fn drop_schema(mut admin: PgConnection, name: &str) {
-        admin
-            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA {name} CASCADE"
-            ))))
-            .await
-            .expect("schema dropped");
+    async fn finish(store: Store, db: TestDb) {
+        store.close().await.expect("store closes");
+        drop(db);
+        finish_dropping().await;
     }
 
     fn at(secs: i64) -> Timestamp {
@@ -458,12 +437,12 @@ mod tests {
 
     #[tokio::test]
     async fn one_replica_leads_and_another_takes_over_when_its_session_ends() {
-        let Some((options, admin, name)) = schema().await else {
+        let Some((store, db)) = postgres_store().await else {
             return;
         };
         let failover = Duration::from_secs(6);
-        let mut a = Lease::postgres(options.clone(), "a".into(), failover, at(0));
-        let mut b = Lease::postgres(options.clone(), "b".into(), failover, at(1));
+        let mut a = store.lease("a", failover, at(0));
+        let mut b = store.lease("b", failover, at(1));
         assert!(
             a.renew(at(2)).await.expect("a renews"),
             "the first one leads"
@@ -478,17 +457,18 @@ mod tests {
         );
         assert!(!b.renew(at(4)).await.expect("b renews"));
 
-        let mut reader = PgConnection::connect_with(&options).await.expect("reader");
-        let rows: Vec<(String, String, f64)> =
-            sqlx::query_as("SELECT replica, role, renewed_at FROM replicas ORDER BY replica")
-                .fetch_all(&mut reader)
-                .await
-                .expect("replicas");
+        let rows: Vec<(String, String, Timestamp)> = store
+            .replicas()
+            .await
+            .expect("replicas")
+            .into_iter()
+            .map(|row| (row.replica, row.role, row.renewed_at))
+            .collect();
         assert_eq!(
             rows,
             [
-                ("a".to_string(), "leader".to_string(), 4.0),
-                ("b".to_string(), "standby".to_string(), 4.0)
+                ("a".to_string(), "leader".to_string(), at(4)),
+                ("b".to_string(), "standby".to_string(), at(4))
             ]
         );
 
@@ -504,27 +484,25 @@ mod tests {
         }
         assert!(took_over, "b takes over once a's session is gone");
         b.release().await;
-        drop(reader);
-        drop_schema(admin, &name).await;
+        finish(store, db).await;
     }
 
     #[tokio::test]
     async fn a_leader_whose_session_is_terminated_stops_leading_at_its_next_renewal() {
-        let Some((options, mut admin, name)) = schema().await else {
+        let Some((store, db)) = postgres_store().await else {
             return;
         };
         let failover = Duration::from_secs(6);
-        let mut a = Lease::postgres(options.clone(), "terminated-a".into(), failover, at(0));
-        let mut b = Lease::postgres(options.clone(), "b".into(), failover, at(0));
+        let mut a = store.lease("terminated-a", failover, at(0));
+        let mut b = store.lease("b", failover, at(0));
         assert!(a.renew(at(1)).await.expect("a renews"));
         // An operator (or a failover of the database) ends the leader's session.
-        sqlx::query(
+        execute(
+            &store,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE application_name = 'vastwatch lease terminated-a'",
         )
-        .execute(&mut admin)
-        .await
-        .expect("terminated");
+        .await;
         let mut b_leads = false;
         for second in 2..60 {
             b_leads = b.renew(at(second)).await.expect("b renews");
@@ -545,17 +523,17 @@ mod tests {
         );
         a.release().await;
         b.release().await;
-        drop_schema(admin, &name).await;
+        finish(store, db).await;
     }
 
     #[tokio::test]
     async fn the_server_ends_a_hung_leaders_session_within_the_failover_bound() {
-        let Some((options, admin, name)) = schema().await else {
+        let Some((store, db)) = postgres_store().await else {
             return;
         };
         let failover = Duration::from_secs(2);
-        let mut a = Lease::postgres(options.clone(), "a".into(), failover, at(0));
-        let mut b = Lease::postgres(options.clone(), "b".into(), failover, at(0));
+        let mut a = store.lease("a", failover, at(0));
+        let mut b = store.lease("b", failover, at(0));
         assert!(a.renew(at(1)).await.expect("a renews"));
         // `a` hangs: it neither renews nor closes its connection. The server ends its idle
         // session after half the bound, which frees the lock.
@@ -571,7 +549,7 @@ mod tests {
         assert!(a.renew(at(101)).await.is_err(), "a's session was ended");
         b.release().await;
         drop(a);
-        drop_schema(admin, &name).await;
+        finish(store, db).await;
     }
 
     fn set(names: &[&str]) -> BTreeSet<String> {
@@ -580,12 +558,12 @@ mod tests {
 
     #[tokio::test]
     async fn each_target_lock_has_one_holder_and_live_replicas_follow_their_sessions() {
-        let Some((options, admin, name)) = schema().await else {
+        let Some((store, db)) = postgres_store().await else {
             return;
         };
         let failover = Duration::from_secs(6);
-        let mut a = Lease::postgres(options.clone(), "shard-a".into(), failover, at(0));
-        let mut b = Lease::postgres(options.clone(), "shard-b".into(), failover, at(0));
+        let mut a = store.lease("shard-a", failover, at(0));
+        let mut b = store.lease("shard-b", failover, at(0));
         a.renew(at(1)).await.expect("a renews");
         b.renew(at(1)).await.expect("b renews");
         assert_eq!(
@@ -634,14 +612,14 @@ mod tests {
         );
 
         // A second process with a's id is refused while a lives.
-        let mut twin = Lease::postgres(options.clone(), "shard-a".into(), failover, at(0));
+        let mut twin = store.lease("shard-a", failover, at(0));
         let refused = twin.renew(at(2)).await.expect_err("twin refused");
         assert!(
             matches!(refused, StoreError::ReplicaTaken { .. }),
             "{refused}"
         );
         a.release().await;
-        drop_schema(admin, &name).await;
+        finish(store, db).await;
     }
 
     #[tokio::test]
