@@ -245,10 +245,16 @@ async fn assign(
     now: Timestamp,
 ) -> Result<Duties, StoreError> {
     let leads = lease.renew(now).await?;
+    // The live replicas, read once: the leader frees the delivery claims of replicas
+    // that are gone, and in shard mode they decide this replica's share.
+    let live = if leads || mode == HaMode::Shard {
+        lease.live_replicas().await?
+    } else {
+        Vec::new()
+    };
     if leads {
         // Rows claimed by replicas that died mid-send go out again now, not when their
         // claims run out.
-        let live = lease.live_replicas().await?;
         let freed = store
             .release_claims(|claimant| !live.iter().any(|replica| replica == claimant))
             .await?;
@@ -263,7 +269,6 @@ async fn assign(
         HaMode::Leader if leads => Ok(Duties::all()),
         HaMode::Leader => Ok(Duties::standby()),
         HaMode::Shard => {
-            let live = lease.live_replicas().await?;
             let share = crate::shard::share_of(lease.replica(), targets, &live);
             let owned = lease.hold_targets(&share).await?;
             Ok(Duties {
