@@ -7,8 +7,8 @@
 //! - Shard mode: every target is polled exactly once per tick across the replicas, before
 //!   and after one of them leaves.
 //!
-//! Each test works in a database of its own on `VASTWATCH_TEST_POSTGRES` and skips, saying
-//! so, when no server answers.
+//! Each test works in a schema of its own on `VASTWATCH_TEST_POSTGRES` (the lease's locks
+//! are keyed by schema) and skips, saying so, when no server answers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -16,66 +16,20 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sqlx::Row;
 use sqlx::postgres::PgPool;
-use sqlx::{Executor, Row};
 use vastwatch::clock::Clock;
 use vastwatch::sim::Scenario;
 
 use crate::crash_loop::{RULES, STALE_AFTER_SECS, TARGETS, check_no_duplicates, scenario};
 use crate::helpers::*;
+use crate::postgres::{Schema, schema};
 use crate::receiver::{Answer, Receiver};
 
 /// `ha.failover` in these tests.
 const FAILOVER: Duration = Duration::from_secs(2);
 /// The schedule's interval.
 const INTERVAL: Duration = Duration::from_secs(1);
-
-/// A database of its own on the test server, dropped at the end.
-struct TestDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    async fn create() -> Option<TestDatabase> {
-        let admin_url = std::env::var("VASTWATCH_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let Ok(admin) = PgPool::connect(&admin_url).await else {
-            eprintln!("skipping: no PostgreSQL at {admin_url} (set VASTWATCH_TEST_POSTGRES)");
-            return None;
-        };
-        let name = format!("vastwatch_ha_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("test database created");
-        admin.close().await;
-        let (base, _) = admin_url.rsplit_once('/').expect("URL names a database");
-        let url = format!("{base}/{name}");
-        Some(TestDatabase {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    async fn pool(&self) -> PgPool {
-        PgPool::connect(&self.url).await.expect("test database")
-    }
-
-    async fn drop_database(self) {
-        let admin = PgPool::connect(&self.admin_url).await.expect("admin");
-        admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {} WITH (FORCE)",
-                self.name
-            )))
-            .await
-            .expect("test database dropped");
-        admin.close().await;
-    }
-}
 
 /// One `vastwatch run` replica, its log and its API.
 struct Replica {
@@ -85,7 +39,7 @@ struct Replica {
 }
 
 impl Replica {
-    async fn start(config: &Path, database: &TestDatabase) -> Replica {
+    async fn start(config: &Path, database: &Schema) -> Replica {
         let mut child = run_command(config)
             .env("VASTWATCH_DATABASE_URL", &database.url)
             .spawn()
@@ -233,7 +187,7 @@ fn write_ha_config(dir: &Path, base_url: &str, targets: &str, extra: &str) -> st
 }
 
 async fn fail_over(replica_count: usize, kills: usize) {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = schema().await else {
         return;
     };
     let dir = tempfile::TempDir::new().expect("temp dir");
@@ -255,7 +209,7 @@ async fn fail_over(replica_count: usize, kills: usize) {
     for _ in 0..replica_count {
         replicas.push(Replica::start(&config, &database).await);
     }
-    let pool = database.pool().await;
+    let pool = database.tables.clone();
     let mut takeovers = Vec::new();
     for kill in 1..=kills {
         let leader = leader_of(&replicas, Duration::from_secs(30))
@@ -331,9 +285,8 @@ async fn fail_over(replica_count: usize, kills: usize) {
         sorted[sorted.len() / 2],
         sorted[sorted.len() - 1]
     );
-    pool.close().await;
     simulator.shutdown().await.expect("shutdown");
-    database.drop_database().await;
+    database.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -434,7 +387,7 @@ fn unix_now() -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn in_shard_mode_every_target_is_polled_once_per_tick_before_and_after_a_replica_leaves() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = schema().await else {
         return;
     };
     let dir = tempfile::TempDir::new().expect("temp dir");
@@ -445,7 +398,7 @@ async fn in_shard_mode_every_target_is_polled_once_per_tick_before_and_after_a_r
     for _ in 0..3 {
         replicas.push(Replica::start(&config, &database).await);
     }
-    let pool = database.pool().await;
+    let pool = database.tables.clone();
     assert!(
         settled_shards(&replicas, 6).await,
         "three replicas share the targets"
@@ -467,7 +420,6 @@ async fn in_shard_mode_every_target_is_polled_once_per_tick_before_and_after_a_r
     for replica in replicas {
         replica.stop();
     }
-    pool.close().await;
     simulator.shutdown().await.expect("shutdown");
-    database.drop_database().await;
+    database.drop().await;
 }

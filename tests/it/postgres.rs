@@ -27,18 +27,18 @@ fleets:
 "#;
 
 /// A schema of its own on the test server.
-struct Schema {
+pub(crate) struct Schema {
     /// On the server's default search path, to drop the schema.
     pool: PgPool,
     /// With the schema as search path, to read the tables.
-    tables: PgPool,
+    pub(crate) tables: PgPool,
     name: String,
     /// The URL the binary gets: the server, a password, and the schema as search path.
-    url: String,
+    pub(crate) url: String,
     password: String,
 }
 
-async fn schema() -> Option<Schema> {
+pub(crate) async fn schema() -> Option<Schema> {
     let server = std::env::var("VASTWATCH_TEST_POSTGRES")
         .ok()
         .filter(|url| !url.trim().is_empty())
@@ -84,7 +84,7 @@ impl Schema {
             .unwrap_or_else(|error| panic!("{sql}: {error}"))
     }
 
-    async fn drop(self) {
+    pub(crate) async fn drop(self) {
         self.tables.close().await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP SCHEMA {} CASCADE",
