@@ -44,6 +44,11 @@ pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "replicas",
         include_str!("../../migrations/sqlite/0006_replicas.sql"),
     ),
+    (
+        7,
+        "drop_poll_foreign_keys",
+        include_str!("../../migrations/sqlite/0007_drop_poll_foreign_keys.sql"),
+    ),
 ];
 
 /// The same versions for PostgreSQL: times are DOUBLE PRECISION, integers BIGINT.
@@ -77,6 +82,11 @@ pub(super) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "replicas",
         include_str!("../../migrations/postgres/0006_replicas.sql"),
+    ),
+    (
+        7,
+        "drop_poll_foreign_keys",
+        include_str!("../../migrations/postgres/0007_drop_poll_foreign_keys.sql"),
     ),
 ];
 
