@@ -5,7 +5,9 @@
 //!
 //! The same tick goes into PostgreSQL too, each time into a fresh schema on the server
 //! `VASTWATCH_TEST_POSTGRES` names (default `postgres://postgres@127.0.0.1:5432/postgres`);
-//! without a server those cases are skipped with a note.
+//! without a server those cases are skipped with a note. There the tick is stored as the
+//! daemon stores a batch, `Store::record_evaluated_polls_in_parts` (several transactions
+//! at once), and, for comparison, in one transaction (`..._one_transaction`).
 //!
 //! Run: `cargo bench --bench ingest -- --sample-size 10`
 
@@ -398,6 +400,7 @@ fn ingest(criterion: &mut Criterion) {
         &runtime,
         &store,
         &tick_at,
+        Write::OneTransaction,
     );
     runtime.block_on(store.close()).expect("store closes");
     drop(folder);
@@ -412,30 +415,36 @@ fn ingest(criterion: &mut Criterion) {
 
     if let Some((server, admin)) = postgres_server(&runtime) {
         let schema = "vastwatch_bench_ingest";
-        group.bench_function("record_polls_postgres", |bencher| {
-            bencher.iter_custom(|iterations| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iterations {
-                    let store = fresh_postgres(&runtime, &server, &admin, schema);
-                    let started = Instant::now();
-                    runtime
-                        .block_on(store.record_polls(&records))
-                        .expect("tick stored");
-                    total += started.elapsed();
-                    runtime.block_on(store.close()).expect("store closes");
-                }
-                total
-            })
-        });
-        let store = fresh_postgres(&runtime, &server, &admin, schema);
-        bench_onto_history(
-            &mut group,
-            "record_polls_postgres_onto_history",
-            &runtime,
-            &store,
-            &tick_at,
-        );
-        runtime.block_on(store.close()).expect("store closes");
+        for write in [Write::InParts, Write::OneTransaction] {
+            group.bench_function(
+                format!("record_polls_postgres{}", write.suffix()),
+                |bencher| {
+                    bencher.iter_custom(|iterations| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iterations {
+                            let store = fresh_postgres(&runtime, &server, &admin, schema);
+                            let started = Instant::now();
+                            runtime.block_on(write.store(&store, &records));
+                            total += started.elapsed();
+                            runtime.block_on(store.close()).expect("store closes");
+                        }
+                        total
+                    })
+                },
+            );
+        }
+        for write in [Write::InParts, Write::OneTransaction] {
+            let store = fresh_postgres(&runtime, &server, &admin, schema);
+            bench_onto_history(
+                &mut group,
+                &format!("record_polls_postgres_onto_history{}", write.suffix()),
+                &runtime,
+                &store,
+                &tick_at,
+                write,
+            );
+            runtime.block_on(store.close()).expect("store closes");
+        }
         drop_schema(&runtime, &admin, schema);
     }
     group.finish();
@@ -452,14 +461,13 @@ fn bench_onto_history(
     runtime: &Runtime,
     store: &Store,
     tick_at: &dyn Fn(u64) -> Vec<PollRecord>,
+    write: Write,
 ) {
     let mut next_tick = 0u64;
     for _ in 0..HISTORY_TICKS {
         let records = tick_at(next_tick);
         next_tick += 1;
-        runtime
-            .block_on(store.record_polls(&records))
-            .expect("history stored");
+        runtime.block_on(write.store(store, &records));
     }
     group.bench_function(name, |bencher| {
         bencher.iter_custom(|iterations| {
@@ -468,12 +476,41 @@ fn bench_onto_history(
                 let records = tick_at(next_tick);
                 next_tick += 1;
                 let started = Instant::now();
-                runtime
-                    .block_on(store.record_polls(&records))
-                    .expect("tick stored");
+                runtime.block_on(write.store(store, &records));
                 total += started.elapsed();
             }
             total
         })
     });
+}
+
+/// How a benchmark stores a tick.
+#[derive(Clone, Copy)]
+enum Write {
+    /// `Store::record_polls`: one transaction.
+    OneTransaction,
+    /// `Store::record_evaluated_polls_in_parts`, as the daemon writes a batch: on
+    /// PostgreSQL a large batch goes in several transactions at once.
+    InParts,
+}
+
+impl Write {
+    fn suffix(self) -> &'static str {
+        match self {
+            Write::OneTransaction => "_one_transaction",
+            Write::InParts => "",
+        }
+    }
+
+    async fn store(self, store: &Store, records: &[PollRecord]) {
+        match self {
+            Write::OneTransaction => store.record_polls(records).await.expect("tick stored"),
+            Write::InParts => {
+                let parts = store.record_evaluated_polls_in_parts(records, &[]).await;
+                for part in parts {
+                    part.result.expect("tick stored");
+                }
+            }
+        }
+    }
 }

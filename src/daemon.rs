@@ -21,7 +21,9 @@ use crate::notify::delivery::DeliveryWorker;
 use crate::notify::send::{ConsoleOut, SendBuildError, Sender};
 use crate::notify::{Notifier, StepReport};
 use crate::poll::{ClientBuildError, PollDecision, Poller, VastClient};
-use crate::rules::{AlertChange, AlertRecord, Engine, RuleSet, TargetInfo, TargetVars, Transition};
+use crate::rules::{
+    AlertChange, AlertRecord, Engine, Evaluation, RuleSet, TargetInfo, TargetVars, Transition,
+};
 use crate::schedule::Ticker;
 use crate::store::AttemptRecord;
 use crate::store::{
@@ -548,11 +550,13 @@ impl Daemon {
         }
     }
 
-    /// Evaluates the batch's polls (one per target), stores polls and alert changes in one
-    /// transaction, and only then commits the evaluations to the engine, so memory never
-    /// runs ahead of disk. When the write fails the evaluations are discarded and the
-    /// batch is returned, to be evaluated again when it is retried; a batch that no retry
-    /// could store (a target the database does not know) is dropped instead.
+    /// Evaluates the batch's polls (one per target), stores polls and alert changes
+    /// together ([`Store::record_evaluated_polls_in_parts`]: one transaction, or on
+    /// PostgreSQL several at once for a large batch, each atomic with its evaluations),
+    /// and only then commits the stored parts' evaluations to the engine, so memory never
+    /// runs ahead of disk. The evaluations of a part whose write failed are discarded and
+    /// its polls returned, to be evaluated again when they are retried; polls that no
+    /// retry could store (a target the database does not know) are dropped instead.
     async fn write_evaluated(
         &self,
         batch: Vec<PollRecord>,
@@ -570,96 +574,121 @@ impl Daemon {
                 })
                 .collect()
         };
-        let stored = self
+        let parts = self
             .store
-            .record_evaluated_polls(&batch, &evaluations)
+            .record_evaluated_polls_in_parts(&batch, &evaluations)
             .await;
         let health = self.store.health();
-        match stored {
-            Ok(()) => {
-                if health.write_succeeded() {
-                    let dropped = health.backlog().written();
-                    info!(
-                        waiting = health.backlog().len(),
-                        dropped,
-                        "Database writes succeed again; the polls that waited are being written."
-                    );
-                }
-                self.stats
-                    .polls_stored
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                for record in &batch {
-                    self.observer.poll_stored(record);
-                }
-                for evaluation in &evaluations {
-                    if evaluation.recommendation_changed {
-                        let recommendation = &evaluation.recommendation;
-                        info!(
-                            target = %evaluation.target,
-                            action = recommendation.action.as_str(),
-                            current = recommendation.current_workers,
-                            desired = recommendation.desired_workers,
-                            reason = %recommendation.reason,
-                            "Recommendation changed."
-                        );
-                        self.observer.recommendation_changed(
-                            &evaluation.target,
-                            evaluation.at,
-                            recommendation,
-                        );
+        let mut records = batch.into_iter();
+        let mut evaluations = evaluations.into_iter();
+        let mut stored = Vec::new();
+        let mut failed = Vec::new();
+        let mut failure = None;
+        for part in parts {
+            let count = part.records.len();
+            let part_records: Vec<PollRecord> = records.by_ref().take(count).collect();
+            let part_evaluations: Vec<Evaluation> = evaluations.by_ref().take(count).collect();
+            match part.result {
+                Ok(()) => stored.push((part_records, part_evaluations)),
+                Err(store_error) => {
+                    let mut engine = self.engine();
+                    for evaluation in part_evaluations {
+                        engine.discard(evaluation);
                     }
-                    for (alert, transition) in evaluation.transitions() {
-                        info!(
-                            alertname = %alert.alertname,
-                            target = %alert.target,
-                            worker_id = alert.worker_id,
-                            from = %transition.from,
-                            to = %transition.to,
-                            "Alert changed state."
-                        );
-                        self.observer.alert_changed(alert, transition);
+                    drop(engine);
+                    if let StoreError::UnknownTarget { .. } = store_error {
+                        // No retry can store these, and waiting for one would hold up every
+                        // poll behind them.
+                        error!(error = %store_error, polls = part_records.len(), "Could not store polls; they are dropped.");
+                        report.unstored.extend(part_records);
+                        continue;
                     }
+                    failed.extend(part_records);
+                    failure.get_or_insert(store_error);
                 }
-                for evaluation in &evaluations {
-                    self.notifier
-                        .set_recommendation(&evaluation.target, &evaluation.recommendation);
-                }
-                let mut engine = self.engine();
-                for evaluation in evaluations {
-                    engine.apply(evaluation);
-                }
-                drop(engine);
-                self.notifier.poke();
-                report.stored.extend(batch);
-                Ok(())
-            }
-            Err(store_error) => {
-                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                self.metrics.store_write_failed();
-                let mut engine = self.engine();
-                for evaluation in evaluations {
-                    engine.discard(evaluation);
-                }
-                drop(engine);
-                if let StoreError::UnknownTarget { .. } = store_error {
-                    // No retry can store these, and waiting for one would hold up every
-                    // poll behind them.
-                    error!(error = %store_error, polls = batch.len(), "Could not store polls; they are dropped.");
-                    report.unstored.extend(batch);
-                    return Ok(());
-                }
-                if health.write_failed(&store_error) {
-                    error!(
-                        error = %store_error,
-                        limit = BACKLOG_LIMIT,
-                        "Database writes are failing: polls go on and wait in memory until they can be written."
-                    );
-                } else {
-                    debug!(error = %store_error, polls = batch.len(), "Database write failed again.");
-                }
-                Err(batch)
             }
         }
+        if failure.is_none() && !stored.is_empty() && health.write_succeeded() {
+            let dropped = health.backlog().written();
+            info!(
+                waiting = health.backlog().len(),
+                dropped, "Database writes succeed again; the polls that waited are being written."
+            );
+        }
+        for (records, evaluations) in stored {
+            self.apply_stored(records, evaluations, report);
+        }
+        let Some(store_error) = failure else {
+            return Ok(());
+        };
+        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics.store_write_failed();
+        if health.write_failed(&store_error) {
+            error!(
+                error = %store_error,
+                limit = BACKLOG_LIMIT,
+                "Database writes are failing: polls go on and wait in memory until they can be written."
+            );
+        } else {
+            debug!(error = %store_error, polls = failed.len(), "Database write failed again.");
+        }
+        Err(failed)
+    }
+
+    /// Reports stored polls and their evaluations, then commits the evaluations to the
+    /// engine and wakes the notifier.
+    fn apply_stored(
+        &self,
+        records: Vec<PollRecord>,
+        evaluations: Vec<Evaluation>,
+        report: &mut TickReport,
+    ) {
+        self.stats
+            .polls_stored
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        for record in &records {
+            self.observer.poll_stored(record);
+        }
+        for evaluation in &evaluations {
+            if evaluation.recommendation_changed {
+                let recommendation = &evaluation.recommendation;
+                info!(
+                    target = %evaluation.target,
+                    action = recommendation.action.as_str(),
+                    current = recommendation.current_workers,
+                    desired = recommendation.desired_workers,
+                    reason = %recommendation.reason,
+                    "Recommendation changed."
+                );
+                self.observer.recommendation_changed(
+                    &evaluation.target,
+                    evaluation.at,
+                    recommendation,
+                );
+            }
+            for (alert, transition) in evaluation.transitions() {
+                info!(
+                    alertname = %alert.alertname,
+                    target = %alert.target,
+                    worker_id = alert.worker_id,
+                    from = %transition.from,
+                    to = %transition.to,
+                    "Alert changed state."
+                );
+                self.observer.alert_changed(alert, transition);
+            }
+        }
+        for evaluation in &evaluations {
+            self.notifier
+                .set_recommendation(&evaluation.target, &evaluation.recommendation);
+        }
+        let mut engine = self.engine();
+        for evaluation in evaluations {
+            engine.apply(evaluation);
+        }
+        drop(engine);
+        self.notifier.poke();
+        report.stored.extend(records);
     }
 
     /// Applies every `retention:` age: rolls up and deletes old samples, and deletes old

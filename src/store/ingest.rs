@@ -7,14 +7,17 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
+use futures_util::future::join_all;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Sqlite, Transaction};
+use tokio::sync::oneshot;
 
 use super::Store;
 use super::alerts::write_evaluations;
-use super::backend::{StoreRow, WriteTx, on_tx};
+use super::backend::{Backend, StoreRow, WriteTx, on_tx};
 use super::batch::BatchInsert;
 use super::error::{StoreError, query_error};
 use super::rows::TargetSpec;
@@ -105,32 +108,192 @@ impl Store {
         records: &[PollRecord],
         evaluations: &[Evaluation],
     ) -> Result<(), StoreError> {
-        const OPERATION: &str = "storing polls";
-        if records.is_empty() && evaluations.is_empty() {
+        let polls: Vec<PreparedPoll<'_>> = records.iter().map(PreparedPoll::new).collect();
+        self.write_in_one(&polls, evaluations).await
+    }
+
+    /// [`Store::record_evaluated_polls`] for polls already prepared.
+    async fn write_in_one(
+        &self,
+        polls: &[PreparedPoll<'_>],
+        evaluations: &[Evaluation],
+    ) -> Result<(), StoreError> {
+        if polls.is_empty() && evaluations.is_empty() {
             return Ok(());
         }
-        let polls: Vec<PreparedPoll<'_>> = records.iter().map(PreparedPoll::new).collect();
+        let mut transaction = WriteTx::begin(&self.backend, STORING_POLLS).await?;
+        let ids = assign_ids(&mut transaction, polls).await?;
+        write_polls(&mut transaction, polls, &ids).await?;
+        write_evaluations(&mut transaction, evaluations).await?;
+        transaction.commit(STORING_POLLS).await
+    }
 
-        let mut transaction = WriteTx::begin(&self.backend, OPERATION).await?;
-        let target_ids = target_ids(&mut transaction).await?;
-        let poll_ids = poll_ids(&mut transaction, polls.len()).await?;
-        let mut ids = Vec::with_capacity(polls.len());
-        for (poll, poll_id) in polls.iter().zip(poll_ids) {
+    /// Stores a batch of polls, at most one per target, with their evaluations
+    /// (`evaluations[i]` belongs to `records[i]`; none at all is allowed too), and says
+    /// which records were stored.
+    ///
+    /// On SQLite, and for a batch under `2 × MIN_PART_SAMPLES` samples, this is
+    /// [`Store::record_evaluated_polls`]: one transaction, one part. On PostgreSQL a larger
+    /// batch is cut into up to [`MAX_WRITE_PARTS`] runs of consecutive records with about
+    /// equal sample counts, each written in a transaction of its own on its own
+    /// connection at the same time, so the server's COPY work runs on several cores
+    /// (docs/benchmarks.md, "On PostgreSQL"). Each part is atomic with its records'
+    /// evaluations; the parts commit one after another in order, and each writes its
+    /// evaluations only after the part before it committed, so ids (polls, notification
+    /// marks) still become visible in increasing order. A part that fails leaves the
+    /// others stored: the caller retries only its records, which are whole polls of
+    /// targets no other part holds. Poll ids and targets are resolved once for the whole
+    /// batch first, so an unknown target fails the whole batch, as it would in one
+    /// transaction.
+    pub async fn record_evaluated_polls_in_parts(
+        &self,
+        records: &[PollRecord],
+        evaluations: &[Evaluation],
+    ) -> Vec<WrittenPart> {
+        let polls: Vec<PreparedPoll<'_>> = records.iter().map(PreparedPoll::new).collect();
+        let aligned = evaluations.is_empty() || evaluations.len() == records.len();
+        let parts = match &self.backend {
+            Backend::Postgres(_) if aligned => plan_parts(&polls, MAX_WRITE_PARTS),
+            _ => Vec::new(),
+        };
+        let whole = |result| {
+            vec![WrittenPart {
+                records: 0..records.len(),
+                result,
+            }]
+        };
+        if parts.len() < 2 {
+            return whole(self.write_in_one(&polls, evaluations).await);
+        }
+        let mut first = match WriteTx::begin(&self.backend, STORING_POLLS).await {
+            Ok(transaction) => transaction,
+            Err(error) => return whole(Err(error)),
+        };
+        let ids = match assign_ids(&mut first, &polls).await {
+            Ok(ids) => ids,
+            Err(error) => return whole(Err(error)),
+        };
+
+        // Part n begins its transaction once part n - 1 holds a connection, so a pool
+        // smaller than the part count makes parts wait in order instead of deadlocking;
+        // it writes its evaluations and commits once part n - 1 has finished. Each part
+        // signals by dropping its sender, whether it succeeded, failed or was cancelled.
+        let mut first = Some(first);
+        let mut begun_before: Option<oneshot::Receiver<()>> = None;
+        let mut finished_before: Option<oneshot::Receiver<()>> = None;
+        let writes = parts.iter().map(|range| {
+            let (begun, begun_after) = oneshot::channel::<()>();
+            let (finished, finished_after) = oneshot::channel::<()>();
+            let wait_begun = begun_before.replace(begun_after);
+            let wait_finished = finished_before.replace(finished_after);
+            let transaction = first.take();
+            let polls = &polls[range.clone()];
+            let ids = &ids[range.clone()];
+            let evaluations = evaluations.get(range.clone()).unwrap_or_default();
+            async move {
+                let mut transaction = match transaction {
+                    Some(transaction) => transaction,
+                    None => {
+                        if let Some(wait) = wait_begun {
+                            let _ = wait.await;
+                        }
+                        WriteTx::begin(&self.backend, STORING_POLLS).await?
+                    }
+                };
+                drop(begun);
+                write_polls(&mut transaction, polls, ids).await?;
+                if let Some(wait) = wait_finished {
+                    let _ = wait.await;
+                }
+                write_evaluations(&mut transaction, evaluations).await?;
+                let committed = transaction.commit(STORING_POLLS).await;
+                drop(finished);
+                committed
+            }
+        });
+        let results = join_all(writes).await;
+        parts
+            .into_iter()
+            .zip(results)
+            .map(|(records, result)| WrittenPart { records, result })
+            .collect()
+    }
+}
+
+const STORING_POLLS: &str = "storing polls";
+
+/// Samples per part of a batch written in parts: a smaller batch goes in one transaction.
+/// A part's own cost (a connection, BEGIN, the ids' round trip, a COMMIT's WAL flush) is a
+/// few milliseconds against about 80 ms of COPY for 10,000 samples.
+pub(super) const MIN_PART_SAMPLES: usize = 10_000;
+
+/// The most transactions one batch is written in at once on PostgreSQL. Each keeps one
+/// server process busy; see docs/benchmarks.md, "On PostgreSQL", for the measurements
+/// behind the number.
+pub const MAX_WRITE_PARTS: usize = 2;
+
+/// The records one transaction of [`Store::record_evaluated_polls_in_parts`] covered, as
+/// indexes into the batch, and whether it stored them.
+#[derive(Debug)]
+pub struct WrittenPart {
+    pub records: Range<usize>,
+    pub result: Result<(), StoreError>,
+}
+
+/// Cuts `polls` into consecutive runs with about equal sample counts (a poll counts its
+/// samples plus one for its own row): one run per [`MIN_PART_SAMPLES`] samples, at most
+/// `max_parts`, none empty.
+pub(super) fn plan_parts(polls: &[PreparedPoll<'_>], max_parts: usize) -> Vec<Range<usize>> {
+    let weights: Vec<usize> = polls.iter().map(|poll| poll.workers.len() + 1).collect();
+    let total: usize = weights.iter().sum();
+    let count = (total / MIN_PART_SAMPLES).clamp(1, max_parts.max(1));
+    let mut parts = Vec::with_capacity(count);
+    let mut start = 0;
+    let mut cumulative = 0;
+    for (index, weight) in weights.iter().enumerate() {
+        cumulative += weight;
+        let boundary = total * (parts.len() + 1) / count;
+        if parts.len() + 1 < count && cumulative >= boundary && index + 1 < polls.len() {
+            parts.push(start..index + 1);
+            start = index + 1;
+        }
+    }
+    parts.push(start..polls.len());
+    parts
+}
+
+/// Resolves the batch's target ids and takes a new poll id for each poll.
+async fn assign_ids(
+    transaction: &mut WriteTx,
+    polls: &[PreparedPoll<'_>],
+) -> Result<Vec<PollIds>, StoreError> {
+    let target_ids = target_ids(transaction).await?;
+    let poll_ids = poll_ids(transaction, polls.len()).await?;
+    polls
+        .iter()
+        .zip(poll_ids)
+        .map(|(poll, poll_id)| {
             let target_id = *target_ids.get(poll.record.target.as_str()).ok_or_else(|| {
                 StoreError::UnknownTarget {
                     name: poll.record.target.clone(),
                 }
             })?;
-            ids.push(PollIds { poll_id, target_id });
+            Ok(PollIds { poll_id, target_id })
+        })
+        .collect()
+}
+
+/// Writes the polls' rows, fleet sums and samples in the transaction.
+async fn write_polls(
+    transaction: &mut WriteTx,
+    polls: &[PreparedPoll<'_>],
+    ids: &[PollIds],
+) -> Result<(), StoreError> {
+    match transaction {
+        WriteTx::Sqlite(transaction) => insert_polls(transaction, polls, ids).await,
+        WriteTx::Postgres(transaction) => {
+            super::ingest_postgres::copy_polls(transaction, polls, ids).await
         }
-        match &mut transaction {
-            WriteTx::Sqlite(transaction) => insert_polls(transaction, &polls, &ids).await?,
-            WriteTx::Postgres(transaction) => {
-                super::ingest_postgres::copy_polls(transaction, &polls, &ids).await?
-            }
-        }
-        write_evaluations(&mut transaction, evaluations).await?;
-        transaction.commit(OPERATION).await
     }
 }
 
@@ -462,5 +625,77 @@ impl StatusInterner {
         let shared: Arc<str> = Arc::from(status);
         self.seen.insert(status.to_string(), shared.clone());
         shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{FailureKind, PollFailure};
+    use crate::time::Timestamp;
+
+    fn poll(workers: usize) -> PollRecord {
+        PollRecord {
+            target: "t".to_string(),
+            started_at: Timestamp::from_unix_millis(0),
+            duration: Duration::ZERO,
+            result: PollResult::Snapshot {
+                workers: (0..workers as i64).map(WorkerSample::new).collect(),
+                notes: Vec::new(),
+            },
+        }
+    }
+
+    fn failed() -> PollRecord {
+        PollRecord {
+            result: PollResult::Failed(PollFailure {
+                kind: FailureKind::Timeout,
+                message: "timed out".to_string(),
+                http_status: None,
+            }),
+            ..poll(0)
+        }
+    }
+
+    fn plan(records: &[PollRecord], max_parts: usize) -> Vec<Range<usize>> {
+        let polls: Vec<PreparedPoll<'_>> = records.iter().map(PreparedPoll::new).collect();
+        plan_parts(&polls, max_parts)
+    }
+
+    #[test]
+    fn a_batch_under_two_parts_worth_of_samples_stays_whole() {
+        assert_eq!(plan(&[], 2), vec![0..0]);
+        assert_eq!(plan(&[poll(50), failed()], 2), vec![0..2]);
+        let just_under: Vec<PollRecord> = (0..19).map(|_| poll(1_000)).collect();
+        assert_eq!(plan(&just_under, 2), vec![0..19]);
+        let large: Vec<PollRecord> = (0..1_000).map(|_| poll(50)).collect();
+        assert_eq!(plan(&large, 1), vec![0..1_000]);
+    }
+
+    #[test]
+    fn a_large_batch_is_cut_into_consecutive_parts_of_about_equal_samples() {
+        let tick: Vec<PollRecord> = (0..1_000).map(|_| poll(50)).collect();
+        assert_eq!(plan(&tick, 2), vec![0..500, 500..1_000]);
+        assert_eq!(plan(&tick, 4), vec![0..250, 250..500, 500..750, 750..1_000]);
+
+        // Uneven fleets: the cut falls after the poll that brings the first part to half
+        // the samples (15,001 + 101 of 30,152 weighed, counting one per poll row).
+        let mut uneven: Vec<PollRecord> = vec![poll(15_000)];
+        uneven.extend((0..150).map(|_| poll(100)));
+        uneven.push(failed());
+        assert_eq!(plan(&uneven, 2), vec![0..2, 2..uneven.len()]);
+    }
+
+    #[test]
+    fn no_part_is_empty_even_when_one_poll_outweighs_the_rest() {
+        let mut records: Vec<PollRecord> = (0..3).map(|_| poll(1)).collect();
+        records.push(poll(40_000));
+        let parts = plan(&records, 4);
+        assert!(parts.iter().all(|part| !part.is_empty()), "{parts:?}");
+        assert_eq!(parts.first().map(|part| part.start), Some(0));
+        assert_eq!(parts.last().map(|part| part.end), Some(records.len()));
+        assert!(parts.windows(2).all(|pair| pair[0].end == pair[1].start));
     }
 }

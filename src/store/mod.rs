@@ -50,6 +50,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use alerts::{AlertEventRow, AlertFilter, RecommendationRow};
 pub use error::StoreError;
 pub use health::{BACKLOG_LIMIT, DatabaseHealth, WriteBacklog};
+pub use ingest::{MAX_WRITE_PARTS, WrittenPart};
 pub use lease::{Lease, ReplicaRow, Role};
 pub use notify::{
     AttemptRecord, FlushWrite, NewNotification, NotificationFilter, NotificationRow,

@@ -11,7 +11,7 @@ use tempfile::TempDir;
 use super::backend::{AnyRow, StoreRow, with_pool};
 use super::ingest::SAMPLE_CHUNK_ROWS;
 use super::migrations::SQLITE_MIGRATIONS;
-use super::test_db::{TestDb, sqlite_pools, store_tests};
+use super::test_db::{self, TestDb, sqlite_pools, store_tests};
 use super::*;
 use crate::model::{
     CompactPoll, FailureKind, Field, FleetSummary, HistSample, PollFailure, PollRecord, PollResult,
@@ -1447,12 +1447,7 @@ fn every_cutoff_at(secs: i64) -> RetentionCutoffs {
 /// Runs fixture SQL on the writer.
 async fn execute(store: &Store, statements: &[&'static str]) {
     for statement in statements {
-        with_pool!(store, writer, |pool, dialect| {
-            sqlx::query(dialect.sql(statement))
-                .execute(pool)
-                .await
-                .unwrap_or_else(|error| panic!("{statement}: {error}"));
-        });
+        test_db::execute(store, *statement).await;
     }
 }
 
@@ -1792,5 +1787,193 @@ store_tests! {
         let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
         assert_eq!(all.len(), 200, "every row taken once");
         assert_eq!(distinct.len(), 200, "no row taken twice");
+    }
+}
+
+/// `count` targets `fleet-00`, `fleet-01`, …, stored, and an engine over them whose one
+/// rule fires for every fleet at its first poll, so each evaluation writes an alert and a
+/// notification mark.
+async fn many_fleets(store: &Store, count: usize) -> (Vec<String>, crate::rules::Engine) {
+    use crate::rules::{Engine, RuleSet, TargetInfo, TargetVars, identifiers};
+    let names: Vec<String> = (0..count)
+        .map(|index| format!("fleet-{index:02}"))
+        .collect();
+    let specs: Vec<TargetSpec> = names
+        .iter()
+        .zip(100..)
+        .map(|(name, vast_id)| target(name, TargetKind::Endpoint, vast_id))
+        .collect();
+    store.sync_targets(&specs).await.expect("targets stored");
+    let mut rules = RuleSet::empty();
+    let vars: Vec<TargetVars> = names
+        .iter()
+        .map(|name| TargetVars {
+            name: name.clone(),
+            vars: Default::default(),
+        })
+        .collect();
+    rules
+        .parse_into(
+            std::path::Path::new("parts.yaml"),
+            "rules:\n  - alert: Busy\n    scope: fleet\n    expr: workers > 0\n",
+            &identifiers(),
+            &vars,
+            true,
+        )
+        .expect("rule parses");
+    let infos = names
+        .iter()
+        .zip(100..)
+        .map(|(name, vast_id)| TargetInfo {
+            name: name.clone(),
+            kind: TargetKind::Endpoint,
+            vast_id,
+            labels: Default::default(),
+            vars: Default::default(),
+            scaling: Default::default(),
+        })
+        .collect();
+    let engine = Engine::new(
+        std::sync::Arc::new(rules),
+        &identifiers(),
+        infos,
+        3,
+        Duration::from_secs(10),
+    );
+    (names, engine)
+}
+
+/// One poll per fleet at `secs`, `workers` workers each, with its evaluation.
+fn evaluated_tick(
+    engine: &mut crate::rules::Engine,
+    names: &[String],
+    secs: i64,
+    workers: i64,
+) -> (Vec<PollRecord>, Vec<crate::rules::Evaluation>) {
+    let records: Vec<PollRecord> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let first = index as i64 * 10_000;
+            let fleet = (first..first + workers)
+                .map(|id| worker(id, "running"))
+                .collect();
+            snapshot(name, secs, fleet)
+        })
+        .collect();
+    let evaluations = records
+        .iter()
+        .map(|record| engine.evaluate(record))
+        .collect();
+    (records, evaluations)
+}
+
+store_tests! {
+    async fn a_large_batch_written_in_parts_stores_every_poll_and_evaluation_once_in_order(
+        db: TestDb
+    ) {
+        let fixture = fixture(&db).await;
+        let store = &fixture.store;
+        let (names, mut engine) = many_fleets(store, 40).await;
+        // 40 × 600 = 24,000 samples: two parts on PostgreSQL, one transaction on SQLite.
+        let (records, evaluations) = evaluated_tick(&mut engine, &names, 1_000, 600);
+        assert!(evaluations.iter().all(|evaluation| !evaluation.changes.is_empty()));
+
+        let parts = store
+            .record_evaluated_polls_in_parts(&records, &evaluations)
+            .await;
+
+        let expected_parts = if fixture.database.sqlite_path().is_some() { 1 } else { 2 };
+        assert_eq!(parts.len(), expected_parts);
+        let mut next = 0;
+        for part in &parts {
+            assert_eq!(part.records.start, next, "parts are consecutive");
+            assert!(!part.records.is_empty());
+            assert!(part.result.is_ok(), "{:?}", part.result);
+            next = part.records.end;
+        }
+        assert_eq!(next, records.len(), "the parts cover the batch");
+        assert_eq!(count(store, "SELECT count(*) FROM polls").await, 40);
+        assert_eq!(count(store, "SELECT count(*) FROM fleet_totals").await, 40);
+        assert_eq!(count(store, "SELECT count(*) FROM worker_samples").await, 24_000);
+        assert_eq!(
+            count(store, "SELECT count(*) FROM (SELECT DISTINCT poll_id, worker_id \
+                          FROM worker_samples) AS distinct_rows").await,
+            24_000
+        );
+        assert_eq!(count(store, "SELECT count(*) FROM alerts").await, 40);
+        assert_eq!(count(store, "SELECT count(*) FROM notification_marks").await, 40);
+        // Poll ids and notification marks rise in batch order, as one transaction's would.
+        let polls = store.latest_polls().await.expect("latest polls");
+        let mut ids: Vec<(String, i64)> = polls
+            .iter()
+            .map(|poll| (poll.target.clone(), poll.id))
+            .collect();
+        ids.sort();
+        assert!(ids.windows(2).all(|pair| pair[0].1 < pair[1].1), "{ids:?}");
+        let marks = store.notification_marks(0, 100).await.expect("marks");
+        let marked: Vec<&str> = marks
+            .iter()
+            .map(|(_, alert)| alert.labels.get("target").expect("a target label").as_str())
+            .collect();
+        let in_order: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(marked, in_order);
+    }
+
+    async fn a_part_that_fails_is_stored_not_at_all_and_the_other_parts_stay_stored(
+        db: TestDb
+    ) {
+        let fixture = fixture(&db).await;
+        let store = &fixture.store;
+        let (names, mut engine) = many_fleets(store, 40).await;
+        let (records, evaluations) = evaluated_tick(&mut engine, &names, 1_000, 600);
+        // The server refuses the samples of the batch's last fleet.
+        let refused = count(store, "SELECT id FROM targets WHERE name = 'fleet-39'").await;
+        let sqlite = fixture.database.sqlite_path().is_some();
+        if sqlite {
+            test_db::execute(store, format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON worker_samples \
+                 WHEN NEW.target_id = {refused} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )).await;
+        } else {
+            test_db::execute(store, format!(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.target_id = {refused} THEN RAISE EXCEPTION 'refused'; END IF; \
+                 RETURN NEW; END $$"
+            )).await;
+            test_db::execute(store, "CREATE TRIGGER refuse BEFORE INSERT ON worker_samples \
+                            FOR EACH ROW EXECUTE FUNCTION refuse()").await;
+        }
+
+        let parts = store
+            .record_evaluated_polls_in_parts(&records, &evaluations)
+            .await;
+
+        let failed: Vec<_> = parts.iter().filter(|part| part.result.is_err()).collect();
+        assert_eq!(failed.len(), 1, "only the part holding fleet-39 fails");
+        let failed = failed[0].records.clone();
+        assert!(failed.contains(&39));
+        let stored = 40 - failed.len() as i64;
+        if sqlite {
+            assert_eq!(stored, 0, "SQLite writes a batch in one transaction");
+        } else {
+            assert_eq!(stored, 20, "the first of two parts is stored");
+        }
+        assert_eq!(count(store, "SELECT count(*) FROM polls").await, stored);
+        assert_eq!(count(store, "SELECT count(*) FROM fleet_totals").await, stored);
+        assert_eq!(count(store, "SELECT count(*) FROM worker_samples").await, stored * 600);
+        assert_eq!(count(store, "SELECT count(*) FROM alerts").await, stored);
+        assert_eq!(count(store, "SELECT count(*) FROM notification_marks").await, stored);
+
+        // Retried once the server takes them, the failed part's polls are stored once.
+        test_db::execute(store, "DROP TRIGGER refuse".to_string() + if sqlite { "" } else { " ON worker_samples" }).await;
+        let retry = store
+            .record_evaluated_polls_in_parts(&records[failed.clone()], &evaluations[failed])
+            .await;
+        assert!(retry.iter().all(|part| part.result.is_ok()));
+        assert_eq!(count(store, "SELECT count(*) FROM polls").await, 40);
+        assert_eq!(count(store, "SELECT count(*) FROM worker_samples").await, 24_000);
+        assert_eq!(count(store, "SELECT count(*) FROM alerts").await, 40);
+        assert_eq!(count(store, "SELECT count(*) FROM notification_marks").await, 40);
     }
 }

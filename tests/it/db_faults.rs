@@ -16,8 +16,6 @@ use sqlx::{ConnectOptions, Connection, Executor};
 use tempfile::TempDir;
 use tokio::sync::watch;
 use vastwatch::clock::Clock;
-use vastwatch::config::Config;
-use vastwatch::daemon::{Daemon, load_rules};
 use vastwatch::sim::RunningSimulator;
 
 use crate::alerts::transitions;
@@ -436,11 +434,7 @@ async fn polls_that_waited_are_evaluated_in_order_at_their_own_times() {
     let simulator = start_simulator(scenario, &clock, TEST_KEY).await;
     let rules = "rules:\n  - alert: Up\n    scope: fleet\n    expr: workers > 0\n    for: 20s\n";
     let path = write_config_with_rules(dir.path(), &simulator.base_url(), rules, "");
-    let config = Config::load(&path, &test_env()).expect("config");
-    let rules = load_rules(&config).expect("rules");
-    let daemon = Daemon::start(config, rules, clock.clone())
-        .await
-        .expect("daemon starts");
+    let daemon = start_daemon(&path, &test_env(), &clock).await;
     let (_stopping, stop) = watch::channel(false);
     let tick = |second: u64| {
         clock.set(at(secs(second)));

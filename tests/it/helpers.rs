@@ -105,6 +105,16 @@ pub fn write_config_with_rules(dir: &Path, base_url: &str, rules: &str, extra: &
     )
 }
 
+/// Loads the config at `path` (reading `env` for its variables) and its rule files, and
+/// starts a daemon on `clock`.
+pub async fn start_daemon(path: &Path, env: &BTreeMap<String, String>, clock: &Clock) -> Daemon {
+    let config = Config::load(path, env).expect("config");
+    let rules = vastwatch::daemon::load_rules(&config).expect("rules");
+    Daemon::start(config, rules, clock.clone())
+        .await
+        .expect("daemon starts")
+}
+
 pub fn test_env() -> BTreeMap<String, String> {
     BTreeMap::from([("TEST_VAST_KEY".to_string(), TEST_KEY.to_string())])
 }

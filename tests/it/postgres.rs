@@ -232,3 +232,156 @@ fn a_database_password_appears_in_no_error() {
 
     assert_hidden(FAKE_PASSWORD, &transcript);
 }
+
+/// In process, on a manual clock, against PostgreSQL: a batch large enough to be written
+/// in two transactions at once (two fleets of 12,000 workers, stored together after an
+/// outage) where the server refuses one fleet's samples. The other fleet's part is stored
+/// and its alert committed; the refused poll waits in memory and is evaluated and stored
+/// once, in order, when the server takes it, so no poll and no transition is stored twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_written_in_parts_keeps_the_parts_that_succeed_and_retries_the_rest() {
+    use tokio::sync::watch;
+
+    let Some(schema) = schema().await else {
+        return;
+    };
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let clock = Clock::manual(T0);
+    let fleet = |endpoint: u32| {
+        let first = endpoint * 100_000;
+        let workers: Vec<String> = (first..first + 12_000)
+            .map(|id| format!("{{id: {id}, perf: 100}}"))
+            .collect();
+        let workers = workers.join(", ");
+        format!("  - endpoint: {endpoint}\n    load: 10\n    workers: [{workers}]\n")
+    };
+    let scenario = format!("name: parts\nfleets:\n{}{}", fleet(1), fleet(2));
+    let simulator = start_simulator(&scenario, &clock, TEST_KEY).await;
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules:\n  - alert: Up\n    scope: fleet\n    expr: workers > 0\n",
+    )
+    .expect("rules file");
+    let path = write_config(
+        dir.path(),
+        &simulator.base_url(),
+        "",
+        "  - name: a\n    endpoint: 1\n  - name: b\n    endpoint: 2\n",
+        "rules: [rules.yaml]\n",
+    );
+    let yaml = std::fs::read_to_string(&path).expect("config");
+    let yaml = yaml.replace(
+        "database: vastwatch.db\n",
+        "database_env: VASTWATCH_DATABASE_URL\n",
+    );
+    std::fs::write(&path, yaml).expect("config");
+    let mut env = test_env();
+    env.insert("VASTWATCH_DATABASE_URL".to_string(), schema.url.clone());
+    let daemon = start_daemon(&path, &env, &clock).await;
+    let (_stopping, stop) = watch::channel(false);
+    let tick = |second: u64| {
+        clock.set(at(secs(second)));
+        daemon.tick_once(at(secs(second)), &stop)
+    };
+    let refuse = |condition: String| {
+        let tables = schema.tables.clone();
+        async move {
+            for statement in [
+                "DROP TRIGGER IF EXISTS refuse ON worker_samples".to_string(),
+                format!(
+                    "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                     BEGIN IF {condition} THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
+                ),
+                "CREATE TRIGGER refuse BEFORE INSERT ON worker_samples \
+                 FOR EACH ROW EXECUTE FUNCTION refuse()"
+                    .to_string(),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&tables)
+                    .await
+                    .expect("trigger");
+            }
+        }
+    };
+    // An outage: both fleets' first polls wait in memory.
+    refuse("true".to_string()).await;
+    let report = tick(0).await;
+    assert!(report.stored.is_empty());
+    assert_eq!(daemon.store().health().backlog().len(), 2);
+
+    // Only fleet b's samples are refused: the waiting polls of a and b go in one batch of
+    // 24,000 samples, written in two parts; a's is stored, b's waits again.
+    let b = schema
+        .scalar("SELECT id FROM targets WHERE name = 'b'")
+        .await;
+    refuse(format!("NEW.target_id = {b}")).await;
+    let report = tick(10).await;
+    let stored: Vec<(String, i64)> = report
+        .stored
+        .iter()
+        .map(|poll| (poll.target.clone(), poll.started_at.unix_millis()))
+        .collect();
+    assert!(
+        stored.contains(&("a".to_string(), at(secs(0)).unix_millis())),
+        "{stored:?}"
+    );
+    assert!(stored.iter().all(|(target, _)| target == "a"), "{stored:?}");
+    assert!(report.unstored.iter().any(|poll| poll.target == "b"));
+    assert_eq!(
+        schema
+            .scalar("SELECT count(*) FROM alerts WHERE target = 'a'")
+            .await,
+        1
+    );
+    assert_eq!(
+        schema
+            .scalar("SELECT count(*) FROM alerts WHERE target = 'b'")
+            .await,
+        0
+    );
+
+    // The server takes everything again: b's polls are stored oldest first, once each.
+    sqlx::query("DROP TRIGGER refuse ON worker_samples")
+        .execute(&schema.tables)
+        .await
+        .expect("drop trigger");
+    for second in [20, 30] {
+        tick(second).await;
+    }
+    assert!(daemon.store().health().backlog().is_empty());
+    for target in ["a", "b"] {
+        let times: Vec<f64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT p.started_at FROM polls AS p JOIN targets AS t ON t.id = p.target_id \
+             WHERE t.name = '{target}' ORDER BY p.id"
+        )))
+        .fetch_all(&schema.tables)
+        .await
+        .expect("polls");
+        let expected: Vec<f64> = [0, 10, 20, 30]
+            .iter()
+            .map(|second| at(secs(*second)).unix_secs_f64())
+            .collect();
+        assert_eq!(times, expected, "fleet {target}: every poll once, in order");
+    }
+    assert_eq!(
+        schema.scalar("SELECT count(*) FROM worker_samples").await,
+        8 * 12_000
+    );
+    // Each fleet's alert fired once, at its first poll.
+    let events: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT a.target, e.at FROM alert_events AS e JOIN alerts AS a \
+         ON a.fingerprint = e.fingerprint ORDER BY a.target, e.id",
+    )
+    .fetch_all(&schema.tables)
+    .await
+    .expect("alert events");
+    let first = at(secs(0)).unix_secs_f64();
+    assert_eq!(
+        events,
+        [("a".to_string(), first), ("b".to_string(), first)],
+        "one transition per fleet"
+    );
+    vastwatch::daemon::close_store(daemon.store()).await;
+    drop(simulator);
+    schema.drop().await;
+}
