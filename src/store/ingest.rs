@@ -1,9 +1,11 @@
 //! Writing: target upserts and the batched ingest of poll records.
 //!
-//! A tick's polls are stored in one transaction: on SQLite with a handful of multi-row
+//! A batch of polls is stored in one transaction: on SQLite with a handful of multi-row
 //! INSERTs per table (see [`super::batch`]), on PostgreSQL with one COPY per table (see
 //! [`super::ingest_postgres`]). Poll ids are assigned first, so the samples of every poll
-//! can go in the same batches without a round trip per poll.
+//! can go in the same batches without a round trip per poll. On PostgreSQL a large batch
+//! may instead be written as a few parts at once, one transaction each
+//! ([`Store::record_evaluated_polls_in_parts`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
