@@ -591,6 +591,8 @@ impl Daemon {
             match part.result {
                 Ok(()) => stored.push((part_records, part_evaluations)),
                 Err(store_error) => {
+                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.store_write_failed();
                     let mut engine = self.engine();
                     for evaluation in part_evaluations {
                         engine.discard(evaluation);
@@ -621,8 +623,6 @@ impl Daemon {
         let Some(store_error) = failure else {
             return Ok(());
         };
-        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-        self.metrics.store_write_failed();
         if health.write_failed(&store_error) {
             error!(
                 error = %store_error,

@@ -500,6 +500,9 @@ async fn a_poll_no_retry_could_store_is_dropped_rather_than_held() {
     other.close().await.expect("close");
     let report = app.tick_at(secs(0)).await;
     assert_eq!(report.unstored.len(), 1);
+    // Dropped, but still a failed write in the statistics.
+    let errors = &app.daemon.stats().store_errors;
+    assert_eq!(errors.load(std::sync::atomic::Ordering::Relaxed), 1);
     let health = app.daemon.store().health();
     assert!(health.is_up());
     assert!(health.backlog().is_empty());
