@@ -231,9 +231,27 @@ impl Store {
     async fn history(
         &self,
         operation: &'static str,
+        queries: (&'static str, &'static str),
+        filter: &HistoryFilter,
+        first: Option<i64>,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let mut rows = self
+            .filtered_rows(operation, queries, filter, first, None)
+            .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Runs the `(for_target, for_all)` query the filter calls for, binding in order:
+    /// `first` if any, the filter's target id if it names one, its time range, the cursor
+    /// (time, id) if the query pages, and the limit.
+    pub(super) async fn filtered_rows(
+        &self,
+        operation: &'static str,
         (for_target, for_all): (&'static str, &'static str),
         filter: &HistoryFilter,
         first: Option<i64>,
+        cursor: Option<(f64, i64)>,
     ) -> Result<Vec<AnyRow>, StoreError> {
         let target_id = match &filter.target {
             Some(name) => Some(self.target_id(name, operation).await?),
@@ -243,10 +261,15 @@ impl Store {
             Some(_) => for_target,
             None => for_all,
         };
-        let mut rows: Vec<AnyRow> = with_pool!(self, readers, |pool, dialect| {
-            bind_present(sqlx::query(dialect.sql(sql)), [first, target_id])
+        Ok(with_pool!(self, readers, |pool, dialect| {
+            let query = bind_present(sqlx::query(dialect.sql(sql)), [first, target_id])
                 .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
-                .bind(filter.until.map_or(f64::MAX, Timestamp::unix_secs_f64))
+                .bind(filter.until.map_or(f64::MAX, Timestamp::unix_secs_f64));
+            let query = match cursor {
+                Some((at, id)) => query.bind(at).bind(id),
+                None => query,
+            };
+            query
                 .bind(filter.limit.map_or(-1, i64::from))
                 .fetch_all(pool)
                 .await
@@ -254,9 +277,7 @@ impl Store {
                 .into_iter()
                 .map(AnyRow::from)
                 .collect()
-        });
-        rows.reverse();
-        Ok(rows)
+        }))
     }
 
     pub(super) async fn target_id(

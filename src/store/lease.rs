@@ -435,6 +435,22 @@ mod tests {
         Timestamp::from_unix_millis(secs * 1000)
     }
 
+    /// Renews `lease` at each of `seconds`, `pause` of real time apart, until it leads;
+    /// whether it came to lead.
+    async fn renews_as_leader(
+        lease: &mut Lease,
+        seconds: std::ops::Range<i64>,
+        pause: Duration,
+    ) -> bool {
+        for second in seconds {
+            if lease.renew(at(second)).await.expect("renews") {
+                return true;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        false
+    }
+
     #[tokio::test]
     async fn one_replica_leads_and_another_takes_over_when_its_session_ends() {
         let Some((store, db)) = postgres_store().await else {
@@ -474,14 +490,7 @@ mod tests {
 
         // The leader process dies: its socket closes and the server frees the lock.
         drop(a);
-        let mut took_over = false;
-        for second in 5..60 {
-            if b.renew(at(second)).await.expect("b renews") {
-                took_over = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let took_over = renews_as_leader(&mut b, 5..60, Duration::from_millis(100)).await;
         assert!(took_over, "b takes over once a's session is gone");
         b.release().await;
         finish(store, db).await;
@@ -503,14 +512,7 @@ mod tests {
              WHERE application_name = 'vastwatch lease terminated-a'",
         )
         .await;
-        let mut b_leads = false;
-        for second in 2..60 {
-            b_leads = b.renew(at(second)).await.expect("b renews");
-            if b_leads {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let b_leads = renews_as_leader(&mut b, 2..60, Duration::from_millis(100)).await;
         assert!(b_leads, "b takes the freed lock");
         assert!(
             a.renew(at(61)).await.is_err(),
@@ -537,14 +539,7 @@ mod tests {
         assert!(a.renew(at(1)).await.expect("a renews"));
         // `a` hangs: it neither renews nor closes its connection. The server ends its idle
         // session after half the bound, which frees the lock.
-        let mut b_leads = false;
-        for second in 2..100 {
-            b_leads = b.renew(at(second)).await.expect("b renews");
-            if b_leads {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let b_leads = renews_as_leader(&mut b, 2..100, Duration::from_millis(200)).await;
         assert!(b_leads, "b takes over from the hung leader");
         assert!(a.renew(at(101)).await.is_err(), "a's session was ended");
         b.release().await;

@@ -4,7 +4,7 @@
 use sqlx::Executor;
 
 use super::Store;
-use super::backend::{AnyRow, Backend, StoreRow, bind_present, with_pool};
+use super::backend::{AnyRow, Backend, StoreRow, with_pool};
 use super::error::{StoreError, query_error};
 use super::history::{
     fleet_row, fleet_select, poll_row, rollup_only_where_expired, rollup_row, rollup_select,
@@ -126,34 +126,17 @@ impl Store {
     async fn page(
         &self,
         operation: &'static str,
-        (for_target, for_all): (&'static str, &'static str),
+        queries: (&'static str, &'static str),
         filter: &HistoryFilter,
         after: Option<HistoryCursor>,
         first: Option<i64>,
     ) -> Result<Vec<AnyRow>, StoreError> {
-        let target_id = match &filter.target {
-            Some(name) => Some(self.target_id(name, operation).await?),
-            None => None,
+        let cursor = match after {
+            Some(cursor) => (cursor.at.unix_secs_f64(), cursor.poll_id),
+            None => (f64::MIN, i64::MIN),
         };
-        let sql = if target_id.is_some() {
-            for_target
-        } else {
-            for_all
-        };
-        Ok(with_pool!(self, readers, |pool, dialect| {
-            bind_present(sqlx::query(dialect.sql(sql)), [first, target_id])
-                .bind(filter.since.map_or(f64::MIN, Timestamp::unix_secs_f64))
-                .bind(filter.until.map_or(f64::MAX, Timestamp::unix_secs_f64))
-                .bind(after.map_or(f64::MIN, |cursor| cursor.at.unix_secs_f64()))
-                .bind(after.map_or(i64::MIN, |cursor| cursor.poll_id))
-                .bind(filter.limit.map_or(-1, i64::from))
-                .fetch_all(pool)
-                .await
-                .map_err(query_error(operation))?
-                .into_iter()
-                .map(AnyRow::from)
-                .collect()
-        }))
+        self.filtered_rows(operation, queries, filter, first, Some(cursor))
+            .await
     }
 
     /// The latest poll attempt of every stored target that has one, by target name.
